@@ -1,0 +1,147 @@
+"""Frozen parameter objects for every offline stage.
+
+Each stage reads exactly one of these. They are built from a ``configs/*.toml`` section
+(see :func:`from_mapping`), printed in the training summary and saved into the model folder,
+so a model always says how it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration section is missing a key, has an unknown one, or a value of the wrong type."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LogParams:
+    """How to read a query log and cut it into sessions and splits.
+
+    ``format`` is ``"tsv"`` (a header row, one query per row with user and time) or ``"lines"``
+    (one query per line; consecutive lines are one user's consecutive queries, no times).
+    Split bounds are inclusive ``YYYY-MM-DD`` dates of the session start; logs without times
+    are split by position with ``untimed_fractions`` (train, valid, test).
+    """
+
+    format: str = "tsv"
+    user_column: str = "AnonID"
+    query_column: str = "Query"
+    time_column: str = "QueryTime"
+    time_format: str = "%Y-%m-%d %H:%M:%S"
+    normalization: str = "aol"
+    session_gap_seconds: int = 1800
+    train: tuple[str, str] = ("2006-03-01", "2006-05-15")
+    valid: tuple[str, str] = ("2006-05-16", "2006-05-23")
+    test: tuple[str, str] = ("2006-05-24", "2006-05-31")
+    untimed_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)
+    max_query_chars: int = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class PrivacyParams:
+    """Which training queries may ever be suggested.
+
+    ``min_users``: a query must have been issued by at least this many distinct users.
+    ``blocklist``: path of a file with one word or ``re:`` regular expression per line; a label
+    containing a listed word (whole word, case-insensitive) or matching a pattern is dropped.
+    """
+
+    min_users: int = 2
+    blocklist: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureParams:
+    """Input features: the typed prefix and the previous query.
+
+    The prefix becomes character n-gram TF-IDF (``ngram_min``..``ngram_max``), each n-gram's count
+    weighted by ``1 / (1 + i) ** position_decay`` for the i-th n-gram of its word. The previous
+    query becomes word TF-IDF (unigrams and bigrams). Each block is L2-normalized, then scaled by
+    its weight.
+    """
+
+    ngram_min: int = 1
+    ngram_max: int = 3
+    position_decay: float = 1.0
+    prefix_weight: float = 1.0
+    previous_weight: float = 1.0
+    previous_ngram_max: int = 2
+    min_df: int = 1
+    max_features: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TreeParams:
+    """Hybrid label tree: ``trie_depth`` trie layers, then balanced spherical k-means.
+
+    ``trie_depth = 0`` is a pure k-means tree; a depth larger than every label a pure trie.
+    ``pifa_weight`` mixes the mean input feature of a label's training examples into the
+    label embedding (0 = label text only).
+    """
+
+    trie_depth: int = 1
+    branching: int = 2
+    max_leaf_size: int = 100
+    kmeans_iterations: int = 20
+    pifa_weight: float = 0.0
+    random_state: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainParams:
+    """Per-node linear scorers: L2-regularized squared hinge by dual coordinate descent."""
+
+    cp: float = 1.0
+    cn: float = 1.0
+    bias: float = 1.0
+    max_iter: int = 20
+    tol: float = 0.1
+    threshold: float = 0.1
+
+
+def from_mapping(cls: type[T], section: Mapping[str, Any] | None, name: str) -> T:
+    """Build the frozen dataclass ``cls`` from a TOML section, refusing unknown keys.
+
+    Lists become tuples; ints are accepted where floats are expected.
+    """
+    section = dict(section or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(section) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"[{name}] has unknown key(s) {unknown}; known keys are {sorted(fields)}"
+        )
+    values: dict[str, Any] = {}
+    for key, raw in section.items():
+        default = getattr(cls(), key)
+        values[key] = _coerce(raw, default, f"{name}.{key}")
+    return cls(**values)
+
+
+def _coerce(raw: Any, default: Any, where: str) -> Any:
+    if isinstance(default, tuple):
+        if not isinstance(raw, (list, tuple)) or len(raw) != len(default):
+            raise ConfigError(f"{where} must be a list of {len(default)} values, got {raw!r}")
+        return tuple(_coerce(r, d, where) for r, d in zip(raw, default))
+    if isinstance(default, bool):
+        if not isinstance(raw, bool):
+            raise ConfigError(f"{where} must be true or false, got {raw!r}")
+        return raw
+    if isinstance(default, float):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {raw!r}")
+        return float(raw)
+    if isinstance(default, int):
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise ConfigError(f"{where} must be a whole number, got {raw!r}")
+        return raw
+    if isinstance(default, str):
+        if not isinstance(raw, str):
+            raise ConfigError(f"{where} must be a string, got {raw!r}")
+        return raw
+    return raw
