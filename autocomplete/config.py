@@ -8,6 +8,7 @@ an unknown table or key is an error. ``--set section.key=value`` overrides one v
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -113,3 +114,125 @@ def train_config_from_mapping(data: Mapping[str, Any]) -> TrainConfig:
     if model not in ("xmr", "mpc"):
         raise ConfigError(f"model must be 'xmr' or 'mpc', got {model!r}")
     return TrainConfig(model=model, **sections)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeConfig:
+    """``autocomplete serve``: the ``[serve]`` table, then ``AUTOCOMPLETE_<KEY>`` environment variables.
+
+    Sessions live in Redis when ``redis_url`` is set, in process memory otherwise. Every session
+    store call is bounded by ``store_timeout_seconds``; after a failure the store is skipped for
+    ``store_retry_seconds`` (inputs are answered without context) and then tried again.
+    """
+
+    k: int = 10
+    max_k: int = 20
+    context_queries: int = 1
+    history_length: int = 10
+    session_ttl_seconds: int = 1800
+    memory_max_sessions: int = 100_000
+    redis_url: str = ""
+    redis_prefix: str = "autocomplete:"
+    redis_socket_timeout: float = 0.05
+    redis_connect_timeout: float = 0.05
+    redis_max_connections: int = 64
+    redis_retries: int = 1
+    store_timeout_seconds: float = 0.02
+    store_retry_seconds: float = 1.0
+    store_log_interval_seconds: float = 60.0
+    allowed_origins: tuple[str, ...] = ()
+    max_frame_bytes: int = 4096
+    max_prefix_chars: int = 100
+    max_query_chars: int = 200
+    max_inputs_per_second: float = 40.0
+    idle_timeout_seconds: float = 300.0
+    cookie_name: str = "ac_session"
+    cookie_secure: bool = False
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        positive = ("k", "max_k", "history_length", "session_ttl_seconds", "memory_max_sessions",
+                    "redis_max_connections", "max_frame_bytes", "max_prefix_chars", "max_query_chars",
+                    "max_inputs_per_second", "idle_timeout_seconds", "store_timeout_seconds")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"serve.{name} must be positive, got {getattr(self, name)!r}")
+        if not 0 <= self.context_queries <= self.history_length:
+            raise ConfigError(
+                f"serve.context_queries must be between 0 and history_length ({self.history_length}),"
+                f" got {self.context_queries}"
+            )
+        if self.k > self.max_k:
+            raise ConfigError(f"serve.k ({self.k}) must not exceed serve.max_k ({self.max_k})")
+        if self.log_level not in ("critical", "error", "warning", "info", "debug"):
+            raise ConfigError(f"serve.log_level must be one of critical/error/warning/info/debug, "
+                              f"got {self.log_level!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SERVE_ENV_PREFIX = "AUTOCOMPLETE_"
+
+
+def load_serve_config(
+    path: str | Path | None,
+    overrides: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> ServeConfig:
+    """The ``[serve]`` table of ``path`` (other tables are ignored), ``serve.key=value`` overrides,
+    then ``AUTOCOMPLETE_<KEY>`` environment variables (``AUTOCOMPLETE_REDIS_URL=...``; lists are
+    comma-separated). Unknown keys and malformed values raise :class:`ConfigError`."""
+    section = dict(read_toml(path, overrides).get("serve", {}))
+    fields = {f.name: f for f in dataclasses.fields(ServeConfig)}
+    unknown = sorted(set(section) - set(fields))
+    if unknown:
+        raise ConfigError(f"[serve] has unknown key(s) {unknown}; known keys are {sorted(fields)}")
+    defaults = ServeConfig()
+    values = {key: _coerce_serve(raw, getattr(defaults, key), f"serve.{key}") for key, raw in section.items()}
+    env = os.environ if environ is None else environ
+    for key in fields:
+        name = SERVE_ENV_PREFIX + key.upper()
+        if name in env:
+            values[key] = _parse_env(env[name], getattr(defaults, key), name)
+    return ServeConfig(**values)
+
+
+def _coerce_serve(raw: Any, default: Any, where: str) -> Any:
+    if isinstance(default, tuple):
+        if not isinstance(raw, (list, tuple)) or not all(isinstance(v, str) for v in raw):
+            raise ConfigError(f"{where} must be a list of strings, got {raw!r}")
+        return tuple(raw)
+    if isinstance(default, bool):
+        ok = isinstance(raw, bool)
+    elif isinstance(default, float):
+        ok = isinstance(raw, (int, float)) and not isinstance(raw, bool)
+        raw = float(raw) if ok else raw
+    elif isinstance(default, int):
+        ok = isinstance(raw, int) and not isinstance(raw, bool)
+    else:
+        ok = isinstance(raw, str)
+    if not ok:
+        raise ConfigError(f"{where} must be of type {type(default).__name__}, got {raw!r}")
+    return raw
+
+
+def _parse_env(text: str, default: Any, name: str) -> Any:
+    text = text.strip()
+    try:
+        if isinstance(default, tuple):
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        if isinstance(default, bool):
+            lowered = text.lower()
+            if lowered not in ("1", "true", "yes", "0", "false", "no"):
+                raise ValueError(text)
+            return lowered in ("1", "true", "yes")
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, int):
+            return int(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"environment variable {name}={text!r} is not a valid {type(default).__name__}"
+        ) from exc
+    return text
