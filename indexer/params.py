@@ -25,7 +25,8 @@ class LogParams:
     ``format`` is ``"tsv"`` (a header row, one query per row with user and time) or ``"lines"``
     (one query per line; consecutive lines are one user's consecutive queries, no times).
     Split bounds are inclusive ``YYYY-MM-DD`` dates of the session start; logs without times
-    are split by position with ``untimed_fractions`` (train, valid, test).
+    are split by position with ``untimed_fractions`` (train, valid, test). ``max_query_chars``
+    drops longer queries (0 keeps all).
     """
 
     format: str = "tsv"
@@ -39,7 +40,7 @@ class LogParams:
     valid: tuple[str, str] = ("2006-05-16", "2006-05-23")
     test: tuple[str, str] = ("2006-05-24", "2006-05-31")
     untimed_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)
-    max_query_chars: int = 200
+    max_query_chars: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

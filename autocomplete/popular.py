@@ -1,0 +1,137 @@
+"""Most-popular completion (MPC): the baseline, and the model's fallback.
+
+The k most frequent training labels that start with the typed prefix, ties broken by the label
+text in ascending order. Labels are sorted, so the candidates of a prefix are one id range; a
+sparse table over that order answers "most popular id in a range" in O(1), and the top k come
+from repeatedly splitting the range around the best id: microseconds whatever the prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from autocomplete.completer import Completion
+from indexer.labels import LabelSet, encode, prefix_range
+from indexer.modelio import ModelFileError, load_array, read_params, save_params
+from indexer.normalize import get_normalizer, normalize_prefix
+
+
+@numba.njit(cache=True)
+def _better(counts: np.ndarray, a: int, b: int) -> bool:
+    return counts[a] > counts[b] or (counts[a] == counts[b] and a < b)
+
+
+@numba.njit(cache=True)
+def build_sparse_table(counts: np.ndarray) -> np.ndarray:
+    """``table[l, i]`` = the most popular id in ``[i, i + 2**l)`` (higher count, then lower id)."""
+    n = counts.shape[0]
+    levels = 1
+    while (1 << levels) <= n:
+        levels += 1
+    table = np.empty((levels, max(n, 1)), dtype=np.int32)
+    for i in range(n):
+        table[0, i] = i
+    for lvl in range(1, levels):
+        half = 1 << (lvl - 1)
+        for i in range(n - (1 << lvl) + 1):
+            a = table[lvl - 1, i]
+            b = table[lvl - 1, i + half]
+            table[lvl, i] = a if _better(counts, a, b) else b
+    return table
+
+
+@numba.njit(cache=True)
+def _range_best(table: np.ndarray, counts: np.ndarray, lo: int, hi: int) -> int:
+    lvl = 0
+    while (1 << (lvl + 1)) <= hi - lo:
+        lvl += 1
+    a = table[lvl, lo]
+    b = table[lvl, hi - (1 << lvl)]
+    return a if _better(counts, a, b) else b
+
+
+@numba.njit(cache=True)
+def top_k_in_range(table: np.ndarray, counts: np.ndarray, lo: int, hi: int, k: int) -> np.ndarray:
+    """The ``k`` most popular ids in ``[lo, hi)``, best first."""
+    out = np.empty(min(k, max(hi - lo, 0)), dtype=np.int32)
+    # candidate intervals, each with its best id; at most one new interval per step survives in pairs
+    starts = np.empty(2 * k + 1, dtype=np.int64)
+    ends = np.empty(2 * k + 1, dtype=np.int64)
+    bests = np.empty(2 * k + 1, dtype=np.int64)
+    m = 0
+    if hi > lo:
+        starts[0], ends[0], bests[0] = lo, hi, _range_best(table, counts, lo, hi)
+        m = 1
+    for r in range(out.shape[0]):
+        pick = 0
+        for j in range(1, m):
+            if _better(counts, bests[j], bests[pick]):
+                pick = j
+        best, s, e = bests[pick], starts[pick], ends[pick]
+        out[r] = best
+        m -= 1
+        starts[pick], ends[pick], bests[pick] = starts[m], ends[m], bests[m]
+        if s < best:
+            starts[m], ends[m], bests[m] = s, best, _range_best(table, counts, s, best)
+            m += 1
+        if best + 1 < e:
+            starts[m], ends[m], bests[m] = best + 1, e, _range_best(table, counts, best + 1, e)
+            m += 1
+    return out
+
+
+class PopularCompleter:
+    """Most-popular completion over a :class:`~indexer.labels.LabelSet`.
+
+    Parameters
+    ----------
+    labels : LabelSet
+        Labels with their training counts.
+    normalization : str
+        The scheme the labels were normalized with; typed prefixes get the same.
+    """
+
+    kind = "mpc"
+
+    def __init__(self, labels: LabelSet, normalization: str, table: np.ndarray | None = None) -> None:
+        get_normalizer(normalization)
+        self.labels = labels
+        self.normalization = normalization
+        self.table = build_sparse_table(np.asarray(labels.counts)) if table is None else table
+        self._total = float(max(int(np.sum(labels.counts)), 1))
+
+    def normalize_prefix(self, prefix: str) -> str:
+        return normalize_prefix(prefix, self.normalization)
+
+    def top_ids(self, normalized_prefix: str, k: int) -> np.ndarray:
+        """Label ids of the ``k`` most popular labels starting with an already normalized prefix."""
+        lo, hi = prefix_range(self.labels.indptr, self.labels.chars, encode(normalized_prefix))
+        return top_k_in_range(self.table, self.labels.counts, lo, hi, k)
+
+    def complete(self, prefix: str, previous: Sequence[str] = (), k: int = 10) -> list[Completion]:
+        ids = self.top_ids(self.normalize_prefix(prefix), k)
+        counts = self.labels.counts
+        return [Completion(self.labels.text(i), float(counts[i]) / self._total, "popular") for i in ids]
+
+    def warm_up(self) -> None:
+        self.complete("a", (), 10)
+        self.complete("", (), 10)
+
+    def save(self, folder: str | Path, summary: dict | None = None) -> None:
+        folder = Path(folder)
+        self.labels.save(folder)
+        np.save(folder / "popular_table.npy", self.table)
+        save_params(folder, self.kind, {"normalization": self.normalization}, summary)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> PopularCompleter:
+        params = read_params(folder, kind=None)["params"]
+        labels = LabelSet.load(folder)
+        table = load_array(Path(folder) / "popular_table.npy")
+        if table.ndim != 2 or (len(labels) and table.shape[1] != len(labels)):
+            raise ModelFileError(f"{Path(folder) / 'popular_table.npy'} does not match the labels: rebuild the model.")
+        return cls(labels, params["normalization"], table)
