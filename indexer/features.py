@@ -44,7 +44,9 @@ class _TfidfBlock(BaseEstimator):
 
     def _check_params(self) -> None:
         if not isinstance(self.min_df, int) or self.min_df < 1:
-            raise ValueError(f"{type(self).__name__}: min_df must be a whole number >= 1, got {self.min_df!r}")
+            raise ValueError(
+                f"{type(self).__name__}: min_df must be a whole number >= 1, got {self.min_df!r}"
+            )
         if not isinstance(self.max_features, int) or self.max_features < 0:
             raise ValueError(
                 f"{type(self).__name__}: max_features must be a whole number >= 0 (0 = no cap), "
@@ -126,7 +128,8 @@ class _TfidfBlock(BaseEstimator):
             self = cls(**body["params"])
         except (KeyError, TypeError) as exc:
             raise ModelFileError(
-                f"{folder / 'params.json'} does not hold {cls.__name__} parameters ({exc}): rebuild the model."
+                f"{folder / 'params.json'} does not hold {cls.__name__} parameters ({exc}): "
+                "rebuild the model."
             ) from exc
         self._check_params()
         self._prepare()
@@ -158,7 +161,11 @@ def _rows(vector: Any, texts: list[str], n_features: int) -> sp.csr_matrix:
         data.extend(val)
         indptr.append(len(indices))
     unique = sp.csr_matrix(
-        (np.array(data, dtype=np.float32), np.array(indices, dtype=np.int32), np.array(indptr, dtype=np.int64)),
+        (
+            np.array(data, dtype=np.float32),
+            np.array(indices, dtype=np.int32),
+            np.array(indptr, dtype=np.int64),
+        ),
         shape=(len(position), n_features),
     )
     out = unique[inverse]
@@ -206,15 +213,19 @@ class PrefixNgramVectorizer(_TfidfBlock):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if not isinstance(self.ngram_min, int) or not isinstance(self.ngram_max, int) or not (
-            1 <= self.ngram_min <= self.ngram_max
+        if (
+            not isinstance(self.ngram_min, int)
+            or not isinstance(self.ngram_max, int)
+            or not (1 <= self.ngram_min <= self.ngram_max)
         ):
             raise ValueError(
                 "PrefixNgramVectorizer: need whole numbers 1 <= ngram_min <= ngram_max, "
                 f"got ngram_min={self.ngram_min!r}, ngram_max={self.ngram_max!r}"
             )
         if not isinstance(self.position_decay, (int, float)) or not self.position_decay >= 0:
-            raise ValueError(f"PrefixNgramVectorizer: position_decay must be >= 0, got {self.position_decay!r}")
+            raise ValueError(
+                f"PrefixNgramVectorizer: position_decay must be >= 0, got {self.position_decay!r}"
+            )
 
     def _prepare(self) -> None:
         self._weights = [(1.0 + i) ** -float(self.position_decay) for i in range(_WEIGHT_TABLE)]
@@ -268,7 +279,9 @@ class WordNgramVectorizer(_TfidfBlock):
     def _check_params(self) -> None:
         super()._check_params()
         if not isinstance(self.ngram_max, int) or self.ngram_max < 1:
-            raise ValueError(f"WordNgramVectorizer: ngram_max must be a whole number >= 1, got {self.ngram_max!r}")
+            raise ValueError(
+                f"WordNgramVectorizer: ngram_max must be a whole number >= 1, got {self.ngram_max!r}"
+            )
 
     def _terms(self, text: str) -> dict[str, float]:
         words = text.split()
@@ -377,7 +390,8 @@ class InputVectorizer(BaseEstimator):
         check_is_fitted(self)
         if len(prefixes) != len(previous):
             raise ValueError(
-                f"InputVectorizer.transform: got {len(prefixes)} prefixes and {len(previous)} previous queries"
+                f"InputVectorizer.transform: got {len(prefixes)} prefixes and {len(previous)} "
+                "previous queries; pass one previous query (or '') per prefix"
             )
         left = self.prefix_.transform(prefixes)
         right = self.previous_.transform(previous)
@@ -426,7 +440,8 @@ class InputVectorizer(BaseEstimator):
             self = cls(**body["params"])
         except (KeyError, TypeError) as exc:
             raise ModelFileError(
-                f"{folder / 'params.json'} does not hold InputVectorizer parameters ({exc}): rebuild the model."
+                f"{folder / 'params.json'} does not hold InputVectorizer parameters ({exc}): "
+                "rebuild the model."
             ) from exc
         self.prefix_ = PrefixNgramVectorizer.load(folder / "prefix", mmap=mmap)
         self.previous_ = WordNgramVectorizer.load(folder / "previous", mmap=mmap)

@@ -30,8 +30,24 @@ CORPUS = [
     "bank",
     "banana bread recipe",
 ]
-PREVIOUS = ["", "rock", "new york", "", "weather", "hotels in new york", "", "bank of america", "", "bank",
-            "rome", "", "東京", "bank", "", "bread"]
+PREVIOUS = [
+    "",
+    "rock",
+    "new york",
+    "",
+    "weather",
+    "hotels in new york",
+    "",
+    "bank of america",
+    "",
+    "bank",
+    "rome",
+    "",
+    "東京",
+    "bank",
+    "",
+    "bread",
+]
 
 
 def reference_prefix_counts(text: str, ngram_min: int, ngram_max: int, decay: float) -> dict[str, float]:
@@ -49,15 +65,18 @@ def reference_prefix_counts(text: str, ngram_min: int, ngram_max: int, decay: fl
     return counts
 
 
-def reference_prefix_tfidf(train: list[str], test: list[str], ngram_min: int, ngram_max: int, decay: float,
-                           min_df: int) -> tuple[list[str], np.ndarray]:
+def reference_prefix_tfidf(
+    train: list[str], test: list[str], ngram_min: int, ngram_max: int, decay: float, min_df: int
+) -> tuple[list[str], np.ndarray]:
     dv = DictVectorizer(sort=True)
     counts = dv.fit_transform([reference_prefix_counts(t, ngram_min, ngram_max, decay) for t in train])
     df = np.asarray((counts > 0).sum(axis=0)).ravel()
     keep = np.flatnonzero(df >= min_df)
     names = list(dv.get_feature_names_out()[keep])
     tfidf = TfidfTransformer(smooth_idf=True, norm="l2").fit(counts[:, keep])
-    test_counts = dv.transform([reference_prefix_counts(t, ngram_min, ngram_max, decay) for t in test])[:, keep]
+    test_counts = dv.transform([reference_prefix_counts(t, ngram_min, ngram_max, decay) for t in test])[
+        :, keep
+    ]
     return names, tfidf.transform(test_counts).toarray()
 
 
@@ -98,15 +117,20 @@ def test_max_features_keeps_the_most_frequent_ngrams():
 
 @pytest.mark.parametrize(("ngram_max", "min_df"), [(1, 1), (2, 1), (2, 2), (3, 1)])
 def test_word_vectorizer_matches_tfidf_vectorizer(ngram_max, min_df):
-    ref = TfidfVectorizer(tokenizer=str.split, token_pattern=None, lowercase=False,
-                          ngram_range=(1, ngram_max), min_df=min_df)
+    ref = TfidfVectorizer(
+        tokenizer=str.split, token_pattern=None, lowercase=False, ngram_range=(1, ngram_max), min_df=min_df
+    )
     expected_train = ref.fit_transform(PREVIOUS)
     vec = WordNgramVectorizer(ngram_max=ngram_max, min_df=min_df).fit(PREVIOUS)
     assert vec.terms_.tolist() == list(ref.get_feature_names_out())
     np.testing.assert_allclose(vec.idf_, ref.idf_, rtol=1e-12)
-    np.testing.assert_allclose(vec.transform(PREVIOUS).toarray(), expected_train.toarray(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        vec.transform(PREVIOUS).toarray(), expected_train.toarray(), rtol=1e-6, atol=1e-7
+    )
     test = ["new york hotels", "unknown words", "", "bank bank"]
-    np.testing.assert_allclose(vec.transform(test).toarray(), ref.transform(test).toarray(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        vec.transform(test).toarray(), ref.transform(test).toarray(), rtol=1e-6, atol=1e-7
+    )
 
 
 def fitted_input(**kwargs) -> InputVectorizer:
@@ -128,12 +152,26 @@ def test_input_vectorizer_joins_normalized_weighted_blocks():
 
 
 def test_from_params_takes_every_feature_parameter():
-    params = FeatureParams(ngram_min=2, ngram_max=4, position_decay=0.5, prefix_weight=3.0,
-                           previous_weight=0.25, previous_ngram_max=1, min_df=2, max_features=100)
+    params = FeatureParams(
+        ngram_min=2,
+        ngram_max=4,
+        position_decay=0.5,
+        prefix_weight=3.0,
+        previous_weight=0.25,
+        previous_ngram_max=1,
+        min_df=2,
+        max_features=100,
+    )
     vec = InputVectorizer.from_params(params)
     assert vec.get_params() == {
-        "ngram_min": 2, "ngram_max": 4, "position_decay": 0.5, "prefix_weight": 3.0, "previous_weight": 0.25,
-        "previous_ngram_max": 1, "min_df": 2, "max_features": 100,
+        "ngram_min": 2,
+        "ngram_max": 4,
+        "position_decay": 0.5,
+        "prefix_weight": 3.0,
+        "previous_weight": 0.25,
+        "previous_ngram_max": 1,
+        "min_df": 2,
+        "max_features": 100,
     }
 
 
@@ -171,7 +209,9 @@ def test_save_load_round_trip(tmp_path):
     a, b = FITTED.transform(prefixes, previous), loaded.transform(prefixes, previous)
     np.testing.assert_array_equal(a.indices, b.indices)
     np.testing.assert_array_equal(a.data, b.data)
-    np.testing.assert_array_equal(loaded.transform_one("rock m", "rock")[1], FITTED.transform_one("rock m", "rock")[1])
+    np.testing.assert_array_equal(
+        loaded.transform_one("rock m", "rock")[1], FITTED.transform_one("rock m", "rock")[1]
+    )
 
 
 @pytest.mark.parametrize("broken", ["missing-terms", "truncated-idf", "short-idf", "wrong-kind", "bad-param"])
