@@ -143,6 +143,7 @@ def _read_tsv(path: str | Path, params: LogParams, stats: LogStats, progress: bo
             f"{params.query_column!r}, {params.time_column!r} (set them in the [log] config)"
         ) from None
     width = len(header)
+    parse_time = _time_parser(params.time_format)
     for raw in lines:
         stats.rows += 1
         try:
@@ -156,11 +157,24 @@ def _read_tsv(path: str | Path, params: LogParams, stats: LogStats, progress: bo
             continue
         user, query, when = (fields[c] for c in cols)
         try:
-            timestamp = dt.datetime.strptime(when, params.time_format).replace(tzinfo=dt.UTC).timestamp()
+            timestamp = parse_time(when).replace(tzinfo=dt.UTC).timestamp()
         except ValueError:
             stats.malformed["bad_time"] += 1
             continue
         yield Row(user, query, timestamp)
+
+
+def _time_parser(time_format: str):  # type: ignore[no-untyped-def]
+    """strptime, or the much faster ISO parser when the format is the ISO one."""
+    if time_format == "%Y-%m-%d %H:%M:%S":
+        return _parse_iso_seconds
+    return lambda text: dt.datetime.strptime(text, time_format)
+
+
+def _parse_iso_seconds(text: str) -> dt.datetime:
+    if len(text) != 19 or text[10] != " ":
+        raise ValueError(f"not YYYY-MM-DD HH:MM:SS: {text!r}")
+    return dt.datetime.fromisoformat(text)
 
 
 def _read_lines(path: str | Path, params: LogParams, stats: LogStats, progress: bool) -> Iterator[Row]:

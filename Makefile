@@ -1,0 +1,51 @@
+# Two commands set everything up: `make run` and `make test`.
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+AC      := .venv/bin/autocomplete
+DATA    ?= ../shared/data
+LOG     ?= $(DATA)/aol1k-dev.tsv.gz
+BIGLOG  ?= $(DATA)/aol1m-queries.txt.gz
+MODEL   ?= models/demo
+PORT    ?= 8000
+
+.PHONY: run test install demo-model bench bench-scale lint redis chromium clean
+
+.venv/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev,bench]'
+	touch $@
+
+install: .venv/.installed
+
+demo-model: install
+	$(AC) demo --config configs/demo.toml --out $(MODEL) --quiet
+
+run: demo-model
+	$(AC) serve --model $(MODEL) --config configs/serve.toml --port $(PORT)
+
+# Redis for the session-store tests: use the one on 127.0.0.1:6379, start one if none answers.
+PING := $(PY) -c "import redis; redis.Redis(socket_connect_timeout=1).ping()" 2>/dev/null
+redis: install
+	@$(PING) || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+	@for i in $$(seq 50); do $(PING) && exit 0; sleep 0.2; done; echo "Redis did not start on 127.0.0.1:6379"; exit 1
+
+# Headless browser for the widget tests: Debian's chromium, no downloads of our own.
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: install redis chromium
+	$(PY) -m pytest -q
+
+lint: install
+	.venv/bin/ruff check autocomplete indexer sessions tests
+	.venv/bin/mypy autocomplete sessions
+
+bench: install
+	$(AC) bench --log $(LOG) --config configs/aol.toml --out bench
+
+bench-scale: install
+	$(AC) bench --scale --log $(BIGLOG) --config configs/aol1m.toml --out bench
+
+clean:
+	rm -rf models build *.egg-info .pytest_cache

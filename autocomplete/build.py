@@ -1,0 +1,87 @@
+"""``autocomplete train``: a query log and a configuration in, a model folder out.
+
+Stages (each timed in the summary): read the log into sessions and splits; choose the labels
+(distinct next queries of the training split that pass the privacy filters) with their counts;
+then build the most-popular baseline or the full XMR model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from pathlib import Path
+
+from autocomplete.config import TrainConfig
+from autocomplete.popular import PopularCompleter
+from indexer.labels import LabelSet
+from indexer.privacy import filter_labels
+from indexer.querylog import Pairs, QueryLog, read_query_log
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """What every model kind trains on: the log, the labels, and the training pairs whose next query is a label."""
+
+    log: QueryLog
+    labels: LabelSet
+    pairs: Pairs
+    summary: dict
+
+
+def prepare(log_path: str | Path, config: TrainConfig, progress: bool = False) -> TrainingData:
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    log = read_query_log(log_path, config.log, progress=progress)
+    seconds["read_log"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    train = log.pairs("train")
+    counts = Counter(train.next)
+    candidates = sorted(counts)
+    kept, removed = filter_labels(
+        candidates, log.sessions["train"], config.privacy, untimed=config.log.format == "lines"
+    )
+    labels = LabelSet(kept, [counts[q] for q in kept])
+    allowed = set(kept)
+    keep = [i for i, q in enumerate(train.next) if q in allowed]
+    pairs = Pairs([train.previous[i] for i in keep], [train.next[i] for i in keep], [train.users[i] for i in keep])
+    seconds["labels"] = time.perf_counter() - t0
+
+    summary = dict(log.summary())
+    summary.update(
+        {
+            "log": str(log_path),
+            "label_candidates": len(candidates),
+            "labels": len(labels),
+            **removed,
+            "training_pairs": len(pairs),
+            "seconds": seconds,
+        }
+    )
+    return TrainingData(log, labels, pairs, summary)
+
+
+def build_model(
+    log_path: str | Path, config: TrainConfig, out: str | Path, progress: bool = False
+) -> dict:
+    """Train the model ``config.model`` on ``log_path`` and save it to ``out``; return the summary."""
+    t_start = time.perf_counter()
+    data = prepare(log_path, config, progress)
+    summary = data.summary
+    t0 = time.perf_counter()
+    if config.model == "mpc":
+        model = PopularCompleter(data.labels, config.log.normalization)
+        summary["seconds"]["popular"] = time.perf_counter() - t0
+        summary["seconds"]["total"] = time.perf_counter() - t_start
+        model.save(out, summary={"config": config.to_dict(), **summary})
+    else:
+        from autocomplete.xmr import train_xmr
+
+        train_xmr(data, config, out, progress=progress, started=t_start)
+    summary["model_bytes"] = folder_bytes(out)
+    return summary
+
+
+def folder_bytes(folder: str | Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())

@@ -1,0 +1,179 @@
+"""``autocomplete``: train | eval | serve | replay | bench | demo."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from indexer.params import ConfigError
+
+
+def _train(args: argparse.Namespace) -> int:
+    from autocomplete.build import build_model
+    from autocomplete.config import load_train_config
+
+    config = load_train_config(args.config, args.set)
+    if args.model:
+        config = dataclasses.replace(config, model=args.model)
+    summary = build_model(args.log, config, args.out, progress=not args.quiet)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from autocomplete.completer import load_completer
+    from autocomplete.config import load_train_config, train_config_from_mapping
+    from autocomplete.evaluation import evaluate, make_examples
+    from indexer.modelio import read_params
+    from indexer.querylog import read_query_log
+
+    if args.config:
+        config = load_train_config(args.config, args.set)
+    else:
+        saved = read_params(args.model)["summary"].get("config")
+        if saved is None:
+            raise ConfigError(f"{args.model}/params.json has no saved config: pass --config")
+        config = train_config_from_mapping(saved)
+    split = args.split or config.eval.split
+    protocol = args.protocol or config.eval.protocol
+    completer = load_completer(args.model)
+    log = read_query_log(args.log, config.log, progress=not args.quiet)
+    examples = make_examples(log.pairs(split), protocol, config.eval.seed)
+    if args.limit:
+        examples = type(examples)(examples.previous[: args.limit], examples.prefix[: args.limit], examples.target[: args.limit])
+    report = evaluate(
+        completer,
+        examples,
+        k=config.eval.k,
+        progress=not args.quiet,
+        latency_warmup=config.eval.latency_warmup,
+        latency_calls=config.eval.latency_calls,
+    )
+    report.update({"model": str(args.model), "kind": completer.kind, "split": split, "protocol": protocol})
+    text = json.dumps(report, indent=2)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from autocomplete.server import run
+
+    run(model=args.model, config=args.config, host=args.host, port=args.port, redis_url=args.redis_url, workers=args.workers)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from autocomplete.replay import main_replay
+
+    return main_replay(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from autocomplete.bench import main_bench
+
+    return main_bench(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Build the demo model from the project's own synthetic log, unless it is already there."""
+    from autocomplete.build import build_model
+    from autocomplete.config import load_train_config
+    from indexer.modelio import ModelFileError, read_params
+    from indexer.synthetic import generate_log
+
+    out = Path(args.out)
+    try:
+        read_params(out)
+        print(f"demo model already at {out}")
+        return 0
+    except ModelFileError:
+        pass
+    log = generate_log(out.parent / "demo-log.tsv", n_users=args.users, seed=args.seed)
+    build_model(log, load_train_config(args.config), out, progress=not args.quiet)
+    print(f"demo model built at {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autocomplete", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="build a model folder from a query log")
+    p.add_argument("--config", required=True, help="configs/*.toml")
+    p.add_argument("--log", required=True, help="query log (.tsv, .tsv.gz, or one query per line)")
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--model", choices=["xmr", "mpc"], help="model kind (default: the config's, xmr)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("eval", help="evaluate a model folder on a log's split")
+    p.add_argument("--model", required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--config", help="default: the config saved in the model folder")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--split", choices=["test", "valid", "train"])
+    p.add_argument("--protocol", choices=["sampled", "keystroke"])
+    p.add_argument("--limit", type=int, default=0, help="only the first N examples")
+    p.add_argument("--json", help="also write the report here")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("serve", help="serve a model over HTTP and websockets")
+    p.add_argument("--model", required=True)
+    p.add_argument("--config", default=None, help="configs/serve.toml")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--redis-url", default=None, help="redis://HOST:PORT/DB (default: in-process sessions)")
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("replay", help="replay a log's sessions keystroke by keystroke through a running server")
+    p.add_argument("--url", required=True, help="ws://HOST:PORT/v1/ws")
+    p.add_argument("--log", required=True)
+    p.add_argument("--config", default="configs/aol.toml", help="how to read the log")
+    p.add_argument("--split", default="test", choices=["test", "valid", "train"])
+    p.add_argument("--protocol", default="keystroke", choices=["keystroke", "sampled"])
+    p.add_argument("--sessions", type=int, default=0, help="replay only the first N sessions (0: all)")
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--speed", default="max", choices=["human", "max"])
+    p.add_argument("--json", help="write the report here")
+    p.add_argument("--markdown", help="write a Markdown table here")
+    p.set_defaults(func=_replay)
+
+    p = sub.add_parser("bench", help="train and evaluate every system on one split, write JSON/Markdown/PNG")
+    p.add_argument("--log", required=True)
+    p.add_argument("--config", default="configs/aol.toml")
+    p.add_argument("--out", default="bench")
+    p.add_argument("--systems", default="all", help="comma-separated subset, e.g. mpc,xmr")
+    p.add_argument("--scale", action="store_true", help="the large-log run: training time, peak memory, latency")
+    p.set_defaults(func=_bench)
+
+    p = sub.add_parser("demo", help="build the demo model from the synthetic log if it is missing")
+    p.add_argument("--config", default="configs/demo.toml")
+    p.add_argument("--out", default="models/demo")
+    p.add_argument("--users", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"autocomplete {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

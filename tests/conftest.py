@@ -1,0 +1,29 @@
+"""Shared fixtures: a small seeded synthetic log and model folders built from it, once per run."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from autocomplete.build import build_model
+from autocomplete.config import load_train_config
+from indexer.synthetic import generate_log
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def synthetic_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded synthetic session log (TSV, benchmark format) of 120 users."""
+    return generate_log(tmp_path_factory.mktemp("logs") / "synthetic.tsv", n_users=120, seed=7)
+
+
+@pytest.fixture(scope="session")
+def mpc_model(synthetic_log: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A most-popular-completion model folder built from ``synthetic_log``."""
+    config = dataclasses.replace(load_train_config(ROOT / "configs" / "demo.toml"), model="mpc")
+    out = tmp_path_factory.mktemp("models") / "mpc"
+    build_model(synthetic_log, config, out)
+    return out
