@@ -1,0 +1,143 @@
+"""The websocket protocol: client frames parsed and checked, server frames built.
+
+Documented for client authors in ``docs/protocol.md``. Parsing never raises anything but
+:class:`ProtocolError`, whose ``code`` and ``seq`` go back to the client in an error frame;
+:class:`FrameTooBig` additionally closes the connection with 1009.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from starlette import status
+
+from autocomplete.completer import Completion
+
+PROTOCOL_VERSION = 1
+MAX_SEQ = 2**53 - 1
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class ProtocolError(ValueError):
+    """A client frame or HTTP parameter the server refuses; answered, never fatal."""
+
+    def __init__(self, code: str, message: str, seq: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.seq = seq
+
+
+class FrameTooBig(ProtocolError):
+    close_code = status.WS_1009_MESSAGE_TOO_BIG
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Limits:
+    max_frame_bytes: int = 4096
+    max_prefix_chars: int = 100
+    max_query_chars: int = 200
+    max_k: int = 20
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InputMessage:
+    seq: int
+    text: str
+    k: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubmitMessage:
+    text: str
+
+
+ClientMessage = InputMessage | SubmitMessage
+
+
+def parse_client_frame(frame: str | bytes | None, limits: Limits) -> ClientMessage:
+    """One websocket frame -> a message, or :class:`ProtocolError` saying what is wrong."""
+    if not isinstance(frame, str):
+        raise ProtocolError("bad_frame", "send JSON text frames, not binary ones")
+    size = len(frame) if len(frame) * 4 <= limits.max_frame_bytes else len(frame.encode("utf-8", "replace"))
+    if size > limits.max_frame_bytes:
+        raise FrameTooBig("frame_too_big", f"frames are limited to {limits.max_frame_bytes} bytes")
+    try:
+        data = json.loads(frame)
+    except ValueError:
+        raise ProtocolError("bad_json", "the frame is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_frame", 'a frame must be a JSON object with a "type"')
+    kind = data.get("type")
+    if kind == "input":
+        seq = data.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
+            raise ProtocolError("bad_field", '"seq" must be a whole number from 0 to 2**53 - 1')
+        text = check_text(data.get("text"), "text", limits.max_prefix_chars, seq)
+        k = data.get("k")
+        if k is not None:
+            k = check_k(k, limits.max_k, seq)
+        return InputMessage(seq, text, k)
+    seq = data.get("seq")
+    seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+    if kind == "submit":
+        return SubmitMessage(check_query(data.get("text"), limits.max_query_chars, seq))
+    raise ProtocolError("unknown_type", '"type" must be "input" or "submit"', seq)
+
+
+def check_text(text: Any, name: str, max_chars: int, seq: int | None = None) -> str:
+    if not isinstance(text, str):
+        raise ProtocolError("bad_field", f'"{name}" must be a string', seq)
+    if len(text) > max_chars:
+        raise ProtocolError("too_long", f'"{name}" is limited to {max_chars} characters', seq)
+    if _FORBIDDEN.search(text):
+        raise ProtocolError("control_characters", f'"{name}" must not contain control characters', seq)
+    return text
+
+
+def check_query(text: Any, max_chars: int, seq: int | None = None) -> str:
+    """A submitted query: checked like any text, surrounding spaces dropped, never empty."""
+    query = check_text(text, "text", max_chars, seq).strip()
+    if not query:
+        raise ProtocolError("bad_field", '"text" of a submit must not be empty', seq)
+    return query
+
+
+def check_k(k: Any, max_k: int, seq: int | None = None) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max_k:
+        raise ProtocolError("bad_field", f'"k" must be a whole number from 1 to {max_k}', seq)
+    return k
+
+
+def items(completions: Iterable[Completion]) -> list[dict[str, Any]]:
+    return [{"text": c.text, "score": _finite(c.score)} for c in completions]
+
+
+def _finite(score: float) -> float:
+    value = float(score)
+    return round(value, 6) if math.isfinite(value) else 0.0
+
+
+def hello(session: str) -> dict[str, Any]:
+    return {"type": "hello", "session": session, "protocol": PROTOCOL_VERSION}
+
+
+def completions(seq: int | None, text: str, found: Iterable[Completion], ms: float) -> dict[str, Any]:
+    return {"type": "completions", "seq": seq, "text": text, "items": items(found), "ms": round(ms, 3)}
+
+
+def superseded(seq: int) -> dict[str, Any]:
+    return {"type": "superseded", "seq": seq}
+
+
+def submitted(text: str, stored: bool) -> dict[str, Any]:
+    return {"type": "submitted", "text": text, "stored": stored}
+
+
+def error(code: str, message: str, seq: int | None = None) -> dict[str, Any]:
+    return {"type": "error", "seq": seq, "code": code, "message": message}

@@ -1,0 +1,292 @@
+"""The Starlette app: ``/v1/ws`` keystroke stream, HTTP API, health, metrics, the demo page.
+
+``create_app`` builds the app; its lifespan loads and JIT-warms the model, opens the session
+store (Redis pool or process memory) and only then reports ready. ``run`` serves it with uvicorn,
+through an app factory so that each of ``--workers N`` processes builds its own resources.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from starlette import status
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from autocomplete import protocol
+from autocomplete.completer import Completer, load_completer
+from autocomplete.config import ServeConfig, load_serve_config
+from autocomplete.metrics import CONTENT_TYPE, ServiceMetrics
+from autocomplete.protocol import ProtocolError
+from autocomplete.service import Service
+from autocomplete.websocket import serve_connection, set_session_cookie
+from sessions.base import SessionStore
+from sessions.guard import GuardedSessionStore
+from sessions.memory import MemorySessionStore
+from sessions.redis import RedisSessionStore
+
+logger = logging.getLogger("autocomplete.server")
+STATIC_DIR = Path(__file__).parent / "static"
+MODEL_ENV = "AUTOCOMPLETE_SERVE_MODEL"
+CONFIG_ENV = "AUTOCOMPLETE_SERVE_CONFIG"
+_PLACEHOLDER = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>Autocomplete</title>"
+    "<p>The autocomplete service is running. The demo page is not installed; "
+    "see <code>docs/protocol.md</code> for the API.</p></html>"
+)
+
+
+def create_app(
+    model: str | Path | None = None,
+    config: ServeConfig | None = None,
+    *,
+    completer: Completer | None = None,
+    store: SessionStore | None = None,
+) -> Starlette:
+    """The service app for a model folder (or an already loaded ``completer``, for tests).
+
+    ``store`` defaults to Redis when ``config.redis_url`` is set, else process memory.
+    """
+    if (model is None) == (completer is None):
+        raise TypeError("create_app() needs exactly one of model=<folder> or completer=<Completer>")
+    config = config or ServeConfig()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
+        _redact_uvicorn_logs()
+        loaded = completer if completer is not None else load_completer(model, warm_up=True)  # type: ignore[arg-type]
+        metrics = ServiceMetrics()
+        sessions = GuardedSessionStore(
+            store if store is not None else _default_store(config),
+            timeout=config.store_timeout_seconds,
+            retry_after=config.store_retry_seconds,
+            log_interval=config.store_log_interval_seconds,
+            on_call=metrics.store_call,
+            on_error=metrics.store_error,
+        )
+        if not await sessions.ping():
+            logger.warning("the session store does not answer; serving without context until it does")
+        service = Service(loaded, sessions, config, metrics, Service.limits_of(config), ready=True)
+        logger.info("ready: %s model, %s session store", loaded.kind, type(sessions.store).__name__)
+        try:
+            yield {"service": service}
+        finally:
+            service.ready = False
+            await sessions.close()
+
+    routes = [
+        Route("/", index),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+        Route("/v1/complete", complete_endpoint),
+        Route("/v1/submit", submit_endpoint, methods=["POST"]),
+        Route("/v1/session", session_endpoint),
+        WebSocketRoute("/v1/ws", websocket_endpoint),
+    ]
+    if STATIC_DIR.is_dir():
+        routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, ProtocolError: _protocol_error},
+        max_body_size=config.max_frame_bytes,
+    )
+
+
+def _default_store(config: ServeConfig) -> SessionStore:
+    if config.redis_url:
+        return RedisSessionStore(
+            config.redis_url,
+            prefix=config.redis_prefix,
+            ttl_seconds=config.session_ttl_seconds,
+            history_length=config.history_length,
+            socket_timeout=config.redis_socket_timeout,
+            connect_timeout=config.redis_connect_timeout,
+            max_connections=config.redis_max_connections,
+            retries=config.redis_retries,
+        )
+    return MemorySessionStore(
+        ttl_seconds=config.session_ttl_seconds,
+        history_length=config.history_length,
+        max_sessions=config.memory_max_sessions,
+    )
+
+
+# ---------------------------------------------------------------- routes
+
+
+async def index(request: Request) -> Response:
+    page = STATIC_DIR / "index.html"
+    return FileResponse(page) if page.is_file() else HTMLResponse(_PLACEHOLDER)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    service: Service = request.state.service
+    if not service.ready:
+        return JSONResponse({"status": "starting or stopping"}, status_code=503)
+    store = "ok" if service.sessions.healthy else "degraded"
+    return JSONResponse({"status": "ready", "model": service.completer.kind, "session_store": store})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    service: Service = request.state.service
+    return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def complete_endpoint(request: Request) -> Response:
+    """``GET /v1/complete?q=...&k=...&session=...``: one input, answered like the websocket does."""
+    service: Service = request.state.service
+    params = request.query_params
+    if "q" not in params:
+        raise ProtocolError("bad_field", 'the query parameter "q" (the typed text) is required')
+    text = protocol.check_text(params["q"], "q", service.limits.max_prefix_chars)
+    k = None
+    if "k" in params:
+        try:
+            k = protocol.check_k(int(params["k"]), service.limits.max_k)
+        except ValueError:
+            raise ProtocolError(
+                "bad_field", f'"k" must be a whole number from 1 to {service.limits.max_k}'
+            ) from None
+    service.metrics.inputs.labels("http").inc()
+    requested = params.get("session") or request.cookies.get(service.config.cookie_name)
+    session = await service.sessions.resume(requested) if requested else None
+    previous = await service.sessions.previous(session, service.config.context_queries) if session else []
+    found, ms = service.complete(text, previous, k)
+    body = protocol.completions(None, text, found, ms)
+    body["session"] = session
+    response = JSONResponse(body)
+    if session is not None:
+        set_session_cookie(response, service.config, session)
+    return response
+
+
+async def submit_endpoint(request: Request) -> Response:
+    """``POST /v1/submit`` with ``{"session": ID, "text": "..."}`` (session optional)."""
+    service: Service = request.state.service
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
+    try:
+        data = await request.json()
+    except ValueError:
+        raise ProtocolError("bad_json", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_frame", 'the body must be a JSON object {"session": ..., "text": ...}')
+    text = protocol.check_query(data.get("text"), service.limits.max_query_chars)
+    requested = data.get("session") or request.cookies.get(service.config.cookie_name)
+    session = await service.sessions.resume(requested if isinstance(requested, str) else None)
+    service.metrics.submits.labels("http").inc()
+    stored = await service.sessions.record(session, text)
+    body = protocol.submitted(text, stored)
+    body["session"] = session
+    response = JSONResponse(body)
+    set_session_cookie(response, service.config, session)
+    return response
+
+
+async def session_endpoint(request: Request) -> Response:
+    """``GET /v1/session``: the caller's own session (cookie or ``?session=``) and its recent queries."""
+    service: Service = request.state.service
+    requested = request.query_params.get("session") or request.cookies.get(service.config.cookie_name)
+    session = await service.sessions.resume(requested)
+    previous = await service.sessions.previous(session, service.config.history_length)
+    response = JSONResponse({"session": session, "previous": previous})
+    set_session_cookie(response, service.config, session)
+    return response
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    await serve_connection(websocket, websocket.state.service)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "too_big", 415: "unsupported_media_type"}
+    body = protocol.error(code.get(exc.status_code, "http_error"), str(exc.detail))
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _protocol_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProtocolError)
+    service: Service | None = getattr(request.state, "service", None)
+    if service is not None:
+        service.metrics.errors.labels(exc.code).inc()
+    return JSONResponse(protocol.error(exc.code, exc.message), status_code=status.HTTP_400_BAD_REQUEST)
+
+
+# ---------------------------------------------------------------- running
+
+
+class _RedactQueryStrings(logging.Filter):
+    """uvicorn logs request paths with their query strings (session ids, typed text): cut them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.split("?", 1)[0] if isinstance(arg, str) and arg.startswith("/") else arg
+                for arg in record.args
+            )
+        return True
+
+
+def _redact_uvicorn_logs() -> None:
+    for name in ("uvicorn.access", "uvicorn.error"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _RedactQueryStrings) for f in log.filters):
+            log.addFilter(_RedactQueryStrings())
+
+
+def app_from_environment() -> Starlette:
+    """The uvicorn factory: model folder and config path from the environment ``run`` prepared."""
+    model = os.environ.get(MODEL_ENV)
+    if not model:
+        raise RuntimeError(f"set {MODEL_ENV} to a model folder (autocomplete serve --model DIR does it)")
+    return create_app(model, load_serve_config(os.environ.get(CONFIG_ENV) or None))
+
+
+def run(model: str, config: str | None, host: str, port: int, redis_url: str | None, workers: int) -> None:
+    """Serve ``model`` with uvicorn; ``workers`` > 1 processes share the memory-mapped model."""
+    import uvicorn
+
+    if not (Path(model) / "params.json").is_file():
+        raise FileNotFoundError(
+            f"{model} is not a model folder (no params.json); build one with autocomplete train"
+        )
+    os.environ[MODEL_ENV] = str(Path(model).resolve())
+    if config:
+        os.environ[CONFIG_ENV] = str(Path(config).resolve())
+    if redis_url:
+        os.environ["AUTOCOMPLETE_REDIS_URL"] = redis_url
+    settings = load_serve_config(config)  # fail here, loudly, before any worker starts
+    if workers > 1:
+        if not settings.redis_url:
+            logger.warning(
+                "%d workers with in-memory sessions: each worker keeps its own; use --redis-url", workers
+            )
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="autocomplete-metrics-"))
+    uvicorn.run(
+        "autocomplete.server:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        ws_max_size=settings.max_frame_bytes,
+        log_level=settings.log_level,
+        server_header=False,
+    )

@@ -1,0 +1,200 @@
+"""The ``/v1/ws`` keystroke stream: one reader task queues parsed frames, one loop answers them.
+
+Every input gets exactly one answer, in arrival order: its completions, an error, or
+``superseded`` when a newer input of the same connection is already waiting (a fast typist never
+waits for stale work). Completion is synchronous CPU work done in the event loop; the reader runs
+whenever the loop yields, so frames that arrived meanwhile are queued before the next answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import time
+from collections import deque
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette import status
+from starlette.responses import Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from autocomplete import protocol
+from autocomplete.config import ServeConfig
+from autocomplete.protocol import FrameTooBig, InputMessage, ProtocolError, SubmitMessage
+from autocomplete.service import Service
+
+logger = logging.getLogger("autocomplete.websocket")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Close:
+    code: int
+    reason: str
+
+
+_GONE = object()  # the client disconnected
+_Item = InputMessage | SubmitMessage | ProtocolError | _Close | object
+
+
+class _Inbox:
+    """A FIFO of parsed frames that knows how many inputs are waiting."""
+
+    def __init__(self) -> None:
+        self._items: deque[_Item] = deque()
+        self._ready = asyncio.Event()
+        self.waiting_inputs = 0
+
+    def put(self, item: _Item) -> None:
+        self._items.append(item)
+        if isinstance(item, InputMessage):
+            self.waiting_inputs += 1
+        self._ready.set()
+
+    async def get(self) -> _Item:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        item = self._items.popleft()
+        if isinstance(item, InputMessage):
+            self.waiting_inputs -= 1
+        return item
+
+
+class _RateLimit:
+    """Token bucket: ``rate`` frames per second, bursts of up to ``rate`` frames."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.stamp = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
+    """Browsers always send ``Origin``: it must be listed, or same-origin when the list is empty."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True  # not a browser: nothing to forge
+    if allowed:
+        return "*" in allowed or origin.rstrip("/") in allowed
+    parts = urlsplit(origin)
+    host = websocket.headers.get("host", "").lower()
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == host
+
+
+async def serve_connection(websocket: WebSocket, service: Service) -> None:
+    """Accept, say hello, answer frames until the client leaves, the idle timeout, or a too-big frame."""
+    config = service.config
+    if not origin_allowed(websocket, config.allowed_origins):
+        service.metrics.errors.labels("origin_not_allowed").inc()
+        logger.info("websocket refused: origin not allowed")
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
+        return
+    requested = websocket.query_params.get("session") or websocket.cookies.get(config.cookie_name)
+    session = await service.sessions.resume(requested)
+    await websocket.accept(headers=cookie_headers(config, session))
+    service.metrics.connections.inc()
+    inbox = _Inbox()
+    reader = asyncio.create_task(_read(websocket, service, inbox))
+    try:
+        await _send(websocket, protocol.hello(session))
+        await _answer(websocket, service, session, inbox)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        reader.cancel()
+        service.metrics.connections.dec()
+
+
+def cookie_headers(config: ServeConfig, session: str) -> list[tuple[bytes, bytes]]:
+    response = Response()
+    set_session_cookie(response, config, session)
+    return [(name, value) for name, value in response.raw_headers if name == b"set-cookie"]
+
+
+def set_session_cookie(response: Response, config: ServeConfig, session: str) -> None:
+    response.set_cookie(
+        config.cookie_name, session, max_age=int(config.session_ttl_seconds), httponly=True,
+        samesite="lax", secure=config.cookie_secure, path="/",
+    )
+
+
+async def _read(websocket: WebSocket, service: Service, inbox: _Inbox) -> None:
+    limits = service.limits
+    rate = _RateLimit(service.config.max_inputs_per_second)
+    idle = service.config.idle_timeout_seconds
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                message = await websocket.receive()
+        except TimeoutError:
+            inbox.put(_Close(status.WS_1000_NORMAL_CLOSURE, "idle timeout"))
+            return
+        if message["type"] == "websocket.disconnect":
+            inbox.put(_GONE)
+            return
+        try:
+            parsed = protocol.parse_client_frame(message.get("text", message.get("bytes")), limits)
+        except FrameTooBig as exc:
+            inbox.put(exc)
+            inbox.put(_Close(FrameTooBig.close_code, exc.message))
+            return
+        except ProtocolError as exc:
+            inbox.put(exc)
+            continue
+        if not rate.allow():
+            seq = parsed.seq if isinstance(parsed, InputMessage) else None
+            inbox.put(ProtocolError("rate_limited", "too many frames per second; slow down", seq))
+            continue
+        inbox.put(parsed)
+
+
+async def _answer(websocket: WebSocket, service: Service, session: str, inbox: _Inbox) -> None:
+    metrics = service.metrics
+    context = service.config.context_queries
+    while True:
+        item = await inbox.get()
+        if isinstance(item, InputMessage):
+            metrics.inputs.labels("websocket").inc()
+            await asyncio.sleep(0)  # let the reader queue what arrived while we were busy
+            previous = [] if inbox.waiting_inputs else await service.sessions.previous(session, context)
+            if inbox.waiting_inputs:
+                metrics.superseded.inc()
+                await _send(websocket, protocol.superseded(item.seq))
+                continue
+            try:
+                found, ms = service.complete(item.text, previous, item.k)
+            except Exception:
+                logger.exception("the completer failed on an input")
+                metrics.errors.labels("internal").inc()
+                failure = protocol.error("internal", "the server could not complete this input", item.seq)
+                await _send(websocket, failure)
+                continue
+            await _send(websocket, protocol.completions(item.seq, item.text, found, ms))
+        elif isinstance(item, SubmitMessage):
+            metrics.submits.labels("websocket").inc()
+            stored = await service.sessions.record(session, item.text)
+            await _send(websocket, protocol.submitted(item.text, stored))
+        elif isinstance(item, ProtocolError):
+            metrics.errors.labels(item.code).inc()
+            await _send(websocket, protocol.error(item.code, item.message, item.seq))
+        elif isinstance(item, _Close):
+            await websocket.close(code=item.code, reason=item.reason)
+            return
+        else:  # _GONE
+            return
+
+
+async def _send(websocket: WebSocket, payload: dict[str, Any]) -> None:
+    await websocket.send_text(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
