@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.labels import LabelSet
+from indexer.modelio import ModelFileError
+
+ALPHABET = st.sampled_from(list("abc é"))
+LABELS = st.lists(st.text(ALPHABET, min_size=1, max_size=6), min_size=1, max_size=40, unique=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(labels=LABELS, prefix=st.text(ALPHABET, max_size=4))
+def test_prefix_range_holds_exactly_the_labels_starting_with_the_prefix(labels, prefix):
+    label_set = LabelSet(labels)
+    lo, hi = label_set.range_of(prefix)
+    assert [label_set.text(i) for i in range(lo, hi)] == sorted(s for s in labels if s.startswith(prefix))
+
+
+def test_ids_follow_code_point_order_and_counts_follow_their_labels():
+    label_set = LabelSet(["b", "a", "ab"], [1, 5, 3])
+    assert label_set.texts() == ["a", "ab", "b"]
+    assert label_set.counts.tolist() == [5, 3, 1]
+    assert label_set.id_of("ab") == 1 and label_set.id_of("zz") == -1
+
+
+def test_duplicate_labels_are_refused():
+    with pytest.raises(ValueError, match="distinct"):
+        LabelSet(["a", "a"])
+
+
+def test_save_and_memory_mapped_load_round_trip(tmp_path):
+    label_set = LabelSet(["rose", "roses", "rock"], [3, 2, 1])
+    label_set.save(tmp_path)
+    loaded = LabelSet.load(tmp_path)
+    assert isinstance(loaded.counts, np.memmap)
+    assert loaded.texts() == label_set.texts() and loaded.range_of("ros") == (1, 3)
+
+
+def test_a_truncated_array_file_is_named_in_the_error(tmp_path):
+    LabelSet(["rose", "roses"]).save(tmp_path)
+    path = tmp_path / "chars.npy"
+    path.write_bytes(path.read_bytes()[:-6])
+    with pytest.raises(ModelFileError, match="chars.npy"):
+        LabelSet.load(tmp_path)
+
+
+def test_a_missing_trie_file_is_named_in_the_error(tmp_path):
+    LabelSet(["rose"]).save(tmp_path)
+    (tmp_path / "labels.marisa").unlink()
+    with pytest.raises(ModelFileError, match="labels.marisa"):
+        LabelSet.load(tmp_path)
