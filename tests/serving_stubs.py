@@ -1,0 +1,40 @@
+"""Test doubles for the service tests: completers that show what the server gave them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from autocomplete.completer import Completion
+
+
+class EchoCompleter:
+    """Completes ``prefix`` with the session context it was given, so tests can see the context."""
+
+    kind = "echo"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.calls: list[tuple[str, tuple[str, ...]]] = []
+
+    def normalize_prefix(self, prefix: str) -> str:
+        return prefix.lower()
+
+    def warm_up(self) -> None:
+        return None
+
+    def complete(self, prefix: str, previous: Sequence[str] = (), k: int = 10) -> list[Completion]:
+        self.calls.append((prefix, tuple(previous)))
+        if self.delay:
+            time.sleep(self.delay)  # synchronous CPU-like work, as the real models do
+        context = previous[-1] if previous else "nothing"
+        found = [Completion(f"{prefix} after {context}", 1.0)]
+        found += [Completion(f"{prefix} {i}", 0.5 / (i + 1)) for i in range(k)]
+        return found[:k]
+
+
+class FailingCompleter(EchoCompleter):
+    def complete(self, prefix: str, previous: Sequence[str] = (), k: int = 10) -> list[Completion]:
+        if prefix == "boom":
+            raise RuntimeError("the model broke")
+        return super().complete(prefix, previous, k)
