@@ -22,11 +22,15 @@ LIMITS = Limits(max_frame_bytes=200, max_prefix_chars=10, max_query_chars=20, ma
 
 def test_input_and_submit_frames_parse() -> None:
     assert parse_client_frame('{"type": "input", "seq": 3, "text": "ro"}', LIMITS) == InputMessage(3, "ro")
-    assert parse_client_frame('{"type": "input", "seq": 0, "text": "", "k": 5}', LIMITS) == InputMessage(0, "", 5)
+    assert parse_client_frame('{"type": "input", "seq": 0, "text": "", "k": 5}', LIMITS) == InputMessage(
+        0, "", 5
+    )
     assert parse_client_frame('{"type": "submit", "text": " house plants "}', LIMITS) == SubmitMessage(
         "house plants"
     )
-    assert parse_client_frame(json.dumps({"type": "input", "seq": 1, "text": "é日本"}), LIMITS).text == "é日本"
+    assert (
+        parse_client_frame(json.dumps({"type": "input", "seq": 1, "text": "é日本"}), LIMITS).text == "é日本"
+    )
 
 
 @pytest.mark.parametrize(
@@ -55,7 +59,9 @@ def test_input_and_submit_frames_parse() -> None:
         ('{"type": "submit", "seq": 7, "text": "' + "x" * 21 + '"}', "too_long", 7),
     ],
 )
-def test_bad_frames_raise_protocol_error_with_code_and_seq(frame: str | bytes, code: str, seq: int | None) -> None:
+def test_bad_frames_raise_protocol_error_with_code_and_seq(
+    frame: str | bytes, code: str, seq: int | None
+) -> None:
     with pytest.raises(ProtocolError) as caught:
         parse_client_frame(frame, LIMITS)
     assert caught.value.code == code
@@ -74,6 +80,9 @@ def test_completions_frame_is_json_with_finite_scores() -> None:
     found = [Completion("rose", 0.5), Completion("roses", float("nan"))]
     frame = completions(4, "ro", found, 0.123456)
     assert json.loads(json.dumps(frame, allow_nan=False)) == {
-        "type": "completions", "seq": 4, "text": "ro", "ms": 0.123,
+        "type": "completions",
+        "seq": 4,
+        "text": "ro",
+        "ms": 0.123,
         "items": [{"text": "rose", "score": 0.5}, {"text": "roses", "score": 0.0}],
     }

@@ -21,8 +21,13 @@ def test_toml_values_then_environment_overrides(tmp_path: Path) -> None:
     path.write_text('[serve]\nk = 5\nallowed_origins = ["https://a.example"]\n[training]\ncp = 2.0\n')
     config = load_serve_config(path, environ={})
     assert (config.k, config.allowed_origins) == (5, ("https://a.example",))
-    env = {"AUTOCOMPLETE_K": "7", "AUTOCOMPLETE_REDIS_URL": "redis://h:1/0", "AUTOCOMPLETE_COOKIE_SECURE": "true",
-           "AUTOCOMPLETE_ALLOWED_ORIGINS": "https://a, https://b", "AUTOCOMPLETE_STORE_TIMEOUT_SECONDS": "0.5"}
+    env = {
+        "AUTOCOMPLETE_K": "7",
+        "AUTOCOMPLETE_REDIS_URL": "redis://h:1/0",
+        "AUTOCOMPLETE_COOKIE_SECURE": "true",
+        "AUTOCOMPLETE_ALLOWED_ORIGINS": "https://a, https://b",
+        "AUTOCOMPLETE_STORE_TIMEOUT_SECONDS": "0.5",
+    }
     config = load_serve_config(path, environ=env)
     assert config.k == 7 and config.redis_url == "redis://h:1/0" and config.cookie_secure is True
     assert config.allowed_origins == ("https://a", "https://b") and config.store_timeout_seconds == 0.5
@@ -42,7 +47,9 @@ def test_toml_values_then_environment_overrides(tmp_path: Path) -> None:
         ("", {"AUTOCOMPLETE_COOKIE_SECURE": "maybe"}, "AUTOCOMPLETE_COOKIE_SECURE"),
     ],
 )
-def test_malformed_config_fails_loudly_naming_the_key(tmp_path: Path, toml: str, env: dict, message: str) -> None:
+def test_malformed_config_fails_loudly_naming_the_key(
+    tmp_path: Path, toml: str, env: dict, message: str
+) -> None:
     path = tmp_path / "serve.toml"
     path.write_text(toml)
     with pytest.raises(ConfigError, match=message):

@@ -56,7 +56,9 @@ def test_session_ids_are_128_bit_url_safe_and_distinct() -> None:
     assert all(is_session_id(i) and len(i) == 22 for i in ids)
 
 
-@pytest.mark.parametrize("value", [None, "", "short", "x" * 22 + "y", "a" * 21 + "!", 12345, "../../etc/passwd"])
+@pytest.mark.parametrize(
+    "value", [None, "", "short", "x" * 22 + "y", "a" * 21 + "!", 12345, "../../etc/passwd"]
+)
 def test_malformed_ids_are_not_session_ids(value: object) -> None:
     assert not is_session_id(value)
 
