@@ -1,0 +1,382 @@
+"""numba kernels: L2-regularized squared-hinge linear classifiers by dual coordinate descent.
+
+This is the solver of LIBLINEAR (``solve_l2r_l1l2_svc`` with the L2 loss) and of PECOS
+XR-Linear: for one problem with examples ``x_i``, signs ``y_i`` in {+1, -1} and costs ``C_i``
+(``cp`` for positives, ``cn`` for negatives) it minimizes
+
+    1/2 ||w||^2 + sum_i C_i max(0, 1 - y_i w.x_i)^2
+
+through its dual, one coordinate ``alpha_i`` at a time in a random order, with LIBLINEAR's
+shrinking and its stopping rule: a pass ends the solve when the spread of the projected gradients
+(``max PG - min PG``) is at most ``tol``, or after ``max_iter`` passes.
+
+Problems come in **groups** that share their examples (in a label tree, the children of one
+node are trained on the same examples: those under the node). A group is a range of rows of a
+*local* CSR matrix whose feature ids are renumbered densely within the group
+(:func:`build_groups`), so each problem works on a small dense weight vector that stays in cache.
+A problem is ``(group, key)``: its positives are the group's rows whose ``row_key`` equals
+``key``, every other row of the group is a negative. An optional constant feature of value
+``bias`` is appended to every example; its weight is returned as global feature ``n_features``.
+
+Kernels take plain arrays (CSR ``indptr`` int64, ``indices`` int32, ``data`` float32) and return
+plain arrays; :func:`solve_problems` is the SciPy-facing wrapper for independent problems.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+# Every fast-math flag except nnan/ninf: the solver compares against infinities.
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+_LCG_MUL = np.uint64(6364136223846793005)
+_LCG_ADD = np.uint64(1442695040888963407)
+
+
+@numba.njit(cache=True)
+def _next_random(state: np.uint64) -> np.uint64:
+    """One step of a 64-bit linear congruential generator (deterministic, per problem)."""
+    return state * _LCG_MUL + _LCG_ADD
+
+
+@numba.njit(cache=True, parallel=True)
+def build_groups(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    rows: np.ndarray,
+    group_ptr: np.ndarray,
+    n_features: int,
+    n_chunks: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Gather the example rows of every group into one CSR with group-local feature ids.
+
+    Parameters
+    ----------
+    indptr, indices, data : CSR of the examples (int64, int32, float32), sorted indices.
+    rows : int64 array, the example id of each local row; group ``g`` owns local rows
+        ``group_ptr[g] .. group_ptr[g + 1]``.
+    group_ptr : int64 array of length ``n_groups + 1``.
+    n_features : number of columns of the examples' matrix.
+    n_chunks : groups are handed out to this many parallel workers (each holds two arrays of
+        ``n_features`` entries); a few per thread balances the load.
+
+    Returns
+    -------
+    local_indptr, local_indices, local_data : the local rows as CSR; ``local_indices`` are
+        local feature ids, sorted within each row.
+    feature_ptr, features : group ``g``'s local feature ``j`` is global feature
+        ``features[feature_ptr[g] + j]``; ascending within a group.
+    """
+    n_rows = rows.shape[0]
+    n_groups = group_ptr.shape[0] - 1
+    local_indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    for r in range(n_rows):
+        ex = rows[r]
+        local_indptr[r + 1] = local_indptr[r] + indptr[ex + 1] - indptr[ex]
+    local_indices = np.empty(local_indptr[n_rows], dtype=np.int32)
+    local_data = np.empty(local_indptr[n_rows], dtype=np.float32)
+    n_chunks = max(1, min(n_groups, n_chunks))
+    counts = np.zeros(n_groups, dtype=np.int64)
+    for c in numba.prange(n_chunks):
+        seen = np.full(n_features, -1, dtype=np.int64)
+        for g in range(c, n_groups, n_chunks):
+            count = 0
+            for r in range(group_ptr[g], group_ptr[g + 1]):
+                ex = rows[r]
+                for k in range(indptr[ex], indptr[ex + 1]):
+                    f = indices[k]
+                    if seen[f] != g:
+                        seen[f] = g
+                        count += 1
+            counts[g] = count
+    feature_ptr = np.zeros(n_groups + 1, dtype=np.int64)
+    for g in range(n_groups):
+        feature_ptr[g + 1] = feature_ptr[g] + counts[g]
+    features = np.empty(feature_ptr[n_groups], dtype=np.int32)
+    for c in numba.prange(n_chunks):
+        seen = np.full(n_features, -1, dtype=np.int64)
+        local_id = np.empty(n_features, dtype=np.int32)
+        for g in range(c, n_groups, n_chunks):
+            start = feature_ptr[g]
+            count = 0
+            for r in range(group_ptr[g], group_ptr[g + 1]):
+                ex = rows[r]
+                for k in range(indptr[ex], indptr[ex + 1]):
+                    f = indices[k]
+                    if seen[f] != g:
+                        seen[f] = g
+                        features[start + count] = f
+                        count += 1
+            features[start : start + count] = np.sort(features[start : start + count])
+            for j in range(count):
+                local_id[features[start + j]] = j
+            for r in range(group_ptr[g], group_ptr[g + 1]):
+                ex = rows[r]
+                pos = local_indptr[r]
+                for k in range(indptr[ex], indptr[ex + 1]):
+                    local_indices[pos] = local_id[indices[k]]
+                    local_data[pos] = data[k]
+                    pos += 1
+    return local_indptr, local_indices, local_data, feature_ptr, features
+
+
+@numba.njit(cache=True, fastmath=FASTMATH)
+def _solve_one(
+    local_indptr: np.ndarray,
+    local_indices: np.ndarray,
+    local_data: np.ndarray,
+    sqnorm: np.ndarray,
+    row_key: np.ndarray,
+    first_row: int,
+    end_row: int,
+    key: int,
+    w: np.ndarray,
+    cp: float,
+    cn: float,
+    bias: float,
+    max_iter: int,
+    tol: float,
+    seed: np.uint64,
+) -> int:
+    """Dual coordinate descent for one problem over local rows ``first_row .. end_row``.
+
+    ``w`` (float64, zeros, one entry per local feature plus the bias weight last) receives the
+    solution. Returns the number of passes made.
+    """
+    n = end_row - first_row
+    n_local = w.shape[0] - 1
+    alpha = np.zeros(n, dtype=np.float64)
+    order = np.arange(n)
+    diag_p = 0.5 / cp
+    diag_n = 0.5 / cn
+    bias_sq = bias * bias
+    active = n
+    pg_max_old = np.inf
+    pg_min_old = -np.inf
+    state = seed
+    passes = 0
+    while passes < max_iter:
+        passes += 1
+        for s in range(active - 1):
+            state = _next_random(state)
+            t = s + np.int64((state >> np.uint64(33)) % np.uint64(active - s))
+            order[s], order[t] = order[t], order[s]
+        pg_max_new = -np.inf
+        pg_min_new = np.inf
+        s = 0
+        while s < active:
+            i = order[s]
+            r = first_row + i
+            positive = row_key[r] == key
+            y = 1.0 if positive else -1.0
+            diag = diag_p if positive else diag_n
+            margin = w[n_local] * bias
+            for k in range(local_indptr[r], local_indptr[r + 1]):
+                margin += w[local_indices[k]] * local_data[k]
+            a = alpha[i]
+            g = y * margin - 1.0 + diag * a
+            pg = g
+            if a == 0.0:
+                if g > pg_max_old:
+                    active -= 1
+                    order[s], order[active] = order[active], order[s]
+                    continue
+                if g > 0.0:
+                    pg = 0.0
+            if pg > pg_max_new:
+                pg_max_new = pg
+            if pg < pg_min_new:
+                pg_min_new = pg
+            if abs(pg) > 1e-12:
+                a_new = max(a - g / (sqnorm[r] + bias_sq + diag), 0.0)
+                alpha[i] = a_new
+                d = (a_new - a) * y
+                for k in range(local_indptr[r], local_indptr[r + 1]):
+                    w[local_indices[k]] += d * local_data[k]
+                w[n_local] += d * bias
+            s += 1
+        if pg_max_new - pg_min_new <= tol:
+            if active == n:
+                break
+            active = n  # converged on the shrunk set: verify on all examples
+            pg_max_old = np.inf
+            pg_min_old = -np.inf
+            continue
+        pg_max_old = pg_max_new if pg_max_new > 0.0 else np.inf
+        pg_min_old = pg_min_new if pg_min_new < 0.0 else -np.inf
+    return passes
+
+
+@numba.njit(cache=True, parallel=True)
+def solve_grouped(
+    local_indptr: np.ndarray,
+    local_indices: np.ndarray,
+    local_data: np.ndarray,
+    sqnorm: np.ndarray,
+    row_key: np.ndarray,
+    group_ptr: np.ndarray,
+    feature_ptr: np.ndarray,
+    features: np.ndarray,
+    problem_group: np.ndarray,
+    problem_key: np.ndarray,
+    problem_seed: np.ndarray,
+    slot_ptr: np.ndarray,
+    n_features: int,
+    cp: float,
+    cn: float,
+    bias: float,
+    max_iter: int,
+    tol: float,
+    threshold: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Solve independent problems in parallel; keep the weights with ``|w| >= threshold``.
+
+    Parameters
+    ----------
+    local_indptr, local_indices, local_data, feature_ptr, features : from :func:`build_groups`.
+    sqnorm : float64 array, squared L2 norm of each local row (without the bias feature).
+    row_key : int64 array, the key of each local row.
+    group_ptr : int64 array, local rows of each group.
+    problem_group, problem_key : int64 arrays, one entry per problem.
+    problem_seed : int64 array, the seed of each problem's random pass order, so results do
+        not depend on threads or on how problems are batched.
+    slot_ptr : int64 array of length ``n_problems + 1``; problem ``p`` may write at most
+        ``slot_ptr[p + 1] - slot_ptr[p]`` weights, at least its group's feature count plus one.
+    n_features : global id of the bias feature.
+
+    Returns
+    -------
+    counts : int64 array, number of kept weights of each problem.
+    out_indices, out_data : int32 / float32 arrays of length ``slot_ptr[-1]``; problem ``p``'s
+        kept weights are at ``slot_ptr[p] .. slot_ptr[p] + counts[p]``, ascending feature ids.
+    passes : int64 array, the number of solver passes of each problem.
+    """
+    n_problems = problem_group.shape[0]
+    counts = np.zeros(n_problems, dtype=np.int64)
+    passes = np.zeros(n_problems, dtype=np.int64)
+    out_indices = np.empty(slot_ptr[n_problems], dtype=np.int32)
+    out_data = np.empty(slot_ptr[n_problems], dtype=np.float32)
+    for p in numba.prange(n_problems):
+        g = problem_group[p]
+        f0 = feature_ptr[g]
+        n_local = feature_ptr[g + 1] - f0
+        w = np.zeros(n_local + 1, dtype=np.float64)
+        passes[p] = _solve_one(
+            local_indptr, local_indices, local_data, sqnorm, row_key,
+            group_ptr[g], group_ptr[g + 1], problem_key[p], w,
+            cp, cn, bias, max_iter, tol, np.uint64(problem_seed[p]),
+        )
+        pos = slot_ptr[p]
+        for j in range(n_local + 1):
+            value = w[j]
+            if value != 0.0 and abs(value) >= threshold:
+                out_indices[pos] = features[f0 + j] if j < n_local else n_features
+                out_data[pos] = value
+                pos += 1
+        counts[p] = pos - slot_ptr[p]
+    return counts, out_indices, out_data, passes
+
+
+@numba.njit(cache=True)
+def compact_slots(
+    slot_ptr: np.ndarray, counts: np.ndarray, out_indices: np.ndarray, out_data: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pack the kept weights of :func:`solve_grouped` into CSC ``(indptr, indices, data)``."""
+    n = counts.shape[0]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for p in range(n):
+        indptr[p + 1] = indptr[p] + counts[p]
+    indices = np.empty(indptr[n], dtype=np.int32)
+    data = np.empty(indptr[n], dtype=np.float32)
+    for p in range(n):
+        src = slot_ptr[p]
+        dst = indptr[p]
+        for j in range(counts[p]):
+            indices[dst + j] = out_indices[src + j]
+            data[dst + j] = out_data[src + j]
+    return indptr, indices, data
+
+
+def csr_arrays(X: sp.spmatrix | sp.sparray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kernel form of a sparse matrix: CSR ``indptr`` int64, ``indices`` int32, ``data`` float32, sorted."""
+    X = sp.csr_matrix(X, dtype=np.float32)
+    if not X.has_sorted_indices:
+        X = X.sorted_indices()
+    return (
+        np.ascontiguousarray(X.indptr, dtype=np.int64),
+        np.ascontiguousarray(X.indices, dtype=np.int32),
+        np.ascontiguousarray(X.data, dtype=np.float32),
+    )
+
+
+def row_sqnorms(indptr: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Squared L2 norm of each CSR row, float64."""
+    n_rows = indptr.shape[0] - 1
+    row_of = np.repeat(np.arange(n_rows), np.diff(indptr))
+    return np.bincount(row_of, weights=np.square(data, dtype=np.float64), minlength=n_rows)
+
+
+def solve_problems(
+    X: sp.spmatrix | sp.sparray,
+    problem_ptr: np.ndarray,
+    rows: np.ndarray,
+    signs: np.ndarray,
+    *,
+    cp: float = 1.0,
+    cn: float = 1.0,
+    bias: float = 1.0,
+    max_iter: int = 20,
+    tol: float = 0.1,
+    threshold: float = 0.0,
+    seed: int = 0,
+) -> sp.csc_matrix:
+    """Train independent linear classifiers, in parallel.
+
+    Parameters
+    ----------
+    X : sparse matrix, shape (n_examples, n_features)
+    problem_ptr : int array of length ``n_problems + 1``; problem ``p`` uses the entries
+        ``problem_ptr[p] .. problem_ptr[p + 1]`` of ``rows`` and ``signs``.
+    rows : int array, example ids (rows of ``X``).
+    signs : int array of +1 / -1, the label of each entry of ``rows``.
+    cp, cn : costs of the positive and negative examples (> 0).
+    bias : value of the constant feature appended to every example (0 for none).
+    max_iter, tol : at most ``max_iter`` passes; stop when the projected-gradient spread is <= tol.
+    threshold : weights with ``|w| < threshold`` are dropped.
+    seed : problem ``p`` visits its examples in an order drawn from seed ``seed + p``.
+
+    Returns
+    -------
+    scipy.sparse.csc_matrix, float32, shape (n_features + 1, n_problems)
+        Column ``p`` is problem ``p``'s weight vector; the last row is the bias weight.
+    """
+    if cp <= 0 or cn <= 0:
+        raise ValueError(f"solve_problems: cp and cn must be > 0, got cp={cp}, cn={cn}")
+    if max_iter < 1 or tol < 0:
+        raise ValueError(f"solve_problems: need max_iter >= 1 and tol >= 0, got {max_iter}, {tol}")
+    problem_ptr = np.asarray(problem_ptr, dtype=np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
+    signs = np.asarray(signs)
+    if rows.shape != signs.shape or problem_ptr[-1] != rows.shape[0] or np.any(np.diff(problem_ptr) < 0):
+        raise ValueError("solve_problems: problem_ptr must be non-decreasing and end at len(rows) == len(signs)")
+    if not np.all(np.abs(signs) == 1):
+        raise ValueError("solve_problems: signs must be +1 or -1")
+    n_examples, n_features = X.shape
+    if rows.size and (rows.min() < 0 or rows.max() >= n_examples):
+        raise ValueError(f"solve_problems: rows must be example ids in [0, {n_examples})")
+    indptr, indices, data = csr_arrays(X)
+    local = build_groups(indptr, indices, data, rows, problem_ptr, n_features, 4 * numba.get_num_threads())
+    n_problems = problem_ptr.shape[0] - 1
+    slot_ptr = np.zeros(n_problems + 1, dtype=np.int64)
+    np.cumsum(np.diff(local[3]) + 1, out=slot_ptr[1:])
+    counts, out_indices, out_data, _ = solve_grouped(
+        local[0], local[1], local[2], row_sqnorms(indptr, data)[rows], (signs > 0).astype(np.int64),
+        problem_ptr, local[3], local[4], np.arange(n_problems, dtype=np.int64),
+        np.ones(n_problems, dtype=np.int64), seed + np.arange(n_problems, dtype=np.int64), slot_ptr,
+        n_features, float(cp), float(cn), float(bias), int(max_iter), float(tol), float(threshold),
+    )
+    col_ptr, col_indices, col_data = compact_slots(slot_ptr, counts, out_indices, out_data)
+    return sp.csc_matrix((col_data, col_indices, col_ptr), shape=(n_features + 1, n_problems))

@@ -1,0 +1,252 @@
+"""One linear scorer per tree node, trained layer by layer as PECOS XR-Linear does.
+
+For a node ``v`` with parent ``u``, the examples are those whose label lies under ``u``
+(teacher forcing: the search is assumed to have reached ``u`` correctly); the positives are the
+ones whose label lies under ``v``, the negatives are the siblings' examples. The children of one
+parent share their examples, so each layer gathers every parent's examples once into a compact
+group (:func:`indexer.solver.build_groups`) and then solves all the layer's nodes in parallel
+(:func:`indexer.solver.solve_grouped`).
+
+Every example gets one extra constant feature of value ``params.bias``; a scorer's value on an
+input ``x`` is ``[x, bias] . w``, where ``w`` is the node's column of the returned matrix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Protocol
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from indexer.params import TrainParams
+from indexer.solver import build_groups, compact_slots, csr_arrays, row_sqnorms, solve_grouped
+
+# Most weights one solver call may hold before pruning (int32 + float32 each): bounds memory.
+MAX_SLOTS = 1 << 24
+
+
+class LabelTree(Protocol):
+    """The flat arrays of a label tree that training reads (see docs/architecture.md)."""
+
+    parent_: np.ndarray
+    node_layer_: np.ndarray
+    layer_ptr_: np.ndarray
+    label_node_: np.ndarray
+
+
+@dataclasses.dataclass
+class LayerReport:
+    """What training one layer took."""
+
+    layer: int
+    n_scorers: int
+    n_examples: int
+    seconds: float
+    nnz: int
+    mean_passes: float
+
+
+@dataclasses.dataclass
+class TrainingReport:
+    """Per-layer training figures; :func:`train_scorers` appends one :class:`LayerReport` per layer."""
+
+    layers: list[LayerReport] = dataclasses.field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(layer.seconds for layer in self.layers)
+
+    @property
+    def nnz(self) -> int:
+        return sum(layer.nnz for layer in self.layers)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (for ``params.json``)."""
+        return {
+            "seconds": round(self.seconds, 3),
+            "nnz": self.nnz,
+            "layers": [dataclasses.asdict(layer) for layer in self.layers],
+        }
+
+
+def train_scorers(
+    X: sp.spmatrix | sp.sparray,
+    y: np.ndarray,
+    tree: LabelTree,
+    params: TrainParams,
+    *,
+    progress: bool = True,
+    report: TrainingReport | None = None,
+) -> sp.csc_matrix:
+    """Train the linear scorer of every non-root node of ``tree``.
+
+    Parameters
+    ----------
+    X : sparse matrix, shape (n_examples, n_features)
+        Input features of the training examples.
+    y : int array, shape (n_examples,)
+        Label id of each example.
+    tree : LabelTree
+        ``parent_``, ``node_layer_``, ``layer_ptr_`` and ``label_node_`` as in docs/architecture.md.
+    params : TrainParams
+        ``cp``, ``cn``, ``bias``, ``max_iter``, ``tol``, ``threshold``.
+    progress : bool
+        Show a progress bar per layer.
+    report : TrainingReport, optional
+        When given, receives one :class:`LayerReport` per layer.
+
+    Returns
+    -------
+    scipy.sparse.csc_matrix, float32, shape (n_features + 1, n_nodes)
+        Column ``v`` holds node ``v``'s weights (column 0, the root, is empty); the last row is
+        the weight of the constant feature ``params.bias``. Weights with ``|w| < threshold``
+        are dropped; indices are sorted.
+    """
+    _check_params(params)
+    parent = np.asarray(tree.parent_, dtype=np.int64)
+    node_layer = np.asarray(tree.node_layer_, dtype=np.int64)
+    layer_ptr = np.asarray(tree.layer_ptr_, dtype=np.int64)
+    label_node = np.asarray(tree.label_node_, dtype=np.int64)
+    y = np.asarray(y)
+    n_examples, n_features = X.shape
+    if y.shape != (n_examples,):
+        raise ValueError(f"train_scorers: y has shape {y.shape}, expected ({n_examples},), one label per row of X")
+    if y.size and (y.min() < 0 or y.max() >= label_node.shape[0]):
+        raise ValueError(f"train_scorers: label ids must lie in [0, {label_node.shape[0]}), the tree's labels")
+    n_nodes = parent.shape[0]
+    if layer_ptr[-1] != n_nodes or node_layer.shape[0] != n_nodes:
+        raise ValueError("train_scorers: tree arrays disagree (layer_ptr_[-1] and node_layer_ must match parent_)")
+
+    indptr, indices, data = csr_arrays(X)
+    sqnorm = row_sqnorms(indptr, data)
+    col_nnz = np.zeros(n_nodes, dtype=np.int64)
+    pieces_indices: list[np.ndarray] = []
+    pieces_data: list[np.ndarray] = []
+    for layer, child in enumerate(_layer_ancestors(label_node[y], parent, node_layer, layer_ptr.shape[0] - 1)):
+        if layer == 0:
+            continue
+        start = time.perf_counter()
+        nodes = np.arange(layer_ptr[layer], layer_ptr[layer + 1])
+        bar = tqdm(total=len(nodes), desc=f"layer {layer}", unit="node", disable=not progress, leave=False)
+        layer_nnz, passes, n_rows = 0, 0, 0
+        for problems, p_indptr, p_indices, p_data, p_passes, n_rows in _solve_layer(
+            indptr, indices, data, sqnorm, child, parent, nodes, n_features, params
+        ):
+            col_nnz[problems] = np.diff(p_indptr)
+            pieces_indices.append(p_indices)
+            pieces_data.append(p_data)
+            layer_nnz += int(p_indptr[-1])
+            passes += int(p_passes.sum())
+            bar.update(len(problems))
+        bar.close()
+        if report is not None:
+            report.layers.append(
+                LayerReport(
+                    layer=layer,
+                    n_scorers=len(nodes),
+                    n_examples=n_rows,
+                    seconds=time.perf_counter() - start,
+                    nnz=layer_nnz,
+                    mean_passes=passes / max(len(nodes), 1),
+                )
+            )
+    weights_indptr = np.zeros(n_nodes + 1, dtype=np.int64)
+    np.cumsum(col_nnz, out=weights_indptr[1:])
+    weights = sp.csc_matrix(
+        (
+            np.concatenate(pieces_data) if pieces_data else np.zeros(0, np.float32),
+            np.concatenate(pieces_indices) if pieces_indices else np.zeros(0, np.int32),
+            weights_indptr,
+        ),
+        shape=(n_features + 1, n_nodes),
+    )
+    weights.has_sorted_indices = True
+    return weights
+
+
+def _check_params(params: TrainParams) -> None:
+    if params.cp <= 0 or params.cn <= 0:
+        raise ValueError(f"TrainParams: cp and cn must be > 0, got cp={params.cp}, cn={params.cn}")
+    if params.max_iter < 1:
+        raise ValueError(f"TrainParams: max_iter must be >= 1, got {params.max_iter}")
+    if params.tol < 0 or params.threshold < 0:
+        raise ValueError(f"TrainParams: tol and threshold must be >= 0, got {params.tol}, {params.threshold}")
+
+
+def _layer_ancestors(
+    example_node: np.ndarray, parent: np.ndarray, node_layer: np.ndarray, n_layers: int
+) -> list[np.ndarray]:
+    """For each layer, the ancestor of each example's label node on that layer (-1 if it has none).
+
+    A label node may sit above the deepest layer; its examples then take no part below it.
+    """
+    ancestors: list[np.ndarray] = [np.zeros_like(example_node) for _ in range(n_layers)]
+    current = example_node.copy()
+    for layer in range(n_layers - 1, 0, -1):
+        here = node_layer[current] == layer
+        ancestors[layer] = np.where(here, current, -1)
+        current = np.where(here, parent[current], current)
+    return ancestors
+
+
+def _solve_layer(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    sqnorm: np.ndarray,
+    child: np.ndarray,
+    parent: np.ndarray,
+    nodes: np.ndarray,
+    n_features: int,
+    params: TrainParams,
+):
+    """Yield ``(problem nodes, CSC indptr, indices, data, passes, n_rows)`` batch by batch.
+
+    ``child[i]`` is example ``i``'s ancestor on this layer (-1 if none). Nodes whose parent has
+    no example get no scorer (an empty column).
+    """
+    selected = np.flatnonzero(child >= 0)
+    rows = selected[np.argsort(child[selected], kind="stable")]
+    row_key = child[rows]
+    row_parent = parent[row_key]  # non-decreasing: children of a node are contiguous, BFS order
+    starts = np.flatnonzero(np.r_[True, row_parent[1:] != row_parent[:-1]]) if rows.size else np.zeros(0, np.int64)
+    group_ptr = np.r_[starts, rows.size].astype(np.int64)
+    group_parent = row_parent[starts]
+    local = build_groups(indptr, indices, data, rows, group_ptr, n_features, 4 * numba.get_num_threads())
+    local_indptr, local_indices, local_data, feature_ptr, features = local
+    where = np.minimum(np.searchsorted(group_parent, parent[nodes]), max(group_parent.size - 1, 0))
+    trained = group_parent[where] == parent[nodes] if group_parent.size else np.zeros(nodes.size, dtype=bool)
+    problems = nodes[trained]
+    problem_group = where[trained].astype(np.int64)
+    bound = np.diff(feature_ptr)[problem_group] + 1
+    row_sqnorm = sqnorm[rows]
+    for lo, hi in _batches(bound, min_size=8 * numba.get_num_threads()):
+        slot_ptr = np.zeros(hi - lo + 1, dtype=np.int64)
+        np.cumsum(bound[lo:hi], out=slot_ptr[1:])
+        counts, out_indices, out_data, passes = solve_grouped(
+            local_indptr, local_indices, local_data, row_sqnorm, row_key, group_ptr, feature_ptr, features,
+            problem_group[lo:hi], problems[lo:hi], problems[lo:hi], slot_ptr, n_features,
+            float(params.cp), float(params.cn), float(params.bias), int(params.max_iter), float(params.tol),
+            float(params.threshold),
+        )
+        yield (problems[lo:hi], *compact_slots(slot_ptr, counts, out_indices, out_data), passes, rows.size)
+
+
+def _batches(bound: np.ndarray, min_size: int) -> list[tuple[int, int]]:
+    """Split problems into consecutive batches of about a tenth of the layer, each within MAX_SLOTS."""
+    n = bound.shape[0]
+    size = max(min_size, -(-n // 10))
+    cumulative = np.cumsum(bound)
+    batches = []
+    lo = 0
+    while lo < n:
+        base = cumulative[lo - 1] if lo else 0
+        fit = int(np.searchsorted(cumulative, base + MAX_SLOTS, side="right"))
+        hi = min(n, lo + size, max(fit, lo + 1))
+        batches.append((lo, hi))
+        lo = hi
+    return batches
