@@ -27,11 +27,11 @@ from indexer.params import (
 
 @dataclasses.dataclass(frozen=True)
 class SearchParams:
-    """Online prediction: beam width, how many completions, how the model's scores combine."""
+    """Online prediction: the beam width, how many labels the beam returns for re-ranking, and
+    how much popularity counts in it (score = model score * (1 + count) ** popularity_weight)."""
 
     beam_width: int = 10
-    k: int = 10
-    transform: str = "l3-hinge"
+    candidates: int = 20
     popularity_weight: float = 0.0
 
 

@@ -121,10 +121,13 @@ class PopularCompleter:
         self.complete("a", (), 10)
         self.complete("", (), 10)
 
-    def save(self, folder: str | Path, summary: dict | None = None) -> None:
-        folder = Path(folder)
+    def save_arrays(self, folder: str | Path) -> None:
+        """The labels and the popularity table, without ``params.json`` (for models that embed MPC)."""
         self.labels.save(folder)
-        np.save(folder / "popular_table.npy", self.table)
+        np.save(Path(folder) / "popular_table.npy", self.table)
+
+    def save(self, folder: str | Path, summary: dict | None = None) -> None:
+        self.save_arrays(folder)
         save_params(folder, self.kind, {"normalization": self.normalization}, summary)
 
     @classmethod

@@ -95,7 +95,11 @@ class TreeParams:
 
 @dataclasses.dataclass(frozen=True)
 class TrainParams:
-    """Per-node linear scorers: L2-regularized squared hinge by dual coordinate descent."""
+    """Per-node linear scorers: L2-regularized squared hinge by dual coordinate descent.
+
+    ``prefixes_per_pair``: training examples per (previous, next) pair, each with a distinct prefix
+    length of the next query drawn uniformly (0: every prefix length).
+    """
 
     cp: float = 1.0
     cn: float = 1.0
@@ -103,6 +107,7 @@ class TrainParams:
     max_iter: int = 20
     tol: float = 0.1
     threshold: float = 0.1
+    prefixes_per_pair: int = 3
 
 
 def from_mapping(cls: type[T], section: Mapping[str, Any] | None, name: str) -> T:
