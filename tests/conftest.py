@@ -27,3 +27,22 @@ def mpc_model(synthetic_log: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     out = tmp_path_factory.mktemp("models") / "mpc"
     build_model(synthetic_log, config, out)
     return out
+
+
+@pytest.fixture
+def live_server():
+    """Start real servers: ``live_server(model_folder, redis_url=None, workers=1, config=None, env=None)``
+    runs ``autocomplete serve`` on a free loopback port and returns a ``ServerProcess`` (``.url``,
+    ``.ws_url``, ``.output()``); every server started is stopped when the test ends."""
+    from autocomplete.serve_process import ServerProcess
+
+    started: list[ServerProcess] = []
+
+    def start(model: Path, **kwargs) -> ServerProcess:
+        server = ServerProcess(model, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

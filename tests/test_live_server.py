@@ -1,0 +1,173 @@
+"""Real servers: ``autocomplete serve`` subprocesses and uvicorn in a thread, real websocket clients."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import redis
+import uvicorn
+from serving_stubs import EchoCompleter
+from websockets.sync.client import connect
+
+from autocomplete.completer import load_completer
+from autocomplete.config import ServeConfig
+from autocomplete.serve_process import free_port
+from autocomplete.server import create_app
+from sessions.base import is_session_id
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+pytestmark = pytest.mark.slow
+
+
+def shared_redis_or_skip() -> None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping()
+    except redis.RedisError:
+        pytest.skip("no Redis at 127.0.0.1:6379 (make test starts one)")
+
+
+def ask(ws, frame: dict) -> dict:
+    ws.send(json.dumps(frame))
+    return json.loads(ws.recv(timeout=10))
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@contextmanager
+def uvicorn_in_thread(app) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"ws://127.0.0.1:{port}/v1/ws"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def check_session_flow(server, model_folder: Path) -> None:
+    model = load_completer(model_folder, warm_up=False)
+    with connect(server.ws_url) as ws:
+        hello = json.loads(ws.recv(timeout=10))
+        session = hello["session"]
+        assert hello["type"] == "hello" and is_session_id(session)
+        assert session in ws.response.headers["set-cookie"]
+        answer = ask(ws, {"type": "input", "seq": 1, "text": "ch"})
+        assert [i["text"] for i in answer["items"]] == [c.text for c in model.complete("ch", (), 10)]
+        assert ask(ws, {"type": "submit", "text": "zanzibarquery"})["stored"] is True
+    with connect(f"{server.ws_url}?session={session}") as ws:
+        assert json.loads(ws.recv(timeout=10))["session"] == session
+        assert ask(ws, {"type": "input", "seq": 2, "text": "zanzibarprefix"})["type"] == "completions"
+    assert get_json(f"{server.url}/v1/session?session={session}")["previous"] == ["zanzibarquery"]
+    log = server.output()
+    assert "WebSocket /v1/ws" in log  # the access lines are there, with query strings cut
+    assert session not in log and "zanzibar" not in log
+
+
+def test_serve_subprocess_with_memory_sessions(live_server, mpc_model: Path) -> None:
+    check_session_flow(live_server(mpc_model), mpc_model)
+
+
+@pytest.mark.redis
+def test_serve_subprocess_two_workers_with_redis_sessions(live_server, mpc_model: Path) -> None:
+    shared_redis_or_skip()
+    prefix = f"test-{uuid.uuid4().hex}:"
+    server = live_server(mpc_model, redis_url=REDIS_URL, workers=2, env={"AUTOCOMPLETE_REDIS_PREFIX": prefix})
+    try:
+        check_session_flow(server, mpc_model)
+        assert get_json(f"{server.url}/readyz")["session_store"] == "ok"
+        metrics = urllib.request.urlopen(f"{server.url}/metrics", timeout=10).read().decode()
+        assert 'autocomplete_inputs_total{transport="websocket"} 2.0' in metrics  # summed over workers
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)
+
+
+def test_stale_inputs_are_superseded_and_every_input_gets_one_answer_in_order() -> None:
+    completer = EchoCompleter(delay=0.05)
+    text = "house plants"
+    with uvicorn_in_thread(create_app(completer=completer)) as url, connect(url) as ws:
+        ws.recv(timeout=10)
+        for seq in range(1, len(text) + 1):
+            ws.send(json.dumps({"type": "input", "seq": seq, "text": text[:seq]}))
+        answers = [json.loads(ws.recv(timeout=10)) for _ in text]
+    assert [a["seq"] for a in answers] == list(range(1, len(text) + 1))
+    kinds = [a["type"] for a in answers]
+    assert "superseded" in kinds and kinds[-1] == "completions"
+    assert answers[-1]["items"][0]["text"] == "house plants after nothing"
+    assert len(completer.calls) == kinds.count("completions") < len(text)  # stale work was skipped
+
+
+@contextmanager
+def own_redis(port: int) -> Iterator[subprocess.Popen]:
+    """A private redis-server (never the shared one), so the test may kill it."""
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.RedisError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_redis_dies_mid_session_inputs_still_answered_and_context_returns() -> None:
+    port = free_port()
+    config = ServeConfig(redis_url=f"redis://127.0.0.1:{port}/0", store_retry_seconds=0.2)
+    with (
+        own_redis(port) as first,
+        uvicorn_in_thread(create_app(completer=EchoCompleter(), config=config)) as url,
+    ):
+        with connect(url) as ws:
+            json.loads(ws.recv(timeout=10))
+            assert ask(ws, {"type": "submit", "text": "garden hose"})["stored"] is True
+            assert (
+                ask(ws, {"type": "input", "seq": 1, "text": "ro"})["items"][0]["text"]
+                == "ro after garden hose"
+            )
+
+            first.kill()
+            first.wait()
+            for seq in range(2, 6):
+                answer = ask(ws, {"type": "input", "seq": seq, "text": "ro"})
+                assert answer["type"] == "completions" and answer["items"][0]["text"] == "ro after nothing"
+            assert ask(ws, {"type": "submit", "text": "lost"})["stored"] is False
+
+            with own_redis(port):
+                deadline = time.monotonic() + 10
+                while not ask(ws, {"type": "submit", "text": "house plants"})["stored"]:
+                    assert time.monotonic() < deadline, "the store did not reconnect"
+                    time.sleep(0.1)
+                answer = ask(ws, {"type": "input", "seq": 9, "text": "ro"})
+                assert answer["items"][0]["text"] == "ro after house plants"
