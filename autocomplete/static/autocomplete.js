@@ -24,6 +24,7 @@ class Autocomplete {
     url: SCRIPT_ORIGIN,           // the service's base URL
     k: 8,                         // suggestions to ask for
     minChars: 1,                  // shorter input closes the list
+    maxChars: 100,                // the service's prefix limit; longer input closes the list
     listLabel: 'Suggestions',     // accessible name of the list when the input has no label
     storageKey: 'autocomplete-session',
     reconnectMinMs: 250,          // first reconnect delay; doubles up to reconnectMaxMs
@@ -62,14 +63,15 @@ class Autocomplete {
     const id = `autocomplete-${++instanceCount}`;
     this.root = document.createElement('div');
     this.root.className = 'ac';
+    const label = this.input.labels && this.input.labels[0];
     this.input.replaceWith(this.root);
     this.list = document.createElement('ul');
     this.list.id = `${id}-listbox`;
     this.list.className = 'ac-list';
     this.list.setAttribute('role', 'listbox');
-    if (this.input.labels && this.input.labels.length) {
-      if (!this.input.labels[0].id) this.input.labels[0].id = `${id}-label`;
-      this.list.setAttribute('aria-labelledby', this.input.labels[0].id);
+    if (label) {
+      if (!label.id) label.id = `${id}-label`;
+      this.list.setAttribute('aria-labelledby', label.id);
     } else {
       this.list.setAttribute('aria-label', this.options.listLabel);
     }
@@ -199,6 +201,7 @@ class Autocomplete {
   }
 
   onFocus() {
+    if (!this.ws && !this.reconnectTimer) this.connect();  // closed while idle: come back now
     if (this.shownText === this.input.value) this.open();
   }
 
@@ -288,7 +291,9 @@ class Autocomplete {
         break;
       case 'error':
         console.warn(`autocomplete: service error ${message.code}: ${message.message}`);
-        if (this.inFlight && message.seq === this.inFlight.seq) this.sendHttp(this.inFlight.seq, this.inFlight.text);
+        if (message.seq !== this.seq) break;
+        if (message.code === 'rate_limited') this.sendHttp(message.seq, this.input.value);
+        else this.answer(message.seq, this.input.value, []);
         break;
       default:
         break;
@@ -301,7 +306,7 @@ class Autocomplete {
   request(text) {
     const seq = ++this.seq;
     this.setActive(-1);
-    if (text.length < this.options.minChars) {
+    if (text.length < this.options.minChars || text.length > this.options.maxChars) {
       this.inFlight = null;
       if (this.httpAbort) this.httpAbort.abort();
       this.clearSuggestions();
@@ -314,8 +319,9 @@ class Autocomplete {
     if (this.wsReady) {
       if (this.httpAbort) this.httpAbort.abort();
       this.inFlight = {seq, text, via: 'websocket'};
-      this.ws.send(JSON.stringify({type: 'input', seq, text}));
+      this.ws.send(JSON.stringify({type: 'input', seq, text, k: this.options.k}));
     } else {
+      if (!this.ws && !this.reconnectTimer) this.connect();
       this.sendHttp(seq, text);
     }
   }
@@ -333,6 +339,7 @@ class Autocomplete {
       const response = await fetch(url, {signal: abort.signal, credentials: 'include'});
       if (!response.ok) throw new Error(`GET /v1/complete answered ${response.status}`);
       const body = await response.json();
+      if (body.session && !this.session) this.saveSession(body.session);
       this.answer(seq, body.text ?? text, body.items);
     } catch (error) {
       if (error.name !== 'AbortError') console.warn('autocomplete: HTTP fallback failed', error);
@@ -386,16 +393,17 @@ class Autocomplete {
     const ws = new WebSocket(url);
     this.ws = ws;
     ws.addEventListener('message', (event) => this.onMessage(event));
-    ws.addEventListener('close', () => this.onClose(ws));
+    ws.addEventListener('close', (event) => this.onClose(ws, event));
   }
 
-  onClose(ws) {
+  onClose(ws, event) {
     if (ws !== this.ws) return;
     const wasReady = this.wsReady;
     this.ws = null;
     this.wsReady = false;
     if (wasReady) this.emit('autocomplete:transport', {transport: 'http'});
     if (this.inFlight && this.inFlight.via === 'websocket') this.sendHttp(this.inFlight.seq, this.inFlight.text);
+    if (event.code === 1000) return;  // closed while idle: reconnect on the next focus or keystroke
     this.reconnectTimer = setTimeout(() => this.connect(), this.reconnectDelay * (0.8 + 0.4 * Math.random()));
     this.reconnectDelay = Math.min(this.reconnectDelay * 2, this.options.reconnectMaxMs);
   }
