@@ -249,8 +249,17 @@ def split_segments(
         for q in range(chunk, n_seg, n_chunks):
             s = order[q]
             _split_segment(
-                indptr, indices, data, perm, seg_lo[s], seg_hi[s], branching, iterations, seeds[s],
-                colmap, bounds[s],
+                indptr,
+                indices,
+                data,
+                perm,
+                seg_lo[s],
+                seg_hi[s],
+                branching,
+                iterations,
+                seeds[s],
+                colmap,
+                bounds[s],
             )
     return bounds
 

@@ -10,6 +10,7 @@ the children of each node contiguous and in key order. See docs/architecture.md 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,18 @@ from indexer.params import TreeParams
 
 TRIE, CLUSTER, LABEL = 0, 1, 2
 
-_ARRAYS = ("child_ptr_", "parent_", "node_layer_", "layer_ptr_", "node_label_", "label_node_",
-           "node_key_len_", "node_lo_", "node_hi_", "label_order_")
+_ARRAYS = (
+    "child_ptr_",
+    "parent_",
+    "node_layer_",
+    "layer_ptr_",
+    "node_label_",
+    "label_node_",
+    "node_key_len_",
+    "node_lo_",
+    "node_hi_",
+    "label_order_",
+)
 
 
 @numba.njit(cache=True)
@@ -139,7 +150,12 @@ class HybridTree(BaseEstimator):
         )
 
     def _validate_params(self) -> None:
-        for name, low in (("trie_depth", 0), ("branching", 2), ("max_leaf_size", 1), ("kmeans_iterations", 1)):
+        for name, low in (
+            ("trie_depth", 0),
+            ("branching", 2),
+            ("max_leaf_size", 1),
+            ("kmeans_iterations", 1),
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f"HybridTree: {name} must be a whole number >= {low}, got {value!r}")
@@ -164,9 +180,14 @@ class HybridTree(BaseEstimator):
         labels = list(labels)
         n = len(labels)
         if n == 0:
-            raise ValueError("HybridTree.fit: no labels; the training log gave no label that passed the filters")
-        if any(a >= b for a, b in zip(labels, labels[1:])):
-            raise ValueError("HybridTree.fit: labels must be distinct and sorted in code point order (use LabelSet.texts())")
+            raise ValueError(
+                "HybridTree.fit: no labels; the training log gave no label that passed the filters"
+            )
+        if any(a >= b for a, b in itertools.pairwise(labels)):
+            raise ValueError(
+                "HybridTree.fit: labels must be distinct and sorted in code point order "
+                "(use LabelSet.texts())"
+            )
         if not sp.issparse(embeddings) or embeddings.shape[0] != n:
             raise ValueError(
                 f"HybridTree.fit: embeddings must be a sparse matrix with one row per label ({n}), "
@@ -202,8 +223,13 @@ class HybridTree(BaseEstimator):
             layers.append(_Layer.merge([(starts[keep], ends[keep], TRIE, d), (ended, ended + 1, LABEL, -1)]))
         return layers
 
-    def _kmeans_layers(self, layers: list[_Layer], perm: np.ndarray,
-                       rows: tuple[np.ndarray, np.ndarray, np.ndarray, int], seed: int) -> None:
+    def _kmeans_layers(
+        self,
+        layers: list[_Layer],
+        perm: np.ndarray,
+        rows: tuple[np.ndarray, np.ndarray, np.ndarray, int],
+        seed: int,
+    ) -> None:
         offset = sum(len(layer) for layer in layers[:-1])
         n_threads = numba.get_num_threads()
         while True:
@@ -216,8 +242,14 @@ class HybridTree(BaseEstimator):
                 return
             ids = offset + np.flatnonzero(split)
             bounds = kmeans.split_segments(
-                *rows, perm, layer.lo[split], layer.hi[split], kmeans.node_seeds(seed, ids),
-                self.branching, self.kmeans_iterations, n_threads,
+                *rows,
+                perm,
+                layer.lo[split],
+                layer.hi[split],
+                kmeans.node_seeds(seed, ids),
+                self.branching,
+                self.kmeans_iterations,
+                n_threads,
             )
             child_lo, child_hi = bounds[:, :-1].ravel(), bounds[:, 1:].ravel()
             real = child_hi >= 0
@@ -225,10 +257,14 @@ class HybridTree(BaseEstimator):
             starts, sizes = layer.lo[leaf], size[leaf]
             positions = np.arange(sizes.sum()) + np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
             offset += len(layer)
-            layers.append(_Layer.merge([
-                (child_lo[real], child_hi[real], CLUSTER, -1),
-                (positions, positions + 1, LABEL, -1),
-            ]))
+            layers.append(
+                _Layer.merge(
+                    [
+                        (child_lo[real], child_hi[real], CLUSTER, -1),
+                        (positions, positions + 1, LABEL, -1),
+                    ]
+                )
+            )
 
     def _assemble(self, layers: list[_Layer], perm: np.ndarray) -> None:
         sizes = np.array([len(layer) for layer in layers], dtype=np.int64)
@@ -241,7 +277,9 @@ class HybridTree(BaseEstimator):
         parent = np.full(n_nodes, -1, dtype=np.int64)
         for i in range(1, len(layers)):
             above = layers[i - 1].lo
-            parent[layer_ptr[i]:layer_ptr[i + 1]] = layer_ptr[i - 1] + np.searchsorted(above, layers[i].lo, "right") - 1
+            parent[layer_ptr[i] : layer_ptr[i + 1]] = (
+                layer_ptr[i - 1] + np.searchsorted(above, layers[i].lo, "right") - 1
+            )
         child_ptr = np.ones(n_nodes + 1, dtype=np.int64)
         np.cumsum(np.bincount(parent[1:], minlength=n_nodes), out=child_ptr[1:])
         child_ptr[1:] += 1
@@ -286,8 +324,12 @@ class HybridTree(BaseEstimator):
         save_params(folder, type(self).__name__, params, summary=self._shape_summary())
 
     def _shape_summary(self) -> dict[str, Any]:
-        return {"n_trie_layers": self.n_trie_layers_, "n_nodes": self.n_nodes, "n_layers": self.n_layers,
-                "n_labels": int(self.label_node_.shape[0])}
+        return {
+            "n_trie_layers": self.n_trie_layers_,
+            "n_nodes": self.n_nodes,
+            "n_layers": self.n_layers,
+            "n_labels": int(self.label_node_.shape[0]),
+        }
 
     @classmethod
     def load(cls, folder: str | Path, mmap: bool = True) -> HybridTree:
@@ -306,17 +348,23 @@ class HybridTree(BaseEstimator):
             n_nodes, n_layers, n_labels = (int(summary[k]) for k in ("n_nodes", "n_layers", "n_labels"))
             n_trie_layers = int(summary["n_trie_layers"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"{folder / 'params.json'} lacks tree parameters or shapes ({exc}): rebuild the model.") from exc
-        expected = {"child_ptr_": n_nodes + 1, "layer_ptr_": n_layers + 1, "label_node_": n_labels,
-                    "label_order_": n_labels}
+            raise ModelFileError(
+                f"{folder / 'params.json'} lacks tree parameters or shapes ({exc}): rebuild the model."
+            ) from exc
+        expected = {
+            "child_ptr_": n_nodes + 1,
+            "layer_ptr_": n_layers + 1,
+            "label_node_": n_labels,
+            "label_order_": n_labels,
+        }
         for name in _ARRAYS:
             path = folder / f"{name.rstrip('_')}.npy"
             array = load_array(path, mmap=mmap)
             length = expected.get(name, n_nodes)
             if array.dtype != np.int32 or array.shape != (length,):
                 raise ModelFileError(
-                    f"{path} holds {array.dtype} {array.shape}, expected int32 ({length},) as params.json says: "
-                    "the model folder is corrupt, rebuild it."
+                    f"{path} holds {array.dtype} {array.shape}, expected int32 ({length},) as "
+                    "params.json says: the model folder is corrupt, rebuild it."
                 )
             setattr(self, name, array)
         self.n_trie_layers_ = n_trie_layers

@@ -15,13 +15,31 @@ def random_rows(n: int, dim: int, seed: int, density: float = 0.3) -> sp.csr_mat
     return x
 
 
-def split(x: sp.csr_matrix, segments: list[tuple[int, int]], seeds: np.ndarray, branching: int,
-          iterations: int = 20, n_threads: int = 2, perm: np.ndarray | None = None):
+def split(
+    x: sp.csr_matrix,
+    segments: list[tuple[int, int]],
+    seeds: np.ndarray,
+    branching: int,
+    iterations: int = 20,
+    n_threads: int = 2,
+    perm: np.ndarray | None = None,
+):
     perm = np.arange(x.shape[0], dtype=np.int32) if perm is None else perm.copy()
     lo = np.array([s[0] for s in segments], dtype=np.int64)
     hi = np.array([s[1] for s in segments], dtype=np.int64)
-    bounds = kmeans.split_segments(x.indptr.astype(np.int64), x.indices, x.data, x.shape[1], perm, lo, hi,
-                                   seeds, branching, iterations, n_threads)
+    bounds = kmeans.split_segments(
+        x.indptr.astype(np.int64),
+        x.indices,
+        x.data,
+        x.shape[1],
+        perm,
+        lo,
+        hi,
+        seeds,
+        branching,
+        iterations,
+        n_threads,
+    )
     return perm, bounds
 
 
@@ -32,7 +50,7 @@ def reference_assign(sims: np.ndarray) -> np.ndarray:
     if k == 2:
         order = np.argsort(sims[:, 1] - sims[:, 0], kind="stable")
         assign[order[: sizes[0]]] = 0
-        assign[order[sizes[0]:]] = 1
+        assign[order[sizes[0] :]] = 1
         return assign
     room = list(sizes)
     for q in np.argsort(-sims.ravel(), kind="stable"):
@@ -90,7 +108,7 @@ def test_children_are_balanced_and_objective_not_worse_than_initial_split(branch
     assert sorted(perm) == list(range(n))
     assign = np.empty(n, dtype=np.int64)
     for c in range(branching):
-        assign[perm[bounds[0, c]:bounds[0, c + 1]]] = c
+        assign[perm[bounds[0, c] : bounds[0, c + 1]]] = c
     dense = x.toarray().astype(np.float64)
     _, first = reference_split(dense, seeds[0], branching, 1)
     assert objective(dense, assign, branching) >= objective(dense, first, branching) - 1e-5
@@ -116,7 +134,7 @@ def test_many_segments_at_once_equal_one_at_a_time_and_ignore_thread_count() -> 
     np.testing.assert_array_equal(together, serial)
     np.testing.assert_array_equal(bounds, bounds1)
     for s, (lo, hi) in enumerate(segments):
-        alone, b = split(x, [(lo, hi)], seeds[s:s + 1], 3)
+        alone, b = split(x, [(lo, hi)], seeds[s : s + 1], 3)
         np.testing.assert_array_equal(alone[lo:hi], together[lo:hi])
         np.testing.assert_array_equal(b[0], bounds[s])
     untouched = np.ones(200, dtype=bool)

@@ -36,14 +36,16 @@ def data() -> tuple[list[str], sp.csr_matrix]:
 
 
 def labels_under(tree: HybridTree, v: int) -> np.ndarray:
-    return np.asarray(tree.label_order_[tree.node_lo_[v]:tree.node_hi_[v]])
+    return np.asarray(tree.label_order_[tree.node_lo_[v] : tree.node_hi_[v]])
 
 
 def children(tree: HybridTree, v: int) -> range:
     return range(int(tree.child_ptr_[v]), int(tree.child_ptr_[v + 1]))
 
 
-def check_invariants(tree: HybridTree, labels: list[str], trie_depth: int, branching: int, max_leaf: int) -> None:
+def check_invariants(
+    tree: HybridTree, labels: list[str], trie_depth: int, branching: int, max_leaf: int
+) -> None:
     n_nodes, n_labels = tree.n_nodes, len(labels)
     depth = min(trie_depth, max(len(s) for s in labels))
     assert tree.n_trie_layers_ == depth
@@ -54,7 +56,9 @@ def check_invariants(tree: HybridTree, labels: list[str], trie_depth: int, branc
         for c in children(tree, v):
             assert tree.parent_[c] == v and tree.node_layer_[c] == tree.node_layer_[v] + 1
     assert np.all(np.diff(tree.node_layer_) >= 0)
-    np.testing.assert_array_equal(tree.layer_ptr_, np.searchsorted(tree.node_layer_, np.arange(tree.n_layers + 1)))
+    np.testing.assert_array_equal(
+        tree.layer_ptr_, np.searchsorted(tree.node_layer_, np.arange(tree.n_layers + 1))
+    )
     # every label in exactly one leaf
     is_label = tree.node_label_ >= 0
     assert sorted(tree.node_label_[is_label]) == list(range(n_labels))
@@ -82,8 +86,12 @@ def check_invariants(tree: HybridTree, labels: list[str], trie_depth: int, branc
             assert all(s.startswith(key) for s in labels[lo:hi])
             np.testing.assert_array_equal(np.sort(under), np.arange(lo, hi))
             if key_len < depth:  # children: the label equal to the key (if any), then longer keys
-                kid_keys = [labels[tree.node_label_[c]] if is_label[c] else labels[labels_under(tree, c)[0]][:key_len + 1]
-                            for c in kids]
+                kid_keys = [
+                    labels[tree.node_label_[c]]
+                    if is_label[c]
+                    else labels[labels_under(tree, c)[0]][: key_len + 1]
+                    for c in kids
+                ]
                 assert kid_keys == sorted(set(kid_keys))
                 assert all(labels[tree.node_label_[c]] == key for c in label_kids)
                 assert all(tree.node_key_len_[c] == key_len + 1 for c in kids if not is_label[c])
@@ -164,24 +172,36 @@ def test_same_seed_same_tree_whatever_the_thread_count(data) -> None:
 
 def test_kmeans_groups_similar_labels() -> None:
     # two families of labels with no character in common end up on the two sides of the root
-    labels = sorted({f"{a}{b}{c}" for a, b, c in itertools.product("ab", repeat=3)}
-                    | {f"{x}{y}{z}" for x, y, z in itertools.product("xy", repeat=3)})
+    labels = sorted(
+        {f"{a}{b}{c}" for a, b, c in itertools.product("ab", repeat=3)}
+        | {f"{x}{y}{z}" for x, y, z in itertools.product("xy", repeat=3)}
+    )
     tree = HybridTree(trie_depth=0, max_leaf_size=1).fit(labels, embed(labels))
     sides = [{labels[j] for j in labels_under(tree, c)} for c in children(tree, 0)]
-    assert {frozenset(s) for s in sides} == {frozenset(s for s in labels if s[0] in "ab"),
-                                             frozenset(s for s in labels if s[0] in "xy")}
+    assert {frozenset(s) for s in sides} == {
+        frozenset(s for s in labels if s[0] in "ab"),
+        frozenset(s for s in labels if s[0] in "xy"),
+    }
 
 
 def test_from_params() -> None:
-    tree = HybridTree.from_params(TreeParams(trie_depth=2, branching=4, max_leaf_size=9, kmeans_iterations=3,
-                                             random_state=5))
-    assert tree.get_params() == dict(trie_depth=2, branching=4, max_leaf_size=9, kmeans_iterations=3, random_state=5)
+    tree = HybridTree.from_params(
+        TreeParams(trie_depth=2, branching=4, max_leaf_size=9, kmeans_iterations=3, random_state=5)
+    )
+    assert tree.get_params() == dict(
+        trie_depth=2, branching=4, max_leaf_size=9, kmeans_iterations=3, random_state=5
+    )
 
 
-@pytest.mark.parametrize("params, match", [
-    (dict(branching=1), "branching"), (dict(trie_depth=-1), "trie_depth"),
-    (dict(max_leaf_size=0), "max_leaf_size"), (dict(kmeans_iterations=1.5), "kmeans_iterations"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(branching=1), "branching"),
+        (dict(trie_depth=-1), "trie_depth"),
+        (dict(max_leaf_size=0), "max_leaf_size"),
+        (dict(kmeans_iterations=1.5), "kmeans_iterations"),
+    ],
+)
 def test_bad_params_are_refused_in_fit(data, params, match) -> None:
     labels, x = data
     tree = HybridTree(**params)  # no validation before fit
@@ -215,8 +235,18 @@ def test_save_load_round_trip(saved) -> None:
         loaded = HybridTree.load(folder, mmap=mmap)
         assert loaded.get_params() == tree.get_params()
         assert loaded.n_trie_layers_ == tree.n_trie_layers_
-        for name in ("child_ptr_", "parent_", "node_layer_", "layer_ptr_", "node_label_", "label_node_",
-                     "node_key_len_", "node_lo_", "node_hi_", "label_order_"):
+        for name in (
+            "child_ptr_",
+            "parent_",
+            "node_layer_",
+            "layer_ptr_",
+            "node_label_",
+            "label_node_",
+            "node_key_len_",
+            "node_lo_",
+            "node_hi_",
+            "label_order_",
+        ):
             np.testing.assert_array_equal(getattr(loaded, name), getattr(tree, name))
             assert isinstance(getattr(loaded, name), np.memmap) == mmap
 
