@@ -131,6 +131,13 @@ def set_session_cookie(response: Response, config: ServeConfig, session: str) ->
 
 
 async def _read(websocket: WebSocket, service: Service, inbox: _Inbox) -> None:
+    try:
+        await _read_frames(websocket, service, inbox)
+    except (WebSocketDisconnect, RuntimeError, OSError):  # the transport went away under us
+        inbox.put(_GONE)
+
+
+async def _read_frames(websocket: WebSocket, service: Service, inbox: _Inbox) -> None:
     limits = service.limits
     rate = _RateLimit(service.config.max_inputs_per_second)
     idle = service.config.idle_timeout_seconds
