@@ -8,13 +8,6 @@ fail (to keep the websocket down while the widget answers over HTTP).
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +25,7 @@ LAUNCH_ARGS = [
 
 requires_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(),
-    reason="Debian's chromium is not installed at /usr/bin/chromium (`make test` installs it: apt-get install chromium)",
+    reason="no /usr/bin/chromium: install Debian's chromium (`make chromium`, or apt-get install chromium)",
 )
 
 SOCKET_TAP = """
@@ -81,8 +74,9 @@ def relative_luminance(rgb: tuple[float, float, float]) -> float:
 
 def contrast_ratio(foreground: str, background: str) -> float:
     """WCAG 2 contrast ratio of two opaque CSS ``rgb(r, g, b)`` colours as getComputedStyle reports them."""
-    lighter, darker = sorted((relative_luminance(parse_rgb(foreground)), relative_luminance(parse_rgb(background))),
-                             reverse=True)
+    lighter, darker = sorted(
+        (relative_luminance(parse_rgb(foreground)), relative_luminance(parse_rgb(background))), reverse=True
+    )
     return (lighter + 0.05) / (darker + 0.05)
 
 
@@ -91,35 +85,3 @@ def parse_rgb(color: str) -> tuple[float, float, float]:
     if len(channels) > 3 and float(channels[-1].lstrip("/")) != 1:
         raise ValueError(f"{color} is translucent; compare it against what lies beneath it instead")
     return float(channels[0]), float(channels[1]), float(channels[2])
-
-
-@contextlib.contextmanager
-def serve(model: Path, timeout: float = 60.0) -> Iterator[str]:
-    """``autocomplete serve --model MODEL`` on a free loopback port; yields its base URL once ready."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "autocomplete.cli", "serve", "--model", str(model), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}: {process.stderr.read()}")
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{' '.join(command)} was not ready within {timeout:.0f} s") from None
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

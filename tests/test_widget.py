@@ -7,6 +7,7 @@ reference the suggestions on screen are compared with.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import urllib.parse
@@ -15,8 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import CHROMIUM, LAUNCH_ARGS, SOCKET_TAP, contrast_ratio, requires_chromium
 
-from browser_support import CHROMIUM, LAUNCH_ARGS, SOCKET_TAP, contrast_ratio, requires_chromium, serve
+from autocomplete.serve_process import ServerProcess
+from indexer.synthetic import TOPICS
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -29,7 +32,9 @@ SCREENSHOT_ENV = "AUTOCOMPLETE_SCREENSHOT"
 def reference(base: str, text: str, session: str | None = None) -> list[str]:
     """The suggestions the HTTP API gives for ``text``, the widget's reference."""
     query = {"q": text, "k": K} | ({"session": session} if session else {})
-    with urllib.request.urlopen(f"{base}/v1/complete?{urllib.parse.urlencode(query)}", timeout=10) as response:
+    with urllib.request.urlopen(
+        f"{base}/v1/complete?{urllib.parse.urlencode(query)}", timeout=10
+    ) as response:
         return [item["text"] for item in json.load(response)["items"]]
 
 
@@ -48,8 +53,8 @@ def browser() -> Iterator[playwright_api.Browser]:
 
 @pytest.fixture(scope="module")
 def server(mpc_model: Path) -> Iterator[str]:
-    with serve(mpc_model) as base:
-        yield base
+    with ServerProcess(mpc_model) as process:
+        yield process.url
 
 
 def open_demo(browser: playwright_api.Browser, base: str, **context_options) -> playwright_api.Page:
@@ -65,12 +70,44 @@ def open_demo(browser: playwright_api.Browser, base: str, **context_options) -> 
     return page
 
 
+@pytest.fixture(scope="module")
+def demo_server(demo_model: Path) -> Iterator[str]:
+    """The server on the context-aware demo model, whose suggestions depend on the previous query."""
+    with ServerProcess(demo_model) as process:
+        yield process.url
+
+
+@contextlib.contextmanager
+def demo_page(browser: playwright_api.Browser, base: str, **context_options) -> Iterator[playwright_api.Page]:
+    page = open_demo(browser, base, **context_options)
+    try:
+        yield page
+        assert page.page_errors == []  # type: ignore[attr-defined]
+    finally:
+        page.context.close()
+
+
 @pytest.fixture
 def page(browser: playwright_api.Browser, server: str) -> Iterator[playwright_api.Page]:
-    page = open_demo(browser, server)
-    yield page
-    assert page.page_errors == []  # type: ignore[attr-defined]
-    page.context.close()
+    """A fresh demo page (and session) for a test that types, submits or breaks things."""
+    with demo_page(browser, server) as page:
+        yield page
+
+
+@pytest.fixture(scope="module")
+def untouched_page(browser: playwright_api.Browser, server: str) -> Iterator[playwright_api.Page]:
+    """One demo page, never typed into, shared by the read-only checks."""
+    with demo_page(browser, server) as page:
+        yield page
+
+
+@pytest.fixture(scope="module")
+def typed_page(browser: playwright_api.Browser, server: str) -> Iterator[playwright_api.Page]:
+    """One demo page showing the suggestions for "ro", the first one active; for read-only checks."""
+    with demo_page(browser, server) as page:
+        page.shown = type_and_wait(page, server, "ro")  # type: ignore[attr-defined]
+        page.locator("#q").press("ArrowDown")
+        yield page
 
 
 def options(page: playwright_api.Page) -> list[str]:
@@ -122,33 +159,33 @@ def test_ime_composition_sends_only_the_committed_text(page, server):
     page.locator("#q").focus()
     cdp = page.context.new_cdp_session(page)
     for partial in ("r", "ro"):
-        cdp.send("Input.imeSetComposition", {"text": partial, "selectionStart": len(partial), "selectionEnd": len(partial)})
+        cdp.send(
+            "Input.imeSetComposition",
+            {"text": partial, "selectionStart": len(partial), "selectionEnd": len(partial)},
+        )
     assert page.evaluate("socketTap.sent.filter((frame) => frame.type === 'input')") == []
     cdp.send("Input.insertText", {"text": "ro"})
     playwright_api.expect(page.locator("[role=option]")).to_have_text(expected)
-    sent = page.evaluate("socketTap.sent.filter((frame) => frame.type === 'input').map((frame) => frame.text)")
+    sent = page.evaluate(
+        "socketTap.sent.filter((frame) => frame.type === 'input').map((frame) => frame.text)"
+    )
     assert sent == ["ro"]
 
 
 def test_narrow_viewport_fits_without_horizontal_scrolling(browser, server):
-    page = open_demo(browser, server, viewport={"width": 320, "height": 640})
-    try:
+    with demo_page(browser, server, viewport={"width": 320, "height": 640}) as page:
         type_and_wait(page, server, "ro")
         assert page.evaluate("document.documentElement.scrollWidth") <= 320
         for box in (page.locator("#q").bounding_box(), page.locator("[role=listbox]").bounding_box()):
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 320
-    finally:
-        page.context.close()
 
 
 def test_zoomed_to_200_percent_the_page_still_fits(browser, server):
-    page = open_demo(browser, server, viewport={"width": 640, "height": 400}, device_scale_factor=2)
-    try:
+    """A 1280 x 800 window at 200 % zoom lays out like 640 x 400 CSS pixels at twice the density."""
+    with demo_page(browser, server, viewport={"width": 640, "height": 400}, device_scale_factor=2) as page:
         type_and_wait(page, server, "ro")
         assert page.evaluate("document.documentElement.scrollWidth") <= 640
         assert page.locator("[role=option]").first.is_visible()
-    finally:
-        page.context.close()
 
 
 # ---------------------------------------------------------------- keyboard and ARIA
@@ -158,8 +195,16 @@ def test_keyboard_moves_aria_activedescendant_and_focus_stays_in_the_input(page,
     shown = type_and_wait(page, server, "ro")
     box = page.locator("#q")
     ids = page.locator("[role=option]").evaluate_all("(options) => options.map((option) => option.id)")
-    steps = [("ArrowDown", 0), ("ArrowDown", 1), ("ArrowUp", 0), ("ArrowUp", len(shown) - 1), ("ArrowDown", 0),
-             ("End", None), ("ArrowDown", 0), ("Home", None)]
+    steps = [
+        ("ArrowDown", 0),
+        ("ArrowDown", 1),
+        ("ArrowUp", 0),
+        ("ArrowUp", len(shown) - 1),
+        ("ArrowDown", 0),
+        ("End", None),
+        ("ArrowDown", 0),
+        ("Home", None),
+    ]
     for key, expected in steps:
         box.press(key)
         if expected is None:
@@ -207,7 +252,8 @@ def test_tab_accepts_the_active_suggestion_without_submitting(page, server):
         (".ac-status", "aria-live", "polite"),
     ],
 )
-def test_aria_attribute_before_typing(page, selector, attribute, expected):
+def test_aria_attribute_before_typing(untouched_page, selector, attribute, expected):
+    page = untouched_page
     if expected == "LABEL":
         expected = page.locator("label[for=q]").get_attribute("id")
         assert page.locator(f"#{expected}").inner_text() == "Search"
@@ -215,9 +261,9 @@ def test_aria_attribute_before_typing(page, selector, attribute, expected):
     assert page.locator("#q").get_attribute("aria-activedescendant") is None
 
 
-def test_aria_controls_names_the_listbox(page):
-    controlled = page.locator("#q").get_attribute("aria-controls")
-    assert page.locator(f"#{controlled}").get_attribute("role") == "listbox"
+def test_aria_controls_names_the_listbox(untouched_page):
+    controlled = untouched_page.locator("#q").get_attribute("aria-controls")
+    assert untouched_page.locator(f"#{controlled}").get_attribute("role") == "listbox"
 
 
 def test_aria_expanded_follows_the_list(page, server):
@@ -228,16 +274,16 @@ def test_aria_expanded_follows_the_list(page, server):
     assert box.get_attribute("aria-expanded") == "false"
 
 
-def test_options_have_role_option_and_aria_selected(page, server):
-    shown = type_and_wait(page, server, "ro")
-    listbox = page.locator("[role=listbox]")
-    assert listbox.locator("> [role=option]").count() == len(shown)
-    assert listbox.locator("[aria-selected=false]").count() == len(shown)
+def test_options_have_role_option_and_only_the_active_one_is_selected(typed_page):
+    listbox = typed_page.locator("[role=listbox]")
+    assert listbox.locator("> [role=option]").count() == len(typed_page.shown)
+    assert listbox.locator("> [aria-selected=false]").count() == len(typed_page.shown) - 1
+    assert listbox.locator("> [aria-selected=true]").all_inner_texts() == typed_page.shown[:1]
 
 
-def test_live_region_announces_the_number_of_suggestions(page, server):
-    shown = type_and_wait(page, server, "ro")
-    playwright_api.expect(page.locator("[role=status].ac-status")).to_contain_text(f"{len(shown)} suggestion")
+def test_live_region_announces_the_number_of_suggestions(typed_page):
+    status = typed_page.locator("[role=status].ac-status")
+    playwright_api.expect(status).to_contain_text(f"{len(typed_page.shown)} suggestion")
 
 
 # ---------------------------------------------------------------- submitting and context
@@ -245,8 +291,10 @@ def test_live_region_announces_the_number_of_suggestions(page, server):
 
 def test_enter_submits_the_active_suggestion_and_the_trail_shows_it(page, server):
     shown = type_and_wait(page, server, "ro")
-    page.evaluate("window.selected = []; document.addEventListener('autocomplete:select', "
-                  "(event) => selected.push(event.detail))")
+    page.evaluate(
+        "window.selected = []; document.addEventListener('autocomplete:select', "
+        "(event) => selected.push(event.detail))"
+    )
     box = page.locator("#q")
     box.press("ArrowDown")
     box.press("Enter")
@@ -294,7 +342,9 @@ def test_a_stale_answer_never_overwrites_a_newer_one(page, server):
     box.press_sequentially("o")
     playwright_api.expect(page.locator("[role=option]")).to_have_text(newer)
     assert page.evaluate("socketTap.release()") == 1
-    page.wait_for_function("socketTap.delivered.some((frame) => frame.type === 'completions' && frame.text === 'r')")
+    page.wait_for_function(
+        "socketTap.delivered.some((frame) => frame.type === 'completions' && frame.text === 'r')"
+    )
     page.evaluate("new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))")
     assert options(page) == newer
 
@@ -316,7 +366,9 @@ def test_websocket_going_away_falls_back_to_http_and_recovers(page, server):
     assert "/v1/submit" in http_paths
 
     page.evaluate("socketTap.blocked = false")
-    playwright_api.expect(page.locator("#transport")).to_have_attribute("data-transport", "websocket", timeout=20_000)
+    playwright_api.expect(page.locator("#transport")).to_have_attribute(
+        "data-transport", "websocket", timeout=20_000
+    )
     http_paths.clear()
     box.fill("")
     type_and_wait(page, server, "ro", session=widget_session(page))
@@ -338,9 +390,8 @@ def test_websocket_going_away_falls_back_to_http_and_recovers(page, server):
         ("input border", "#q:border", "body", 3.0),
     ],
 )
-def test_contrast(page, server, name, foreground, background, minimum):
-    type_and_wait(page, server, "ro")
-    page.locator("#q").press("ArrowDown")
+def test_contrast(typed_page, name, foreground, background, minimum):
+    page = typed_page
     selector, _, part = foreground.partition(":")
     color = page.locator(selector).first.evaluate(
         f"(el) => getComputedStyle(el).{'borderTopColor' if part == 'border' else 'color'}"
@@ -351,27 +402,66 @@ def test_contrast(page, server, name, foreground, background, minimum):
 
 def test_focus_is_visible_on_the_input(page):
     box = page.locator("#q")
+    page.locator("h1").click()
     before = box.evaluate("(el) => getComputedStyle(el).outlineStyle")
     box.focus()
-    style = box.evaluate("(el) => { const s = getComputedStyle(el); return [s.outlineStyle, s.outlineWidth]; }")
+    style = box.evaluate(
+        "(el) => { const s = getComputedStyle(el); return [s.outlineStyle, s.outlineWidth]; }"
+    )
     assert before == "none"
     assert style[0] == "solid" and float(style[1].removesuffix("px")) >= 2
 
 
-def test_demo_screenshot(browser, server, tmp_path):
+def submit_session(base: str, text: str) -> str:
+    """A fresh session whose only query is ``text``, made through POST /v1/submit."""
+    request = urllib.request.Request(
+        f"{base}/v1/submit",
+        data=json.dumps({"text": text}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["session"]
+
+
+def context_example(base: str) -> tuple[str, str]:
+    """A previous query and a prefix whose suggestions differ with and without that query as context."""
+    previous_queries = [queries[0] for queries, _ in TOPICS.values()]
+    for prefix in ("ro", "r", "ho", "ca"):
+        plain = reference(base, prefix)
+        for previous in previous_queries:
+            if plain and reference(base, prefix, submit_session(base, previous)) != plain:
+                return previous, prefix
+    raise AssertionError("no synthetic topic changes the suggestions for ro, r, ho or ca: context is ignored")
+
+
+def test_enter_submits_and_the_next_prefix_is_completed_in_context(browser, demo_server):
+    previous, prefix = context_example(demo_server)
+    with demo_page(browser, demo_server) as page:
+        before = type_and_wait(page, demo_server, prefix)
+        box = page.locator("#q")
+        box.fill("")
+        box.press_sequentially(previous, delay=10)
+        box.press("Escape")  # close the list so Enter submits the typed text
+        box.press("Enter")
+        playwright_api.expect(page.locator("#trail li")).to_have_text([previous])
+        box.fill("")
+        after = type_and_wait(page, demo_server, prefix, session=widget_session(page))
+        assert after != before
+
+
+def test_demo_screenshot(browser, demo_server, tmp_path):
     """The README's picture; ``make screenshot`` writes it to docs/img/demo.png."""
-    page = open_demo(browser, server, viewport={"width": 900, "height": 700})
-    try:
-        type_and_wait(page, server, "ho")
-        page.locator("#q").press("ArrowDown")
-        page.locator("#q").press("Enter")
-        playwright_api.expect(page.locator("#trail li")).to_have_count(1)
-        page.locator("#q").fill("")
-        type_and_wait(page, server, "ro", session=widget_session(page))
-        page.locator("#q").press("ArrowDown")
+    previous, prefix = context_example(demo_server)
+    with demo_page(browser, demo_server, viewport={"width": 900, "height": 720}) as page:
+        box = page.locator("#q")
+        box.press_sequentially(previous, delay=10)
+        box.press("Escape")
+        box.press("Enter")
+        playwright_api.expect(page.locator("#trail li")).to_have_text([previous])
+        box.fill("")
+        type_and_wait(page, demo_server, prefix, session=widget_session(page))
+        box.press("ArrowDown")
         out = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "demo.png")
         out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out))
         assert out.stat().st_size > 10_000
-    finally:
-        page.context.close()
