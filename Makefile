@@ -8,7 +8,7 @@ BIGLOG  ?= $(DATA)/aol1m-queries.txt.gz
 MODEL   ?= models/demo
 PORT    ?= 8000
 
-.PHONY: run test install demo-model bench bench-scale bench-serve lint redis chromium clean
+.PHONY: run test install demo-model bench bench-scale bench-serve lint redis chromium screenshot clean
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -42,6 +42,10 @@ chromium:
 
 test: install redis chromium
 	$(PY) -m pytest -q
+
+# The README's picture of the demo page (docs/img/demo.png), taken by the widget's browser test.
+screenshot: install chromium
+	AUTOCOMPLETE_SCREENSHOT=$(CURDIR)/docs/img/demo.png $(PY) -m pytest -q tests/test_widget.py -k test_demo_screenshot
 
 lint: install
 	.venv/bin/ruff check autocomplete indexer sessions tests
