@@ -46,6 +46,7 @@ class Autocomplete {
     this.shownText = '';        // the input text the shown suggestions answer
     this.active = -1;           // index of the option named by aria-activedescendant
     this.seq = 0;               // seq of the latest input sent
+    this.requested = null;      // the text of the latest request (IMEs may report one text twice)
     this.inFlight = null;       // {seq, text, via} of the latest input still waiting for its answer
     this.composing = false;
     this.ws = null;
@@ -304,6 +305,8 @@ class Autocomplete {
 
   /** Ask for the completions of `text`; only the answer to the latest request is ever shown. */
   request(text) {
+    if (text === this.requested) return;
+    this.requested = text;
     const seq = ++this.seq;
     this.setActive(-1);
     if (text.length < this.options.minChars || text.length > this.options.maxChars) {
@@ -361,6 +364,7 @@ class Autocomplete {
     this.clearSuggestions();
     this.seq += 1;  // answers still on their way belong to the old text
     this.inFlight = null;
+    this.requested = null;
     this.submit(text);
   }
 
