@@ -188,6 +188,32 @@ def test_zoomed_to_200_percent_the_page_still_fits(browser, server):
         assert page.locator("[role=option]").first.is_visible()
 
 
+EMBEDDING_PAGE = """<!doctype html><html lang="en"><head><title>shop</title></head><body>
+<label for="find">Find</label> <input id="find">
+<script src="/static/autocomplete.js"></script>
+<script>new Autocomplete(document.getElementById('find'), {k: 5});</script>
+</body></html>"""
+
+
+def test_two_lines_embed_the_widget_in_any_page(browser, server):
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.route(
+            f"{server}/shop", lambda route: route.fulfill(body=EMBEDDING_PAGE, content_type="text/html")
+        )
+        page.goto(f"{server}/shop")
+        expected = reference(server, "ro")[:5]
+        page.locator("#find").press_sequentially("ro")
+        playwright_api.expect(page.locator("[role=option]")).to_have_text(expected)
+        assert page.locator("#find").get_attribute("role") == "combobox"
+        links = page.locator("link[rel=stylesheet]").evaluate_all("(links) => links.map((link) => link.href)")
+        assert links == [f"{server}/static/autocomplete.css"]
+        assert page.locator("[role=listbox]").evaluate("(el) => getComputedStyle(el).position") == "absolute"
+    finally:
+        context.close()
+
+
 # ---------------------------------------------------------------- keyboard and ARIA
 
 

@@ -6,6 +6,8 @@
  *   <script src="https://service.example/static/autocomplete.js"></script>
  *   <script>new Autocomplete(document.querySelector('#q'), {k: 8});</script>
  *
+ * The script adds its stylesheet (autocomplete.css next to it) unless the page already links it.
+ *
  * Events dispatched on the input element:
  *   autocomplete:select     cancellable; detail {text, index}; not cancelled = submit the query
  *   autocomplete:submitted  detail {text, session}; the service recorded the query as context
@@ -13,15 +15,16 @@
  */
 'use strict';
 
-const SCRIPT_ORIGIN = document.currentScript && document.currentScript.src
-  ? new URL(document.currentScript.src).origin
-  : window.location.origin;
+const SCRIPT_URL = document.currentScript && document.currentScript.src
+  ? new URL(document.currentScript.src)
+  : null;
 
 let instanceCount = 0;
 
 class Autocomplete {
   static defaults = {
-    url: SCRIPT_ORIGIN,           // the service's base URL
+    url: SCRIPT_URL ? SCRIPT_URL.origin : window.location.origin,  // the service's base URL
+    stylesheet: SCRIPT_URL ? new URL('autocomplete.css', SCRIPT_URL).href : null,  // added once; null: the page styles it
     k: 8,                         // suggestions to ask for
     minChars: 1,                  // shorter input closes the list
     maxChars: 100,                // the service's prefix limit; longer input closes the list
@@ -61,6 +64,13 @@ class Autocomplete {
   // ----- DOM ---------------------------------------------------------------------------------
 
   build() {
+    const sheet = this.options.stylesheet;
+    if (sheet && ![...document.querySelectorAll('link[rel="stylesheet"]')].some((link) => link.href === sheet)) {
+      const link = document.createElement('link');
+      link.rel = 'stylesheet';
+      link.href = sheet;
+      document.head.append(link);
+    }
     const id = `autocomplete-${++instanceCount}`;
     this.root = document.createElement('div');
     this.root.className = 'ac';
