@@ -28,6 +28,7 @@ import collections
 import dataclasses
 import json
 import random
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -176,6 +177,7 @@ class _SessionClient:
         self.pending: collections.deque[_Pending] = collections.deque()
         self.skipped: set[int] = set()  # seqs an answer overtook: missing unless they come later
         self.answered: set[int] = set()
+        self.given_up: set[int] = set()  # seqs counted missing after the timeout
         self.ws: Any = None
         self.lost: asyncio.Future = asyncio.get_running_loop().create_future()
         self.receiver: asyncio.Task | None = None
@@ -283,6 +285,8 @@ class _SessionClient:
         if entry in self.pending:
             self.pending.remove(entry)
         self.tally.violation("missing_answer", self.number, entry.seq)
+        if entry.seq is not None:
+            self.given_up.add(entry.seq)
         entry.future.cancel()
 
     def finish(self) -> None:
@@ -361,6 +365,9 @@ class _SessionClient:
             self.tally.violation("out_of_order_answer", self.number, seq)
         elif seq is not None and seq in self.answered:
             self.tally.violation("duplicated_answer", self.number, seq)
+        elif seq is not None and seq in self.given_up:
+            self.given_up.discard(seq)
+            self.tally.violation("late_answer", self.number, seq)
         else:
             self.tally.violation("unexpected_answer", self.number, seq)
         return None
@@ -635,15 +642,19 @@ def main_replay(args: argparse.Namespace) -> int:
     config = load_train_config(args.config)
     log = read_query_log(args.log, config.log, progress=True)
     plan = plan_replay(log, args.split, args.protocol, config.eval.seed, args.sessions)
-    report, _ = run_replay(
-        args.url,
-        plan,
-        concurrency=args.concurrency,
-        speed=args.speed,
-        k=config.eval.k,
-        seed=config.eval.seed,
-        progress=True,
-    )
+    try:
+        report, _ = run_replay(
+            args.url,
+            plan,
+            concurrency=args.concurrency,
+            speed=args.speed,
+            k=config.eval.k,
+            seed=config.eval.seed,
+            progress=True,
+        )
+    except ReplayError as exc:
+        print(f"autocomplete replay: {exc}", file=sys.stderr)
+        return 2
     report["log"] = Path(args.log).name
     text = json.dumps(report, indent=2)
     for path, content in ((args.json, text + "\n"), (args.markdown, markdown(report))):
