@@ -58,14 +58,14 @@ class _TfidfBlock(BaseEstimator):
         self._check_params()
         self._prepare()
         df: Counter[str] = Counter()
-        total: Counter[str] = Counter()
+        total: dict[str, float] = {}
         n_docs = 0
         for text, times in Counter(texts).items():
             terms = self._terms(text)
             n_docs += times
             for term, weight in terms.items():
                 df[term] += times
-                total[term] += weight * times
+                total[term] = total.get(term, 0.0) + weight * times
         kept = [term for term, count in df.items() if count >= self.min_df]
         if self.max_features and len(kept) > self.max_features:
             # like scikit-learn: the terms with the largest total count; ties by term order

@@ -1,0 +1,371 @@
+"""Prefix-constrained beam search over the hybrid label tree: one numba kernel per query.
+
+The typed prefix fixes the path through the trie layers, so the search starts at the ancestor, on
+layer ``min(len(prefix), trie_depth)``, of the labels ``[lo, hi)`` that start with the prefix;
+nothing above it is scored. Below it, when the prefix is longer than the trie, only nodes that
+hold at least one of those labels may enter the beam. Each layer keeps the ``beam`` best nodes by
+path score, the product of PECOS's l3-hinge transform ``exp(-max(0, 1 - w.x) ** 3)`` of the node
+scores along the path; label nodes reached are candidates, scored with their own column (PECOS's
+ranker layer). When the beam has reached fewer than ``min(k, hi - lo)`` labels, the search goes on
+best-first from the nodes the beam dropped until it has enough, so an answer is never short.
+Every returned label lies in ``[lo, hi)``: completions always start with the prefix.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+_EMPTY_LABELS = np.empty(0, dtype=np.int32)
+_EMPTY_SCORES = np.empty(0, dtype=np.float32)
+_EMPTY_LABELS.flags.writeable = False
+_EMPTY_SCORES.flags.writeable = False
+
+
+@numba.njit(cache=True, fastmath=True)
+def _node_score(w_ptr, w_idx, w_val, dense, node):  # type: ignore[no-untyped-def]
+    """l3-hinge of the dot product of node ``node``'s weight column with the scattered query."""
+    acc = np.float32(0.0)
+    for p in range(w_ptr[node], w_ptr[node + 1]):
+        acc += w_val[p] * dense[w_idx[p]]
+    z = np.float32(1.0) - acc
+    if z < 0:
+        z = np.float32(0.0)
+    return np.float32(np.exp(-z * z * z))
+
+
+@numba.njit(cache=True)
+def _heap_push(nodes, scores, size, node, score):  # type: ignore[no-untyped-def]
+    """Push onto a max-heap of (score, node) held in two arrays; grows them when full."""
+    if size == nodes.shape[0]:
+        bigger_nodes = np.empty(2 * size, dtype=nodes.dtype)
+        bigger_scores = np.empty(2 * size, dtype=scores.dtype)
+        bigger_nodes[:size] = nodes
+        bigger_scores[:size] = scores
+        nodes, scores = bigger_nodes, bigger_scores
+    i = size
+    while i > 0:
+        up = (i - 1) // 2
+        if scores[up] >= score:
+            break
+        nodes[i] = nodes[up]
+        scores[i] = scores[up]
+        i = up
+    nodes[i] = node
+    scores[i] = score
+    return nodes, scores, size + 1
+
+
+@numba.njit(cache=True)
+def _heap_pop(nodes, scores, size):  # type: ignore[no-untyped-def]
+    """Remove the best entry; returns (node, score, new size)."""
+    top_node, top_score = nodes[0], scores[0]
+    size -= 1
+    last_node, last_score = nodes[size], scores[size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        if child + 1 < size and scores[child + 1] > scores[child]:
+            child += 1
+        if scores[child] <= last_score:
+            break
+        nodes[i] = nodes[child]
+        scores[i] = scores[child]
+        i = child
+    if size > 0:
+        nodes[i] = last_node
+        scores[i] = last_score
+    return top_node, top_score, size
+
+
+@numba.njit(cache=True)
+def _insert_top(top_labels, top_scores, n_top, label, score):  # type: ignore[no-untyped-def]
+    """Keep the ``len(top_labels)`` best (score descending, then label ascending) in sorted arrays."""
+    k = top_labels.shape[0]
+    i = n_top
+    if n_top == k:
+        last = k - 1
+        if score < top_scores[last] or (score == top_scores[last] and label > top_labels[last]):
+            return n_top
+        i = last
+    else:
+        n_top += 1
+    while i > 0 and (score > top_scores[i - 1] or (score == top_scores[i - 1] and label < top_labels[i - 1])):
+        top_labels[i] = top_labels[i - 1]
+        top_scores[i] = top_scores[i - 1]
+        i -= 1
+    top_labels[i] = label
+    top_scores[i] = score
+    return n_top
+
+
+@numba.njit(cache=True, fastmath=True)
+def beam_search(  # type: ignore[no-untyped-def]
+    q_idx,
+    q_val,
+    w_ptr,
+    w_idx,
+    w_val,
+    child_ptr,
+    parent,
+    node_layer,
+    node_label,
+    label_node,
+    lo,
+    hi,
+    prefix_len,
+    trie_depth,
+    beam,
+    k,
+    dense,
+    mark,
+):
+    """The ``k`` best labels in ``[lo, hi)`` for one query, best first: (label ids, scores).
+
+    ``q_idx``/``q_val``: the query's sparse features (bias included). ``w_*``: CSC weights, one
+    column per node. ``dense`` (float32, n_features) and ``mark`` (uint8, n_nodes) are all-zero
+    scratch arrays, left all-zero on return.
+    """
+    n_features = dense.shape[0]
+    for i in range(q_idx.shape[0]):
+        if q_idx[i] < 0 or q_idx[i] >= n_features:
+            raise ValueError("beam_search: a query feature index is outside the weight matrix")
+    if hi <= lo or k <= 0:
+        return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32)
+    beam = max(beam, 1)
+    for i in range(q_idx.shape[0]):
+        dense[q_idx[i]] = q_val[i]
+
+    start = label_node[lo]
+    start_layer = min(prefix_len, trie_depth)
+    while node_layer[start] > start_layer:
+        start = parent[start]
+    constrained = prefix_len > trie_depth
+    if constrained:  # mark every node between the start and a matching label
+        for j in range(lo, hi):
+            v = label_node[j]
+            while v != start and mark[v] == 0:
+                mark[v] = 1
+                v = parent[v]
+
+    need = min(k, hi - lo)
+    top_labels = np.empty(need, dtype=np.int32)
+    top_scores = np.empty(need, dtype=np.float32)
+    n_top = 0
+    n_found = 0
+    pending_nodes = np.empty(64, dtype=np.int64)
+    pending_scores = np.empty(64, dtype=np.float32)
+    n_pending = 0
+
+    cur_nodes = np.empty(1, dtype=np.int64)
+    cur_scores = np.ones(1, dtype=np.float32)
+    cur_nodes[0] = start
+    n_cur = 1
+    while n_cur > 0:  # one layer per pass
+        width = 0
+        for b in range(n_cur):
+            width += child_ptr[cur_nodes[b] + 1] - child_ptr[cur_nodes[b]]
+        next_nodes = np.empty(width, dtype=np.int64)
+        next_scores = np.empty(width, dtype=np.float32)
+        m = 0
+        for b in range(n_cur):
+            v = cur_nodes[b]
+            for c in range(child_ptr[v], child_ptr[v + 1]):
+                if constrained and mark[c] == 0:
+                    continue
+                label = node_label[c]
+                if label >= 0 and (label < lo or label >= hi):
+                    continue
+                score = cur_scores[b] * _node_score(w_ptr, w_idx, w_val, dense, c)
+                if label >= 0:
+                    n_top = _insert_top(top_labels, top_scores, n_top, label, score)
+                    n_found += 1
+                else:
+                    next_nodes[m] = c
+                    next_scores[m] = score
+                    m += 1
+        if m <= beam:
+            cur_nodes, cur_scores, n_cur = next_nodes, next_scores, m
+        else:
+            order = np.argsort(-next_scores[:m], kind="mergesort")
+            cur_nodes = next_nodes[order[:beam]]
+            cur_scores = next_scores[order[:beam]]
+            n_cur = beam
+            for r in range(beam, m):
+                pending_nodes, pending_scores, n_pending = _heap_push(
+                    pending_nodes, pending_scores, n_pending, next_nodes[order[r]], next_scores[order[r]]
+                )
+
+    while n_found < need and n_pending > 0:  # widen: best dropped node first
+        v, path_score, n_pending = _heap_pop(pending_nodes, pending_scores, n_pending)
+        for c in range(child_ptr[v], child_ptr[v + 1]):
+            if constrained and mark[c] == 0:
+                continue
+            label = node_label[c]
+            if label >= 0 and (label < lo or label >= hi):
+                continue
+            score = path_score * _node_score(w_ptr, w_idx, w_val, dense, c)
+            if label >= 0:
+                n_top = _insert_top(top_labels, top_scores, n_top, label, score)
+                n_found += 1
+            else:
+                pending_nodes, pending_scores, n_pending = _heap_push(
+                    pending_nodes, pending_scores, n_pending, c, score
+                )
+
+    if constrained:
+        for j in range(lo, hi):
+            v = label_node[j]
+            while v != start and mark[v] != 0:
+                mark[v] = 0
+                v = parent[v]
+    for i in range(q_idx.shape[0]):
+        dense[q_idx[i]] = 0.0
+    return top_labels[:n_top].copy(), top_scores[:n_top].copy()
+
+
+def _frozen(array: Any, dtype: Any) -> np.ndarray:
+    """A read-only, C-contiguous plain ndarray view (a copy only when the dtype differs), so every
+    model compiles to one kernel specialization whether its arrays are memory-mapped or not."""
+    out = np.asarray(np.ascontiguousarray(array, dtype=dtype)).view()
+    out.flags.writeable = False
+    return out
+
+
+class BeamSearcher:
+    """Prefix-constrained beam search over one model's node weights and tree arrays.
+
+    Parameters
+    ----------
+    weights : scipy.sparse matrix, shape (n_features, n_nodes)
+        One weight column per tree node (column 0, the root, is unused); the last feature is the bias.
+    child_ptr, parent, node_layer, node_label, label_node : array-like
+        The tree as in docs/architecture.md (``indexer.tree.HybridTree``'s arrays).
+    trie_depth : int
+        Number of trie layers below the root.
+
+    Thread-safe: each thread gets its own scratch arrays.
+    """
+
+    def __init__(
+        self,
+        weights: sp.spmatrix | sp.sparray,
+        *,
+        child_ptr: np.ndarray,
+        parent: np.ndarray,
+        node_layer: np.ndarray,
+        node_label: np.ndarray,
+        label_node: np.ndarray,
+        trie_depth: int,
+    ) -> None:
+        csc = sp.csc_matrix(weights)
+        n_nodes = len(parent)
+        if csc.shape[1] != n_nodes or len(child_ptr) != n_nodes + 1:
+            raise ValueError(
+                f"BeamSearcher: weights have {csc.shape[1]} columns and child_ptr {len(child_ptr)} entries "
+                f"for a tree of {n_nodes} nodes; expected one column per node and n_nodes + 1 pointers"
+            )
+        if not csc.has_sorted_indices:
+            csc = csc.sorted_indices()
+        self.n_features = int(csc.shape[0])
+        self.n_nodes = n_nodes
+        self.n_labels = len(label_node)
+        self.trie_depth = int(trie_depth)
+        self._w_ptr = _frozen(csc.indptr, np.int64)
+        self._w_idx = _frozen(csc.indices, np.int32)
+        self._w_val = _frozen(csc.data, np.float32)
+        self._child_ptr = _frozen(child_ptr, np.int64)
+        self._parent = _frozen(parent, np.int32)
+        self._node_layer = _frozen(node_layer, np.int32)
+        self._node_label = _frozen(node_label, np.int32)
+        self._label_node = _frozen(label_node, np.int32)
+        self._local = threading.local()
+
+    @classmethod
+    def from_tree(cls, weights: sp.spmatrix | sp.sparray, tree: Any) -> BeamSearcher:
+        """From a fitted ``indexer.tree.HybridTree`` (its ``*_`` arrays)."""
+        return cls(
+            weights,
+            child_ptr=tree.child_ptr_,
+            parent=tree.parent_,
+            node_layer=tree.node_layer_,
+            node_label=tree.node_label_,
+            label_node=tree.label_node_,
+            trie_depth=tree.n_trie_layers_,
+        )
+
+    def _scratch(self) -> tuple[np.ndarray, np.ndarray]:
+        local = self._local
+        try:
+            return local.dense, local.mark
+        except AttributeError:
+            local.dense = np.zeros(self.n_features, dtype=np.float32)
+            local.mark = np.zeros(self.n_nodes, dtype=np.uint8)
+            return local.dense, local.mark
+
+    def search(
+        self,
+        indices: np.ndarray,
+        data: np.ndarray,
+        lo: int,
+        hi: int,
+        prefix_len: int,
+        beam: int = 10,
+        k: int = 10,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``min(k, hi - lo)`` best labels of ``[lo, hi)``: (label ids int32, scores float32),
+        best first. ``indices``/``data``: the query's features, bias included, distinct indices."""
+        if not 0 <= lo <= hi <= self.n_labels:
+            raise ValueError(
+                f"BeamSearcher.search: label range [{lo}, {hi}) is not within [0, {self.n_labels})"
+            )
+        if lo == hi:
+            return _EMPTY_LABELS, _EMPTY_SCORES
+        dense, mark = self._scratch()
+        return beam_search(  # type: ignore[no-any-return]
+            np.ascontiguousarray(indices, dtype=np.int32),
+            np.ascontiguousarray(data, dtype=np.float32),
+            self._w_ptr,
+            self._w_idx,
+            self._w_val,
+            self._child_ptr,
+            self._parent,
+            self._node_layer,
+            self._node_label,
+            self._label_node,
+            lo,
+            hi,
+            prefix_len,
+            self.trie_depth,
+            beam,
+            k,
+            dense,
+            mark,
+        )
+
+    def warm_up(self) -> None:
+        """Compile the kernel (a no-op after the first time in a process) and touch the model."""
+        warm_up()
+        if self.n_labels:
+            self.search(np.zeros(1, dtype=np.int32), np.zeros(1, dtype=np.float32), 0, self.n_labels, 0, 1, 1)
+
+
+def warm_up() -> None:
+    """Compile :func:`beam_search` for the array types :class:`BeamSearcher` passes, on a tiny tree."""
+    # root -> one trie node -> two label nodes; one feature
+    searcher = BeamSearcher(
+        sp.csc_matrix(np.ones((1, 4), dtype=np.float32)),
+        child_ptr=np.array([0, 1, 3, 3, 3]),
+        parent=np.array([-1, 0, 1, 1]),
+        node_layer=np.array([0, 1, 2, 2]),
+        node_label=np.array([-1, -1, 0, 1]),
+        label_node=np.array([2, 3]),
+        trie_depth=1,
+    )
+    searcher.search(np.zeros(1, dtype=np.int32), np.ones(1, dtype=np.float32), 0, 2, 2, 1, 2)
