@@ -79,20 +79,43 @@ def _similarities(lptr: np.ndarray, lcol: np.ndarray, lval: np.ndarray, centroid
     return sims
 
 
+@numba.njit(cache=True, fastmath=True)
+def _difference(lptr: np.ndarray, lcol: np.ndarray, lval: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """``sim(row, centroid 1) - sim(row, centroid 0)`` of every row, one dot product each."""
+    delta = centroids[1] - centroids[0]
+    n = lptr.shape[0] - 1
+    diff = np.zeros(n, dtype=np.float32)
+    for i in range(n):
+        acc = np.float32(0.0)
+        for p in range(lptr[i], lptr[i + 1]):
+            acc += lval[p] * delta[lcol[p]]
+        diff[i] = acc
+    return diff
+
+
+@numba.njit(cache=True)
+def _assign_two(diff: np.ndarray) -> np.ndarray:
+    """Two balanced children: the ``ceil(n / 2)`` rows leaning most to centroid 0 go to child 0."""
+    n = diff.shape[0]
+    order = np.argsort(diff, kind="mergesort")
+    assign = np.empty(n, dtype=np.int32)
+    first = (n + 1) // 2
+    for r in range(n):
+        assign[order[r]] = 0 if r < first else 1
+    return assign
+
+
 @numba.njit(cache=True)
 def balanced_assign(sims: np.ndarray) -> np.ndarray:
     """Child of each row under the balance constraint, from the (n x k) similarities."""
     n, k = sims.shape
-    sizes = child_sizes(n, k)
-    assign = np.empty(n, dtype=np.int32)
     if k == 2:
         diff = np.empty(n, dtype=np.float32)
         for i in range(n):
             diff[i] = sims[i, 1] - sims[i, 0]
-        order = np.argsort(diff, kind="mergesort")
-        for r in range(n):
-            assign[order[r]] = 0 if r < sizes[0] else 1
-        return assign
+        return _assign_two(diff)
+    sizes = child_sizes(n, k)
+    assign = np.empty(n, dtype=np.int32)
     flat = np.empty(n * k, dtype=np.float32)
     for i in range(n):
         for c in range(k):
@@ -111,6 +134,13 @@ def balanced_assign(sims: np.ndarray) -> np.ndarray:
             if left == 0:
                 break
     return assign
+
+
+@numba.njit(cache=True)
+def _assign(lptr: np.ndarray, lcol: np.ndarray, lval: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    if centroids.shape[0] == 2:
+        return _assign_two(_difference(lptr, lcol, lval, centroids))
+    return balanced_assign(_similarities(lptr, lcol, lval, centroids))
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -183,11 +213,11 @@ def _split_segment(
     for c, i in enumerate(initial_rows(n, k, seed)):
         for p in range(lptr[i], lptr[i + 1]):
             centroids[c, lcol[p]] = lval[p]
-    best = balanced_assign(_similarities(lptr, lcol, lval, centroids))
+    best = _assign(lptr, lcol, lval, centroids)
     best_objective = _update_centroids(lptr, lcol, lval, best, centroids)
     assign = best
     for _ in range(iterations - 1):
-        new = balanced_assign(_similarities(lptr, lcol, lval, centroids))
+        new = _assign(lptr, lcol, lval, centroids)
         if np.array_equal(new, assign):
             break
         assign = new

@@ -240,18 +240,19 @@ class HybridTree(BaseEstimator):
             split = grow & (size > self.max_leaf_size)
             if not grow.any():
                 return
-            ids = offset + np.flatnonzero(split)
-            bounds = kmeans.split_segments(
-                *rows,
-                perm,
-                layer.lo[split],
-                layer.hi[split],
-                kmeans.node_seeds(seed, ids),
-                self.branching,
-                self.kmeans_iterations,
-                n_threads,
-            )
-            child_lo, child_hi = bounds[:, :-1].ravel(), bounds[:, 1:].ravel()
+            child_lo = child_hi = np.empty(0, dtype=np.int64)
+            if split.any():
+                bounds = kmeans.split_segments(
+                    *rows,
+                    perm,
+                    layer.lo[split],
+                    layer.hi[split],
+                    kmeans.node_seeds(seed, offset + np.flatnonzero(split)),
+                    self.branching,
+                    self.kmeans_iterations,
+                    n_threads,
+                )
+                child_lo, child_hi = bounds[:, :-1].ravel(), bounds[:, 1:].ravel()
             real = child_hi >= 0
             kmeans.sort_segments(perm, layer.lo[leaf], layer.hi[leaf])
             starts, sizes = layer.lo[leaf], size[leaf]
