@@ -478,7 +478,7 @@ def test_enter_submits_and_the_next_prefix_is_completed_in_context(browser, demo
 def test_demo_screenshot(browser, demo_server, tmp_path):
     """The README's picture; ``make screenshot`` writes it to docs/img/demo.png."""
     previous, prefix = context_example(demo_server)
-    with demo_page(browser, demo_server, viewport={"width": 900, "height": 720}) as page:
+    with demo_page(browser, demo_server, viewport={"width": 900, "height": 780}) as page:
         box = page.locator("#q")
         box.press_sequentially(previous, delay=10)
         box.press("Escape")

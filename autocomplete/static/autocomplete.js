@@ -75,6 +75,7 @@ class Autocomplete {
     this.root = document.createElement('div');
     this.root.className = 'ac';
     const label = this.input.labels && this.input.labels[0];
+    const focused = document.activeElement === this.input;
     this.input.replaceWith(this.root);
     this.list = document.createElement('ul');
     this.list.id = `${id}-listbox`;
@@ -92,6 +93,7 @@ class Autocomplete {
     this.statusRegion.setAttribute('role', 'status');
     this.statusRegion.setAttribute('aria-live', 'polite');
     this.root.append(this.input, this.list, this.statusRegion);
+    if (focused) this.input.focus();
 
     const attributes = {
       role: 'combobox', 'aria-autocomplete': 'list', 'aria-expanded': 'false',
