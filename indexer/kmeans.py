@@ -299,17 +299,3 @@ def sort_segments(perm: np.ndarray, seg_lo: np.ndarray, seg_hi: np.ndarray) -> N
     """Sort each segment ``perm[seg_lo[s]:seg_hi[s]]`` in place (leaf clusters in label order)."""
     for s in numba.prange(seg_lo.shape[0]):
         perm[seg_lo[s] : seg_hi[s]] = np.sort(perm[seg_lo[s] : seg_hi[s]])
-
-
-def warm_up() -> None:
-    """Compile the kernels on a tiny problem (cached on disk after the first run)."""
-    indptr = np.array([0, 1, 2, 3, 4], dtype=np.int64)
-    indices = np.array([0, 1, 0, 1], dtype=np.int32)
-    data = np.ones(4, dtype=np.float32)
-    perm = np.arange(4, dtype=np.int32)
-    lo = np.zeros(1, dtype=np.int64)
-    hi = np.full(1, 4, dtype=np.int64)
-    seeds = node_seeds(0, np.zeros(1, dtype=np.int64))
-    for branching in (2, 3):
-        split_segments(indptr, indices, data, 2, perm, lo, hi, seeds, branching, 2, 1)
-    sort_segments(perm, lo, hi)

@@ -193,9 +193,11 @@ class HybridTree(BaseEstimator):
                 f"HybridTree.fit: embeddings must be a sparse matrix with one row per label ({n}), "
                 f"got {type(embeddings).__name__} of shape {getattr(embeddings, 'shape', None)}"
             )
-        x = normalize(sp.csr_matrix(embeddings, dtype=np.float32)).astype(np.float32)
+        x = sp.csr_matrix(embeddings, dtype=np.float32, copy=True)  # one copy, normalized in place
         x.sort_indices()
-        rows = (x.indptr.astype(np.int64), x.indices.astype(np.int32), x.data, int(x.shape[1]))
+        normalize(x, copy=False)
+        indptr_x, indices_x = x.indptr.astype(np.int64, copy=False), x.indices.astype(np.int32, copy=False)
+        rows = (indptr_x, indices_x, x.data, int(x.shape[1]))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
         lengths = np.fromiter((len(s) for s in labels), dtype=np.int64, count=n)

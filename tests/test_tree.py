@@ -128,6 +128,17 @@ def test_trie_layers_hold_one_node_per_distinct_prefix(data) -> None:
         assert keys == sorted({s[:d] for s in labels if len(s) >= d})
 
 
+def test_fit_leaves_the_embeddings_alone(data) -> None:
+    labels, x = data
+    scaled = (x * 2.0).tocsr()  # a power of two: normalizing gives back x exactly
+    before = scaled.copy()
+    tree = HybridTree(trie_depth=0, max_leaf_size=20).fit(labels, scaled)
+    assert (scaled != before).nnz == 0
+    # rows are normalized inside fit: scaling every row changes nothing
+    same = HybridTree(trie_depth=0, max_leaf_size=20).fit(labels, x)
+    np.testing.assert_array_equal(tree.label_order_, same.label_order_)
+
+
 def test_pure_kmeans_and_pure_trie(data) -> None:
     labels, x = data
     kmeans_tree = HybridTree(trie_depth=0, max_leaf_size=50).fit(labels, x)
