@@ -125,12 +125,14 @@ def beam_search(  # type: ignore[no-untyped-def]
     k,
     dense,
     mark,
+    stamp,
 ):
     """The ``k`` best labels in ``[lo, hi)`` for one query, best first: (label ids, scores).
 
     ``q_idx``/``q_val``: the query's sparse features (bias included). ``w_*``: CSC weights, one
-    column per node. ``dense`` (float32, n_features) and ``mark`` (uint8, n_nodes) are all-zero
-    scratch arrays, left all-zero on return.
+    column per node. ``dense`` (float32, n_features): all-zero scratch, left all-zero on return.
+    ``mark`` (int32, n_nodes): scratch where this call sets the inner nodes holding a match to
+    ``stamp``; give every call a stamp no entry of ``mark`` holds yet.
     """
     n_features = dense.shape[0]
     for i in range(q_idx.shape[0]):
@@ -147,11 +149,11 @@ def beam_search(  # type: ignore[no-untyped-def]
     while node_layer[start] > start_layer:
         start = parent[start]
     constrained = prefix_len > trie_depth
-    if constrained:  # mark every node between the start and a matching label
+    if constrained:  # stamp the inner nodes between the start and a matching label
         for j in range(lo, hi):
-            v = label_node[j]
-            while v != start and mark[v] == 0:
-                mark[v] = 1
+            v = parent[label_node[j]]
+            while v != start and mark[v] != stamp:
+                mark[v] = stamp
                 v = parent[v]
 
     need = min(k, hi - lo)
@@ -177,10 +179,11 @@ def beam_search(  # type: ignore[no-untyped-def]
         for b in range(n_cur):
             v = cur_nodes[b]
             for c in range(child_ptr[v], child_ptr[v + 1]):
-                if constrained and mark[c] == 0:
-                    continue
                 label = node_label[c]
-                if label >= 0 and (label < lo or label >= hi):
+                if label >= 0:
+                    if label < lo or label >= hi:
+                        continue
+                elif constrained and mark[c] != stamp:
                     continue
                 score = cur_scores[b] * _node_score(w_ptr, w_idx, w_val, dense, c)
                 if label >= 0:
@@ -205,10 +208,11 @@ def beam_search(  # type: ignore[no-untyped-def]
     while n_found < need and n_pending > 0:  # widen: best dropped node first
         v, path_score, n_pending = _heap_pop(pending_nodes, pending_scores, n_pending)
         for c in range(child_ptr[v], child_ptr[v + 1]):
-            if constrained and mark[c] == 0:
-                continue
             label = node_label[c]
-            if label >= 0 and (label < lo or label >= hi):
+            if label >= 0:
+                if label < lo or label >= hi:
+                    continue
+            elif constrained and mark[c] != stamp:
                 continue
             score = path_score * _node_score(w_ptr, w_idx, w_val, dense, c)
             if label >= 0:
@@ -219,12 +223,6 @@ def beam_search(  # type: ignore[no-untyped-def]
                     pending_nodes, pending_scores, n_pending, c, score
                 )
 
-    if constrained:
-        for j in range(lo, hi):
-            v = label_node[j]
-            while v != start and mark[v] != 0:
-                mark[v] = 0
-                v = parent[v]
     for i in range(q_idx.shape[0]):
         dense[q_idx[i]] = 0.0
     return top_labels[:n_top].copy(), top_scores[:n_top].copy()
@@ -300,14 +298,19 @@ class BeamSearcher:
             trie_depth=tree.n_trie_layers_,
         )
 
-    def _scratch(self) -> tuple[np.ndarray, np.ndarray]:
+    def _scratch(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """This thread's scratch arrays and a stamp that no entry of its mark array holds."""
         local = self._local
         try:
-            return local.dense, local.mark
+            local.stamp += 1
         except AttributeError:
             local.dense = np.zeros(self.n_features, dtype=np.float32)
-            local.mark = np.zeros(self.n_nodes, dtype=np.uint8)
-            return local.dense, local.mark
+            local.mark = np.zeros(self.n_nodes, dtype=np.int32)
+            local.stamp = 1
+        if local.stamp == np.iinfo(np.int32).max:
+            local.mark[:] = 0
+            local.stamp = 1
+        return local.dense, local.mark, local.stamp
 
     def search(
         self,
@@ -327,7 +330,7 @@ class BeamSearcher:
             )
         if lo == hi:
             return _EMPTY_LABELS, _EMPTY_SCORES
-        dense, mark = self._scratch()
+        dense, mark, stamp = self._scratch()
         return beam_search(  # type: ignore[no-any-return]
             np.ascontiguousarray(indices, dtype=np.int32),
             np.ascontiguousarray(data, dtype=np.float32),
@@ -347,6 +350,7 @@ class BeamSearcher:
             k,
             dense,
             mark,
+            stamp,
         )
 
     def warm_up(self) -> None:
