@@ -69,7 +69,7 @@ def parse_client_frame(frame: str | bytes | None, limits: Limits) -> ClientMessa
         raise FrameTooBig("frame_too_big", f"frames are limited to {limits.max_frame_bytes} bytes")
     try:
         data = json.loads(frame)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise ProtocolError("bad_json", "the frame is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProtocolError("bad_frame", 'a frame must be a JSON object with a "type"')

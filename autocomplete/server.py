@@ -184,7 +184,7 @@ async def submit_endpoint(request: Request) -> Response:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
     try:
         data = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise ProtocolError("bad_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProtocolError("bad_frame", 'the body must be a JSON object {"session": ..., "text": ...}')

@@ -40,24 +40,38 @@ _Item = InputMessage | SubmitMessage | ProtocolError | _Close | object
 
 
 class _Inbox:
-    """A FIFO of parsed frames that knows how many inputs are waiting."""
+    """A FIFO of parsed frames that knows how many inputs are waiting.
 
-    def __init__(self) -> None:
+    Bounded: at ``limit`` unanswered frames the reader stops reading (``room``), so a client that
+    does not read its answers is pushed back by TCP instead of filling the server's memory.
+    """
+
+    def __init__(self, limit: int = 256) -> None:
         self._items: deque[_Item] = deque()
         self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self.limit = limit
         self.waiting_inputs = 0
 
     def put(self, item: _Item) -> None:
         self._items.append(item)
         if isinstance(item, InputMessage):
             self.waiting_inputs += 1
+        if len(self._items) >= self.limit:
+            self._room.clear()
         self._ready.set()
+
+    async def room(self) -> None:
+        await self._room.wait()
 
     async def get(self) -> _Item:
         while not self._items:
             self._ready.clear()
             await self._ready.wait()
         item = self._items.popleft()
+        if len(self._items) < self.limit:
+            self._room.set()
         if isinstance(item, InputMessage):
             self.waiting_inputs -= 1
         return item
@@ -142,6 +156,7 @@ async def _read_frames(websocket: WebSocket, service: Service, inbox: _Inbox) ->
     rate = _RateLimit(service.config.max_inputs_per_second)
     idle = service.config.idle_timeout_seconds
     while True:
+        await inbox.room()
         try:
             async with asyncio.timeout(idle):
                 message = await websocket.receive()
