@@ -8,7 +8,7 @@ BIGLOG  ?= $(DATA)/aol1m-queries.txt.gz
 MODEL   ?= models/demo
 PORT    ?= 8000
 
-.PHONY: run test install demo-model bench bench-scale bench-serve lint redis chromium screenshot clean
+.PHONY: run test install demo-model bench bench-scale bench-serve bench-replay lint redis chromium screenshot clean
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -63,6 +63,15 @@ SERVE_LOG   ?= $(LOG)
 bench-serve: demo-model redis
 	$(PY) -m autocomplete.bench_serve --model $(SERVE_MODEL) --log $(SERVE_LOG) --config configs/serve.toml \
 		--redis-url redis://127.0.0.1:6379/0 --out bench
+
+# The test split's sessions replayed through the server (Redis; 1 and 2 workers) at concurrency 1, 16, 64, 256.
+# The model is trained from $(LOG) once, into models/ (local only: never shipped).
+REPLAY_MODEL ?= models/aol1k-dev
+$(REPLAY_MODEL)/params.json:
+	$(AC) train --config configs/aol.toml --log $(LOG) --out $(REPLAY_MODEL) --quiet
+bench-replay: install redis $(REPLAY_MODEL)/params.json
+	$(PY) -m autocomplete.bench_replay --model $(REPLAY_MODEL) --log $(LOG) --config configs/aol.toml \
+		--serve-config configs/serve.toml --redis-url redis://127.0.0.1:6379/0 --out bench
 
 clean:
 	rm -rf models build *.egg-info .pytest_cache
