@@ -23,10 +23,19 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from indexer.params import TrainParams
-from indexer.solver import build_groups, compact_slots, csr_arrays, row_sqnorms, solve_grouped
+from indexer.solver import (
+    build_groups,
+    compact_slots,
+    csr_arrays,
+    row_sqnorms,
+    shuffle_within_groups,
+    solve_grouped,
+)
 
 # Most weights one solver call may hold before pruning (int32 + float32 each): bounds memory.
 MAX_SLOTS = 1 << 24
+# Rows per block of the solver's randomized pass order: streams big groups through the cache.
+BLOCK_SIZE = 16
 
 
 class LabelTree(Protocol):
@@ -46,6 +55,7 @@ class LayerReport:
     n_scorers: int
     n_examples: int
     seconds: float
+    cpu_seconds: float
     nnz: int
     mean_passes: float
 
@@ -61,6 +71,10 @@ class TrainingReport:
         return sum(layer.seconds for layer in self.layers)
 
     @property
+    def cpu_seconds(self) -> float:
+        return sum(layer.cpu_seconds for layer in self.layers)
+
+    @property
     def nnz(self) -> int:
         return sum(layer.nnz for layer in self.layers)
 
@@ -68,6 +82,7 @@ class TrainingReport:
         """JSON-ready summary (for ``params.json``)."""
         return {
             "seconds": round(self.seconds, 3),
+            "cpu_seconds": round(self.cpu_seconds, 3),
             "nnz": self.nnz,
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
         }
@@ -114,26 +129,34 @@ def train_scorers(
     y = np.asarray(y)
     n_examples, n_features = X.shape
     if y.shape != (n_examples,):
-        raise ValueError(f"train_scorers: y has shape {y.shape}, expected ({n_examples},), one label per row of X")
+        raise ValueError(
+            f"train_scorers: y has shape {y.shape}, expected ({n_examples},), one label per row of X"
+        )
     if y.size and (y.min() < 0 or y.max() >= label_node.shape[0]):
-        raise ValueError(f"train_scorers: label ids must lie in [0, {label_node.shape[0]}), the tree's labels")
+        raise ValueError(
+            f"train_scorers: label ids must lie in [0, {label_node.shape[0]}), the tree's labels"
+        )
     n_nodes = parent.shape[0]
     if layer_ptr[-1] != n_nodes or node_layer.shape[0] != n_nodes:
-        raise ValueError("train_scorers: tree arrays disagree (layer_ptr_[-1] and node_layer_ must match parent_)")
+        raise ValueError(
+            "train_scorers: tree arrays disagree (layer_ptr_[-1] and node_layer_ must match parent_)"
+        )
 
     indptr, indices, data = csr_arrays(X)
     sqnorm = row_sqnorms(indptr, data)
     col_nnz = np.zeros(n_nodes, dtype=np.int64)
     pieces_indices: list[np.ndarray] = []
     pieces_data: list[np.ndarray] = []
-    for layer, child in enumerate(_layer_ancestors(label_node[y], parent, node_layer, layer_ptr.shape[0] - 1)):
+    for layer, child in enumerate(
+        _layer_ancestors(label_node[y], parent, node_layer, layer_ptr.shape[0] - 1)
+    ):
         if layer == 0:
             continue
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         nodes = np.arange(layer_ptr[layer], layer_ptr[layer + 1])
         bar = tqdm(total=len(nodes), desc=f"layer {layer}", unit="node", disable=not progress, leave=False)
-        layer_nnz, passes, n_rows = 0, 0, 0
-        for problems, p_indptr, p_indices, p_data, p_passes, n_rows in _solve_layer(
+        layer_nnz, passes = 0, 0
+        for problems, p_indptr, p_indices, p_data, p_passes in _solve_layer(
             indptr, indices, data, sqnorm, child, parent, nodes, n_features, params
         ):
             col_nnz[problems] = np.diff(p_indptr)
@@ -148,8 +171,9 @@ def train_scorers(
                 LayerReport(
                     layer=layer,
                     n_scorers=len(nodes),
-                    n_examples=n_rows,
+                    n_examples=int(np.count_nonzero(child >= 0)),
                     seconds=time.perf_counter() - start,
+                    cpu_seconds=time.process_time() - cpu_start,
                     nnz=layer_nnz,
                     mean_passes=passes / max(len(nodes), 1),
                 )
@@ -204,18 +228,21 @@ def _solve_layer(
     n_features: int,
     params: TrainParams,
 ):
-    """Yield ``(problem nodes, CSC indptr, indices, data, passes, n_rows)`` batch by batch.
+    """Yield ``(problem nodes, CSC indptr, indices, data, passes)`` batch by batch.
 
     ``child[i]`` is example ``i``'s ancestor on this layer (-1 if none). Nodes whose parent has
     no example get no scorer (an empty column).
     """
     selected = np.flatnonzero(child >= 0)
-    rows = selected[np.argsort(child[selected], kind="stable")]
-    row_key = child[rows]
-    row_parent = parent[row_key]  # non-decreasing: children of a node are contiguous, BFS order
-    starts = np.flatnonzero(np.r_[True, row_parent[1:] != row_parent[:-1]]) if rows.size else np.zeros(0, np.int64)
+    rows = selected[np.argsort(parent[child[selected]], kind="stable")]
+    row_parent = parent[child[rows]]
+    starts = (
+        np.flatnonzero(np.r_[True, row_parent[1:] != row_parent[:-1]]) if rows.size else np.zeros(0, np.int64)
+    )
     group_ptr = np.r_[starts, rows.size].astype(np.int64)
     group_parent = row_parent[starts]
+    rows = rows[shuffle_within_groups(group_ptr, seed=int(nodes[0]))]
+    row_key = child[rows]
     local = build_groups(indptr, indices, data, rows, group_ptr, n_features, 4 * numba.get_num_threads())
     local_indptr, local_indices, local_data, feature_ptr, features = local
     where = np.minimum(np.searchsorted(group_parent, parent[nodes]), max(group_parent.size - 1, 0))
@@ -228,12 +255,27 @@ def _solve_layer(
         slot_ptr = np.zeros(hi - lo + 1, dtype=np.int64)
         np.cumsum(bound[lo:hi], out=slot_ptr[1:])
         counts, out_indices, out_data, passes = solve_grouped(
-            local_indptr, local_indices, local_data, row_sqnorm, row_key, group_ptr, feature_ptr, features,
-            problem_group[lo:hi], problems[lo:hi], problems[lo:hi], slot_ptr, n_features,
-            float(params.cp), float(params.cn), float(params.bias), int(params.max_iter), float(params.tol),
+            local_indptr,
+            local_indices,
+            local_data,
+            row_sqnorm,
+            row_key,
+            group_ptr,
+            feature_ptr,
+            features,
+            problem_group[lo:hi],
+            problems[lo:hi],
+            slot_ptr,
+            n_features,
+            float(params.cp),
+            float(params.cn),
+            float(params.bias),
+            int(params.max_iter),
+            float(params.tol),
             float(params.threshold),
+            BLOCK_SIZE,
         )
-        yield (problems[lo:hi], *compact_slots(slot_ptr, counts, out_indices, out_data), passes, rows.size)
+        yield (problems[lo:hi], *compact_slots(slot_ptr, counts, out_indices, out_data), passes)
 
 
 def _batches(bound: np.ndarray, min_size: int) -> list[tuple[int, int]]:
