@@ -126,6 +126,8 @@ async def serve_connection(websocket: WebSocket, service: Service) -> None:
         await _answer(websocket, service, session, inbox)
     except WebSocketDisconnect:
         pass
+    except (RuntimeError, OSError) as exc:  # uvicorn closed the transport itself (keepalive timeout)
+        logger.debug("websocket transport closed under the server: %s", exc)
     finally:
         reader.cancel()
         service.metrics.connections.dec()
