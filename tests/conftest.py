@@ -46,3 +46,11 @@ def live_server():
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_model(synthetic_log: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The full context-aware model (configs/demo.toml) built from ``synthetic_log``."""
+    out = tmp_path_factory.mktemp("models") / "xmr"
+    build_model(synthetic_log, load_train_config(ROOT / "configs" / "demo.toml"), out)
+    return out

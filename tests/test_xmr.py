@@ -1,0 +1,64 @@
+import json
+import shutil
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autocomplete.completer import load_completer
+from indexer.modelio import ModelFileError
+
+
+@pytest.fixture(scope="module")
+def completer(demo_model):
+    return load_completer(demo_model)
+
+
+def test_the_previous_query_changes_the_best_completion(completer):
+    after_garden = [c.text for c in completer.complete("ro", ["house plants"], 5)]
+    after_music = [c.text for c in completer.complete("ro", ["guitar chords"], 5)]
+    assert after_garden[0].startswith("ros")
+    assert after_music[0].startswith(("rock", "roll"))
+    assert after_garden != after_music
+
+
+def test_every_completion_starts_with_the_normalized_prefix_and_is_unique(completer):
+    for typed in ("R", "ro", "Rose ", "rock band", "running  sh", "tomato"):
+        result = completer.complete(typed, ["cheap flights"], 10)
+        texts = [c.text for c in result]
+        assert texts and all(t.startswith(completer.normalize_prefix(typed)) for t in texts)
+        assert len(set(texts)) == len(texts)
+        assert [c.score for c in result] == sorted((c.score for c in result), reverse=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(prefix=st.text(st.sampled_from(list("rosetaun ?")), max_size=8), k=st.integers(1, 15))
+def test_never_fewer_than_k_or_all_matching_labels(completer, prefix, k):
+    typed = completer.normalize_prefix(prefix)
+    matching = sum(1 for t in completer.labels.texts() if t.startswith(typed))
+    result = completer.complete(prefix, ["house plants"], k)
+    assert len(result) == min(k, matching)
+    assert all(c.text.startswith(typed) for c in result)
+
+
+def test_no_context_and_unknown_context_still_answer(completer):
+    assert completer.complete("ro", [], 3)
+    assert completer.complete("ro", ["zzzz qqqq never seen"], 3)
+
+
+def test_the_training_summary_reports_stages_and_size(demo_model):
+    summary = json.loads((demo_model / "params.json").read_text())["summary"]
+    assert {"read_log", "labels", "features", "tree", "scorers", "total"} <= set(summary["seconds"])
+    assert summary["tree_nodes"] > summary["labels"] > 0 and summary["weights_nnz"] > 0
+
+
+@pytest.mark.parametrize("victim", ["weights_data.npy", "tree/child_ptr.npy", "features/params.json", "labels.marisa"])
+def test_a_damaged_model_file_is_refused_by_name(demo_model, tmp_path, victim):
+    broken = tmp_path / "model"
+    shutil.copytree(demo_model, broken)
+    path = broken / victim
+    if not path.exists():
+        pytest.fail(f"expected model file {victim} is not in the model folder")
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(ModelFileError, match=victim.split("/")[-1]):
+        load_completer(broken)
