@@ -16,15 +16,17 @@ fitted dictionaries in pure Python (a few tens of microseconds) and gives the sa
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
+from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted
 
 from indexer.modelio import ModelFileError, load_array, read_params, save_params
@@ -55,17 +57,29 @@ class _TfidfBlock(BaseEstimator):
 
     def fit(self, texts: Iterable[str]) -> _TfidfBlock:
         """Learn the vocabulary and idf from ``texts`` (normalized strings)."""
+        self._fit_counted(Counter(texts), {})
+        return self
+
+    def _fit_counted(self, counts: Counter[str], keep_terms: dict[str, dict[str, float]] | None) -> None:
+        """Fit on distinct texts with their counts; store each text's terms in ``keep_terms`` if given."""
         self._check_params()
         self._prepare()
         df: Counter[str] = Counter()
         total: dict[str, float] = {}
         n_docs = 0
-        for text, times in Counter(texts).items():
+        for text, times in counts.items():
             terms = self._terms(text)
+            if keep_terms is not None:
+                keep_terms[text] = terms
             n_docs += times
-            for term, weight in terms.items():
-                df[term] += times
-                total[term] = total.get(term, 0.0) + weight * times
+            if times == 1:
+                df.update(terms.keys())
+            else:
+                for term in terms:
+                    df[term] += times
+            if self.max_features:
+                for term, weight in terms.items():
+                    total[term] = total.get(term, 0.0) + weight * times
         kept = [term for term, count in df.items() if count >= self.min_df]
         if self.max_features and len(kept) > self.max_features:
             # like scikit-learn: the terms with the largest total count; ties by term order
@@ -76,7 +90,6 @@ class _TfidfBlock(BaseEstimator):
             [math.log((1 + n_docs) / (1 + df[term])) + 1.0 for term in terms_sorted], dtype=np.float64
         )
         self._index_vocabulary()
-        return self
 
     def _prepare(self) -> None:
         """Derived lookup tables of the parameters (called by ``fit`` and ``load``)."""
@@ -88,27 +101,62 @@ class _TfidfBlock(BaseEstimator):
 
     def _vector(self, text: str) -> tuple[list[int], list[float]]:
         """Sorted column ids and L2-normalized TF-IDF values of one text (pure Python, no SciPy)."""
+        return self._weigh(self._terms(text))
+
+    def _weigh(self, terms: dict[str, float]) -> tuple[list[int], list[float]]:
         vocabulary = self.vocabulary_
         idf = self._idf
         pairs = []
-        for term, count in self._terms(text).items():
+        for term, count in terms.items():
             j = vocabulary.get(term)
             if j is not None:
                 pairs.append((j, count * idf[j]))
         if not pairs:
             return [], []
         pairs.sort()
-        norm = math.sqrt(sum(v * v for _, v in pairs))
+        norm = math.hypot(*[v for _, v in pairs])
         return [j for j, _ in pairs], [v / norm for _, v in pairs]
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """TF-IDF rows of ``texts``: CSR float32, shape (len(texts), n_features_), sorted indices."""
         check_is_fitted(self)
-        return _rows(self._vector, list(texts), self.n_features_)
+        return self._rows(list(texts), self._terms)
 
     def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """``fit(texts).transform(texts)``, taking each distinct text's n-grams once."""
         texts = list(texts)
-        return self.fit(texts).transform(texts)
+        terms: dict[str, dict[str, float]] = {}
+        self._fit_counted(Counter(texts), terms)
+        return self._rows(texts, terms.__getitem__)
+
+    def _rows(self, texts: list[str], terms_of: Callable[[str], dict[str, float]]) -> sp.csr_matrix:
+        """Stack the TF-IDF rows of ``texts``, taking each distinct text's terms once; the
+        idf product, index sort and L2 norm run in NumPy/SciPy, not per row in Python."""
+        position: dict[str, int] = {}
+        inverse = np.fromiter(
+            (position.setdefault(text, len(position)) for text in texts), dtype=np.int64, count=len(texts)
+        )
+        get = self.vocabulary_.get
+        indices: list[int] = []
+        counts: list[float] = []
+        sizes: list[int] = []
+        for text in position:
+            terms = terms_of(text)
+            indices += map(get, terms, itertools.repeat(-1))
+            counts += terms.values()
+            sizes.append(len(terms))
+        col = np.array(indices, dtype=np.int64)
+        row = np.repeat(np.arange(len(position), dtype=np.int64), sizes)
+        val = np.array(counts, dtype=np.float64)
+        known = col >= 0
+        col, row, val = col[known], row[known], val[known]
+        val *= self.idf_[col]
+        unique = sp.csr_matrix((val, (row, col)), shape=(len(position), self.n_features_))
+        unique.sort_indices()
+        unique = normalize(unique, norm="l2", copy=False).astype(np.float32)
+        out = unique[inverse]
+        out.has_sorted_indices = True
+        return out
 
     def save(self, folder: str | Path) -> None:
         """Write ``params.json``, ``terms.npy`` and ``idf.npy`` into ``folder``."""
@@ -144,33 +192,6 @@ class _TfidfBlock(BaseEstimator):
             )
         self._index_vocabulary()
         return self
-
-
-def _rows(vector: Any, texts: list[str], n_features: int) -> sp.csr_matrix:
-    """Stack ``vector(text)`` for every text, computing each distinct text once."""
-    position: dict[str, int] = {}
-    inverse = np.empty(len(texts), dtype=np.int64)
-    for r, text in enumerate(texts):
-        inverse[r] = position.setdefault(text, len(position))
-    indptr = [0]
-    indices: list[int] = []
-    data: list[float] = []
-    for text in position:
-        idx, val = vector(text)
-        indices.extend(idx)
-        data.extend(val)
-        indptr.append(len(indices))
-    unique = sp.csr_matrix(
-        (
-            np.array(data, dtype=np.float32),
-            np.array(indices, dtype=np.int32),
-            np.array(indptr, dtype=np.int64),
-        ),
-        shape=(len(position), n_features),
-    )
-    out = unique[inverse]
-    out.has_sorted_indices = True
-    return out
 
 
 class PrefixNgramVectorizer(_TfidfBlock):
@@ -228,24 +249,34 @@ class PrefixNgramVectorizer(_TfidfBlock):
             )
 
     def _prepare(self) -> None:
-        self._weights = [(1.0 + i) ** -float(self.position_decay) for i in range(_WEIGHT_TABLE)]
+        weights = self._position_weights(_WEIGHT_TABLE)
+        self._padded_weights = [weights[0]] + weights
+
+    def _position_weights(self, length: int) -> list[float]:
+        return [(1.0 + i) ** -float(self.position_decay) for i in range(length)]
 
     def _terms(self, text: str) -> dict[str, float]:
         """Weighted n-gram counts of ``text``: marker-led n-grams and the first letter's share position 0."""
-        weights = self._weights
-        terms: dict[str, float] = {}
-        get = terms.get
+        weights = self._padded_weights  # weight of the n-grams starting at padded[s]
+        grams: list[str] = []
+        gram_weights: list[float] = []
         for word in text.split():
             padded = " " + word
             length = len(padded)
             if length > len(weights):
-                decay = float(self.position_decay)
-                weights = weights + [(1.0 + i) ** -decay for i in range(len(weights), length)]
+                weights = [weights[0]] + self._position_weights(length)
             for n in range(self.ngram_min, self.ngram_max + 1):
-                # position of padded[s] in the word is s - 1; the marker shares position 0
-                for s in range(1 if n == 1 else 0, length - n + 1):
-                    gram = padded[s : s + n]
-                    terms[gram] = get(gram, 0.0) + weights[s - 1 if s else 0]
+                first = 1 if n == 1 else 0  # the lone marker is no feature
+                stop = length - n + 1
+                if stop <= first:  # the word is shorter than n, and than every longer n
+                    break
+                grams += [padded[s : s + n] for s in range(first, stop)]
+                gram_weights += weights[first:stop]
+        terms = dict(zip(grams, gram_weights, strict=True))
+        if len(terms) < len(grams):  # an n-gram occurs twice: add up its weights
+            terms = {}
+            for gram, weight in zip(grams, gram_weights, strict=True):
+                terms[gram] = terms.get(gram, 0.0) + weight
         return terms
 
 
@@ -354,30 +385,38 @@ class InputVectorizer(BaseEstimator):
             previous_weight=params.previous_weight,
         )
 
-    def _validate_weights(self) -> None:
+    def _check_pairs(self, prefixes: Sequence[str], previous: Sequence[str], call: str) -> None:
+        if len(prefixes) != len(previous):
+            raise ValueError(
+                f"InputVectorizer.{call}: got {len(prefixes)} prefixes and {len(previous)} previous queries; "
+                "pass one previous query (or '') per prefix"
+            )
+        if call == "transform":
+            return
         for name in ("prefix_weight", "previous_weight"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"InputVectorizer: {name} must be a number >= 0, got {value!r}")
 
-    def fit(self, prefixes: Sequence[str], previous: Sequence[str]) -> InputVectorizer:
-        """Fit both blocks on training pairs (normalized strings; ``""`` = no previous query)."""
-        self._validate_weights()
-        if len(prefixes) != len(previous):
-            raise ValueError(
-                f"InputVectorizer.fit: got {len(prefixes)} prefixes and {len(previous)} previous queries; "
-                "pass one previous query (or '') per prefix"
-            )
-        self.prefix_ = PrefixNgramVectorizer(
+    def _prefix_block(self) -> PrefixNgramVectorizer:
+        return PrefixNgramVectorizer(
             ngram_min=self.ngram_min,
             ngram_max=self.ngram_max,
             position_decay=self.position_decay,
             min_df=self.min_df,
             max_features=self.max_features,
-        ).fit(prefixes)
-        self.previous_ = WordNgramVectorizer(
+        )
+
+    def _previous_block(self) -> WordNgramVectorizer:
+        return WordNgramVectorizer(
             ngram_max=self.previous_ngram_max, min_df=self.min_df, max_features=self.max_features
-        ).fit(previous)
+        )
+
+    def fit(self, prefixes: Sequence[str], previous: Sequence[str]) -> InputVectorizer:
+        """Fit both blocks on training pairs (normalized strings; ``""`` = no previous query)."""
+        self._check_pairs(prefixes, previous, "fit")
+        self.prefix_ = self._prefix_block().fit(prefixes)
+        self.previous_ = self._previous_block().fit(previous)
         self._sizes()
         return self
 
@@ -388,13 +427,10 @@ class InputVectorizer(BaseEstimator):
     def transform(self, prefixes: Sequence[str], previous: Sequence[str]) -> sp.csr_matrix:
         """Rows for (prefix, previous) pairs: CSR float32, shape (n, n_features_), sorted indices."""
         check_is_fitted(self)
-        if len(prefixes) != len(previous):
-            raise ValueError(
-                f"InputVectorizer.transform: got {len(prefixes)} prefixes and {len(previous)} "
-                "previous queries; pass one previous query (or '') per prefix"
-            )
-        left = self.prefix_.transform(prefixes)
-        right = self.previous_.transform(previous)
+        self._check_pairs(prefixes, previous, "transform")
+        return self._join(self.prefix_.transform(prefixes), self.previous_.transform(previous))
+
+    def _join(self, left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
         out = sp.hstack(
             [left * np.float32(self.prefix_weight), right * np.float32(self.previous_weight)],
             format="csr",
@@ -404,8 +440,14 @@ class InputVectorizer(BaseEstimator):
         return out
 
     def fit_transform(self, prefixes: Sequence[str], previous: Sequence[str]) -> sp.csr_matrix:
-        prefixes, previous = list(prefixes), list(previous)
-        return self.fit(prefixes, previous).transform(prefixes, previous)
+        """``fit(...).transform(...)`` on the same pairs, taking each distinct text's n-grams once."""
+        self._check_pairs(prefixes, previous, "fit_transform")
+        self.prefix_ = self._prefix_block()
+        left = self.prefix_.fit_transform(prefixes)
+        self.previous_ = self._previous_block()
+        right = self.previous_.fit_transform(previous)
+        self._sizes()
+        return self._join(left, right)
 
     def transform_one(self, prefix: str, previous: str = "") -> tuple[np.ndarray, np.ndarray]:
         """One keystroke's vector: (indices int32, data float32), sorted by index, equal to its

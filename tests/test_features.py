@@ -264,3 +264,18 @@ def test_unfitted_and_mismatched_inputs_are_refused():
         InputVectorizer().transform_one("a", "")
     with pytest.raises(ValueError, match="one previous query"):
         InputVectorizer().fit(["a", "b"], [""])
+
+
+def test_fit_transform_equals_fit_then_transform():
+    prefixes, previous = CORPUS + ["ro", "ro", "new y"], PREVIOUS + ["", "rock", ""]
+    for kwargs in ({}, {"min_df": 2, "max_features": 20, "prefix_weight": 0.5}):
+        one_pass = InputVectorizer(**kwargs)
+        x = one_pass.fit_transform(prefixes, previous)
+        two_pass = InputVectorizer(**kwargs).fit(prefixes, previous)
+        expected = two_pass.transform(prefixes, previous)
+        assert one_pass.prefix_.terms_.tolist() == two_pass.prefix_.terms_.tolist()
+        assert one_pass.previous_.terms_.tolist() == two_pass.previous_.terms_.tolist()
+        assert x.dtype == np.float32 and x.has_sorted_indices
+        np.testing.assert_array_equal(x.indptr, expected.indptr)
+        np.testing.assert_array_equal(x.indices, expected.indices)
+        np.testing.assert_array_equal(x.data, expected.data)
