@@ -18,6 +18,7 @@ from typing import Any
 from starlette import status
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -27,6 +28,7 @@ from starlette.websockets import WebSocket
 from autocomplete import protocol
 from autocomplete.completer import Completer, load_completer
 from autocomplete.config import ServeConfig, load_serve_config
+from autocomplete.cors import ListedOriginsCORS
 from autocomplete.metrics import CONTENT_TYPE, ServiceMetrics
 from autocomplete.protocol import ProtocolError
 from autocomplete.service import Service
@@ -97,8 +99,12 @@ def create_app(
     ]
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
+    middleware: list[Middleware] = []
+    if config.allowed_origins:  # pages of other origins may use the HTTP fallback
+        middleware.append(Middleware(ListedOriginsCORS, allowed=config.allowed_origins))
     return Starlette(
         routes=routes,
+        middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, ProtocolError: _protocol_error},
         max_body_size=config.max_frame_bytes,

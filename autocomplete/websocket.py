@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from autocomplete import protocol
 from autocomplete.config import ServeConfig
+from autocomplete.cors import origin_listed
 from autocomplete.protocol import FrameTooBig, InputMessage, ProtocolError, SubmitMessage
 from autocomplete.service import Service
 
@@ -101,7 +102,7 @@ def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
     if origin is None:
         return True  # not a browser: nothing to forge
     if allowed:
-        return "*" in allowed or origin.rstrip("/") in allowed
+        return origin_listed(origin, allowed)
     parts = urlsplit(origin)
     host = websocket.headers.get("host", "").lower()
     return parts.scheme in ("http", "https") and parts.netloc.lower() == host

@@ -175,6 +175,59 @@ def test_websocket_origin_allow_list(origin: str | None, allowed: tuple[str, ...
             assert refused.value.code == 1008
 
 
+def cors_headers(response) -> dict[str, str]:
+    return {k.lower(): v for k, v in response.headers.items() if k.lower().startswith("access-control-")}
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed", "listed"),
+    [
+        ("https://app.example", ("https://app.example",), True),
+        ("https://app.example", ("https://app.example/", "https://b.example"), True),
+        ("https://other.example", ("*",), True),
+        ("https://evil.example", ("https://app.example",), False),
+        ("https://app.example.evil.example", ("https://app.example",), False),
+        ("https://app.example", (), False),
+        ("http://testserver", ("https://app.example",), False),  # same origin: no CORS needed
+    ],
+)
+def test_http_fallback_is_open_to_listed_origins_only(
+    origin: str, allowed: tuple[str, ...], listed: bool
+) -> None:
+    with client_for(EchoCompleter(), allowed_origins=allowed) as client:
+        preflight = client.options(
+            "/v1/submit",
+            headers={
+                "origin": origin,
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "content-type",
+            },
+        )
+        complete = client.get("/v1/complete", params={"q": "ro"}, headers={"origin": origin})
+        submit = client.post("/v1/submit", json={"text": "roses"}, headers={"origin": origin})
+        assert complete.status_code == 200 and complete.json()["items"][0]["text"] == "ro after nothing"
+        assert submit.status_code == 200 and submit.json()["stored"] is True
+        if listed:
+            assert preflight.status_code == 200
+            assert cors_headers(preflight)["access-control-allow-origin"] == origin
+            assert "POST" in cors_headers(preflight)["access-control-allow-methods"]
+            assert "content-type" in cors_headers(preflight)["access-control-allow-headers"].lower()
+            for response in (preflight, complete, submit):
+                assert cors_headers(response)["access-control-allow-origin"] == origin
+                assert cors_headers(response)["access-control-allow-credentials"] == "true"
+        else:
+            assert preflight.status_code == 405
+            for response in (preflight, complete, submit):
+                assert cors_headers(response) == {}
+
+
+def test_cors_answers_carry_the_json_error_bodies_too() -> None:
+    with client_for(EchoCompleter(), allowed_origins=("https://app.example",)) as client:
+        response = client.get("/v1/complete", headers={"origin": "https://app.example"})
+        assert response.status_code == 400 and response.json()["code"] == "bad_field"
+        assert cors_headers(response)["access-control-allow-origin"] == "https://app.example"
+
+
 def test_a_completer_failure_is_an_error_frame_not_a_dropped_connection() -> None:
     with client_for(FailingCompleter()) as client, client.websocket_connect("/v1/ws") as ws:
         hello(ws)
