@@ -57,7 +57,7 @@ class _TfidfBlock(BaseEstimator):
 
     def fit(self, texts: Iterable[str]) -> _TfidfBlock:
         """Learn the vocabulary and idf from ``texts`` (normalized strings)."""
-        self._fit_counted(Counter(texts), {})
+        self._fit_counted(Counter(texts), None)
         return self
 
     def _fit_counted(self, counts: Counter[str], keep_terms: dict[str, dict[str, float]] | None) -> None:
@@ -258,25 +258,17 @@ class PrefixNgramVectorizer(_TfidfBlock):
     def _terms(self, text: str) -> dict[str, float]:
         """Weighted n-gram counts of ``text``: marker-led n-grams and the first letter's share position 0."""
         weights = self._padded_weights  # weight of the n-grams starting at padded[s]
-        grams: list[str] = []
-        gram_weights: list[float] = []
+        terms: dict[str, float] = {}
+        get = terms.get
         for word in text.split():
             padded = " " + word
             length = len(padded)
             if length > len(weights):
                 weights = [weights[0]] + self._position_weights(length)
             for n in range(self.ngram_min, self.ngram_max + 1):
-                first = 1 if n == 1 else 0  # the lone marker is no feature
-                stop = length - n + 1
-                if stop <= first:  # the word is shorter than n, and than every longer n
-                    break
-                grams += [padded[s : s + n] for s in range(first, stop)]
-                gram_weights += weights[first:stop]
-        terms = dict(zip(grams, gram_weights, strict=True))
-        if len(terms) < len(grams):  # an n-gram occurs twice: add up its weights
-            terms = {}
-            for gram, weight in zip(grams, gram_weights, strict=True):
-                terms[gram] = terms.get(gram, 0.0) + weight
+                for s in range(1 if n == 1 else 0, length - n + 1):  # the lone marker is no feature
+                    gram = padded[s : s + n]
+                    terms[gram] = get(gram, 0.0) + weights[s]
         return terms
 
 
