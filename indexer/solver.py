@@ -139,7 +139,7 @@ def build_groups(
 
 
 @numba.njit(cache=True, fastmath=FASTMATH)
-def _solve_one(
+def _solve_unit(
     local_indptr: np.ndarray,
     local_indices: np.ndarray,
     local_data: np.ndarray,
@@ -147,8 +147,8 @@ def _solve_one(
     row_key: np.ndarray,
     first_row: int,
     end_row: int,
-    key: int,
-    w: np.ndarray,
+    keys: np.ndarray,
+    W: np.ndarray,
     cp: float,
     cn: float,
     bias: float,
@@ -156,35 +156,45 @@ def _solve_one(
     tol: float,
     block_size: int,
     seed: np.uint64,
-) -> int:
-    """Dual coordinate descent for one problem over local rows ``first_row .. end_row``.
+) -> np.ndarray:
+    """Dual coordinate descent for ``K = len(keys)`` problems on the same rows, in lock step.
 
-    Each pass visits the active rows in blocks of ``block_size`` consecutive ones, the blocks in
-    a fresh random order (``block_size = 1`` is LIBLINEAR's full reshuffle, always used below
-    ``BLOCKED_MIN_ROWS`` rows); shrunk rows leave the active list, which stays sorted, so passes
-    stream through memory.
-    ``w`` (float64, zeros, one entry per local feature plus the bias weight last) receives the
-    solution. Returns the number of passes made.
+    Problem ``k``'s positives are the rows ``first_row .. end_row`` whose ``row_key`` is
+    ``keys[k]``. Each row is read once per pass for all K problems: its margins are one
+    K-wide product with ``W`` (float64 zeros, shape ``(n_local + 1, K)``, the bias weights
+    last), which receives the solutions. Each problem keeps its own duals, shrinking (LIBLINEAR's
+    rule) and stopping test; a row leaves the pass order once every unfinished problem has
+    shrunk it. Each pass visits the active rows in blocks of ``block_size`` consecutive ones, the
+    blocks in a fresh random order (``block_size = 1``, LIBLINEAR's full reshuffle, is always
+    used below ``BLOCKED_MIN_ROWS`` rows), so passes over big groups stream through memory.
+    Returns the number of passes of each problem.
     """
     n = end_row - first_row
+    n_problems = keys.shape[0]
     if n < BLOCKED_MIN_ROWS:
         block_size = 1  # small groups stay in cache anyway; a full reshuffle converges faster
-    n_local = w.shape[0] - 1
-    alpha = np.zeros(n, dtype=np.float64)
-    shrunk = np.zeros(n, dtype=np.bool_)
+    n_local = W.shape[0] - 1
+    alpha = np.zeros((n, n_problems), dtype=np.float64)
+    shrunk = np.zeros((n, n_problems), dtype=np.bool_)
+    n_shrunk = np.zeros(n_problems, dtype=np.int64)
+    done = np.zeros(n_problems, dtype=np.bool_)
+    passes = np.zeros(n_problems, dtype=np.int64)
+    pg_max_old = np.full(n_problems, np.inf)  # no upper bound on alpha: nothing to shrink at C
+    pg_max_new = np.empty(n_problems)
+    pg_min_new = np.empty(n_problems)
+    margin = np.empty(n_problems)
+    step = np.empty(n_problems)
     active_rows = np.arange(n)
     blocks = np.empty((n + block_size - 1) // block_size, dtype=np.int64)
     diag_p = 0.5 / cp
     diag_n = 0.5 / cn
     bias_sq = bias * bias
     active = n
-    pg_max_old = np.inf  # (no upper bound on alpha with the squared hinge: nothing to shrink at C)
     state = seed
-    passes = 0
-    while passes < max_iter:
-        passes += 1
-        pg_max_new = -np.inf
-        pg_min_new = np.inf
+    n_done = 0
+    while n_done < n_problems:
+        pg_max_new[:] = -np.inf
+        pg_min_new[:] = np.inf
         n_blocks = (active + block_size - 1) // block_size
         for b in range(n_blocks):
             blocks[b] = b
@@ -194,50 +204,80 @@ def _solve_one(
             for s in range(first, min(active, first + block_size)):
                 i = active_rows[s]
                 r = first_row + i
-                positive = row_key[r] == key
-                y = 1.0 if positive else -1.0
-                diag = diag_p if positive else diag_n
-                margin = w[n_local] * bias
-                for k in range(local_indptr[r], local_indptr[r + 1]):
-                    margin += w[local_indices[k]] * local_data[k]
-                a = alpha[i]
-                g = y * margin - 1.0 + diag * a
-                pg = g
-                if a == 0.0:
-                    if g > pg_max_old:
-                        shrunk[i] = True  # bound at 0 and likely to stay there
+                for k in range(n_problems):
+                    margin[k] = W[n_local, k] * bias
+                for j in range(local_indptr[r], local_indptr[r + 1]):
+                    f = local_indices[j]
+                    x = local_data[j]
+                    for k in range(n_problems):
+                        margin[k] += W[f, k] * x
+                moved = False
+                for k in range(n_problems):
+                    step[k] = 0.0
+                    if done[k] or shrunk[i, k]:
                         continue
-                    if g > 0.0:
-                        pg = 0.0
-                if pg > pg_max_new:
-                    pg_max_new = pg
-                if pg < pg_min_new:
-                    pg_min_new = pg
-                if abs(pg) > 1e-12:
-                    a_new = max(a - g / (sqnorm[r] + bias_sq + diag), 0.0)
-                    alpha[i] = a_new
-                    d = (a_new - a) * y
-                    for k in range(local_indptr[r], local_indptr[r + 1]):
-                        w[local_indices[k]] += d * local_data[k]
-                    w[n_local] += d * bias
+                    positive = row_key[r] == keys[k]
+                    y = 1.0 if positive else -1.0
+                    diag = diag_p if positive else diag_n
+                    a = alpha[i, k]
+                    g = y * margin[k] - 1.0 + diag * a
+                    pg = g
+                    if a == 0.0:
+                        if g > pg_max_old[k]:
+                            shrunk[i, k] = True  # bound at 0 and likely to stay there
+                            n_shrunk[k] += 1
+                            continue
+                        if g > 0.0:
+                            pg = 0.0
+                    if pg > pg_max_new[k]:
+                        pg_max_new[k] = pg
+                    if pg < pg_min_new[k]:
+                        pg_min_new[k] = pg
+                    if abs(pg) > 1e-12:
+                        a_new = max(a - g / (sqnorm[r] + bias_sq + diag), 0.0)
+                        alpha[i, k] = a_new
+                        step[k] = (a_new - a) * y
+                        moved = True
+                if moved:
+                    for j in range(local_indptr[r], local_indptr[r + 1]):
+                        f = local_indices[j]
+                        x = local_data[j]
+                        for k in range(n_problems):
+                            W[f, k] += step[k] * x
+                    for k in range(n_problems):
+                        W[n_local, k] += step[k] * bias
+        restored = False
+        for k in range(n_problems):
+            if done[k]:
+                continue
+            passes[k] += 1
+            if pg_max_new[k] - pg_min_new[k] <= tol:
+                if n_shrunk[k] == 0:
+                    done[k] = True
+                else:  # converged on the shrunk rows: verify on all of them
+                    shrunk[:, k] = False
+                    n_shrunk[k] = 0
+                    pg_max_old[k] = np.inf
+                    restored = True
+            else:
+                pg_max_old[k] = pg_max_new[k] if pg_max_new[k] > 0.0 else np.inf
+            if passes[k] >= max_iter:
+                done[k] = True
+            if done[k]:
+                n_done += 1
+        if restored:
+            active = n
+            for i in range(n):
+                active_rows[i] = i
         kept = 0
         for s in range(active):
             i = active_rows[s]
-            if shrunk[i]:
-                shrunk[i] = False
-            else:
-                active_rows[kept] = i
-                kept += 1
+            for k in range(n_problems):
+                if not done[k] and not shrunk[i, k]:
+                    active_rows[kept] = i
+                    kept += 1
+                    break
         active = kept
-        if pg_max_new - pg_min_new <= tol:
-            if active == n:
-                break
-            active = n  # converged on the shrunk set: verify on all examples
-            for i in range(n):
-                active_rows[i] = i
-            pg_max_old = np.inf
-            continue
-        pg_max_old = pg_max_new if pg_max_new > 0.0 else np.inf
     return passes
 
 
@@ -262,8 +302,12 @@ def solve_grouped(
     tol: float,
     threshold: float,
     block_size: int,
+    unit_size: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Solve independent problems in parallel; keep the weights with ``|w| >= threshold``.
+    """Solve problems in parallel; keep the weights with ``|w| >= threshold``.
+
+    Consecutive problems of the same group are solved together, up to ``unit_size`` at a time
+    (see :func:`_solve_unit`); the units run in parallel.
 
     Parameters
     ----------
@@ -275,8 +319,9 @@ def solve_grouped(
     slot_ptr : int64 array of length ``n_problems + 1``; problem ``p`` may write at most
         ``slot_ptr[p + 1] - slot_ptr[p]`` weights, at least its group's feature count plus one.
     n_features : global id of the bias feature.
-    block_size : rows per block of the randomized pass order (see :func:`_solve_one`); 1 gives
-        LIBLINEAR's order, larger blocks are faster on big groups and converge a bit slower.
+    block_size : rows per block of the randomized pass order; 1 gives LIBLINEAR's order,
+        larger blocks are faster on big groups and converge a bit slower.
+    unit_size : most problems solved together.
 
     Returns
     -------
@@ -290,12 +335,26 @@ def solve_grouped(
     passes = np.zeros(n_problems, dtype=np.int64)
     out_indices = np.empty(slot_ptr[n_problems], dtype=np.int32)
     out_data = np.empty(slot_ptr[n_problems], dtype=np.float32)
-    for p in numba.prange(n_problems):
-        g = problem_group[p]
+    unit_ptr = np.zeros(n_problems + 1, dtype=np.int64)
+    n_units = 0
+    p = 0
+    while p < n_problems:  # runs of one group, cut into near-equal units of at most unit_size
+        end = p
+        while end < n_problems and problem_group[end] == problem_group[p]:
+            end += 1
+        pieces = (end - p + unit_size - 1) // unit_size
+        for piece in range(pieces):
+            n_units += 1
+            unit_ptr[n_units] = p + ((end - p) * (piece + 1)) // pieces
+        p = end
+    for u in numba.prange(n_units):
+        lo = unit_ptr[u]
+        hi = unit_ptr[u + 1]
+        g = problem_group[lo]
         f0 = feature_ptr[g]
         n_local = feature_ptr[g + 1] - f0
-        w = np.zeros(n_local + 1, dtype=np.float64)
-        passes[p] = _solve_one(
+        W = np.zeros((n_local + 1, hi - lo), dtype=np.float64)
+        passes[lo:hi] = _solve_unit(
             local_indptr,
             local_indices,
             local_data,
@@ -303,24 +362,25 @@ def solve_grouped(
             row_key,
             group_ptr[g],
             group_ptr[g + 1],
-            problem_key[p],
-            w,
+            problem_key[lo:hi],
+            W,
             cp,
             cn,
             bias,
             max_iter,
             tol,
             block_size,
-            np.uint64(problem_key[p]),
+            np.uint64(problem_key[lo]),
         )
-        pos = slot_ptr[p]
-        for j in range(n_local + 1):
-            value = w[j]
-            if value != 0.0 and abs(value) >= threshold:
-                out_indices[pos] = features[f0 + j] if j < n_local else n_features
-                out_data[pos] = value
-                pos += 1
-        counts[p] = pos - slot_ptr[p]
+        for k in range(hi - lo):
+            pos = slot_ptr[lo + k]
+            for j in range(n_local + 1):
+                value = W[j, k]
+                if value != 0.0 and abs(value) >= threshold:
+                    out_indices[pos] = features[f0 + j] if j < n_local else n_features
+                    out_data[pos] = value
+                    pos += 1
+            counts[lo + k] = pos - slot_ptr[lo + k]
     return counts, out_indices, out_data, passes
 
 
@@ -454,6 +514,7 @@ def solve_problems(
         float(tol),
         float(threshold),
         int(block_size),
+        1,
     )
     col_ptr, col_indices, col_data = compact_slots(slot_ptr, counts, out_indices, out_data)
     return sp.csc_matrix((col_data, col_indices, col_ptr), shape=(n_features + 1, n_problems))

@@ -36,6 +36,8 @@ from indexer.solver import (
 MAX_SLOTS = 1 << 24
 # Rows per block of the solver's randomized pass order: streams big groups through the cache.
 BLOCK_SIZE = 16
+# Most sibling scorers trained together, reading each example once per pass for all of them.
+UNIT_SIZE = 64
 
 
 class LabelTree(Protocol):
@@ -251,7 +253,8 @@ def _solve_layer(
     problem_group = where[trained].astype(np.int64)
     bound = np.diff(feature_ptr)[problem_group] + 1
     row_sqnorm = sqnorm[rows]
-    for lo, hi in _batches(bound, min_size=8 * numba.get_num_threads()):
+    threads = numba.get_num_threads()
+    for lo, hi in _batches(bound):
         slot_ptr = np.zeros(hi - lo + 1, dtype=np.int64)
         np.cumsum(bound[lo:hi], out=slot_ptr[1:])
         counts, out_indices, out_data, passes = solve_grouped(
@@ -274,21 +277,20 @@ def _solve_layer(
             float(params.tol),
             float(params.threshold),
             BLOCK_SIZE,
+            min(UNIT_SIZE, -(-(hi - lo) // threads)),  # at least one unit per thread
         )
         yield (problems[lo:hi], *compact_slots(slot_ptr, counts, out_indices, out_data), passes)
 
 
-def _batches(bound: np.ndarray, min_size: int) -> list[tuple[int, int]]:
-    """Split problems into consecutive batches of about a tenth of the layer, each within MAX_SLOTS."""
+def _batches(bound: np.ndarray) -> list[tuple[int, int]]:
+    """Split problems into consecutive batches whose weight slots fit MAX_SLOTS."""
     n = bound.shape[0]
-    size = max(min_size, -(-n // 10))
     cumulative = np.cumsum(bound)
     batches = []
     lo = 0
     while lo < n:
         base = cumulative[lo - 1] if lo else 0
-        fit = int(np.searchsorted(cumulative, base + MAX_SLOTS, side="right"))
-        hi = min(n, lo + size, max(fit, lo + 1))
+        hi = max(int(np.searchsorted(cumulative, base + MAX_SLOTS, side="right")), lo + 1)
         batches.append((lo, hi))
         lo = hi
     return batches
