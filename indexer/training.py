@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import numba
@@ -229,7 +230,7 @@ def _solve_layer(
     nodes: np.ndarray,
     n_features: int,
     params: TrainParams,
-):
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Yield ``(problem nodes, CSC indptr, indices, data, passes)`` batch by batch.
 
     ``child[i]`` is example ``i``'s ancestor on this layer (-1 if none). Nodes whose parent has
