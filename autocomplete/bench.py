@@ -71,7 +71,9 @@ def main_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_system(name: str, args: argparse.Namespace, base: TrainConfig, examples: Examples, folder: Path) -> dict:
+def _run_system(
+    name: str, args: argparse.Namespace, base: TrainConfig, examples: Examples, folder: Path
+) -> dict:
     shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
     if name == "pecos":
@@ -86,11 +88,19 @@ def _run_system(name: str, args: argparse.Namespace, base: TrainConfig, examples
         completer = load_completer(folder)
     train_seconds = time.perf_counter() - started
     metrics = evaluate(
-        completer, examples, k=base.eval.k,
-        latency_warmup=base.eval.latency_warmup, latency_calls=base.eval.latency_calls,
+        completer,
+        examples,
+        k=base.eval.k,
+        latency_warmup=base.eval.latency_warmup,
+        latency_calls=base.eval.latency_calls,
     )
-    return {"system": name, "overrides": SYSTEMS[name], "train_seconds": train_seconds,
-            "model_bytes": folder_bytes(folder), **metrics}
+    return {
+        "system": name,
+        "overrides": SYSTEMS[name],
+        "train_seconds": train_seconds,
+        "model_bytes": folder_bytes(folder),
+        **metrics,
+    }
 
 
 def markdown_table(report: dict) -> str:
@@ -98,8 +108,10 @@ def markdown_table(report: dict) -> str:
         f"Split `{report['split']}`, {report['protocol']} protocol, {report['examples']:,} examples "
         f"(log `{Path(report['log']).name}`, {report['machine']['cpus']} CPUs).",
         "",
-        "| system | train s | model MB | MRR | BLEU | s@1 | s@10 | empty | p50 ms | p99 ms | MRR by prefix length "
-        + " / ".join(BUCKETS) + " |",
+        "| system | train s | model MB | MRR | BLEU | s@1 | s@10 | empty | p50 ms | p99 ms "
+        + "| MRR by prefix length "
+        + " / ".join(BUCKETS)
+        + " |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["systems"]:
@@ -139,25 +151,50 @@ def _scale(args: argparse.Namespace, out: Path) -> int:
     shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "autocomplete.cli", "train", "--config", str(args.config), "--log", str(args.log),
-         "--out", str(folder), "--quiet"],
-        check=True, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "autocomplete.cli",
+            "train",
+            "--config",
+            str(args.config),
+            "--log",
+            str(args.log),
+            "--out",
+            str(folder),
+            "--quiet",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     train_seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     completer = load_completer(folder)
     log = read_query_log(args.log, config.log)
     examples = make_examples(log.pairs(config.eval.split), config.eval.protocol, config.eval.seed)
-    metrics = evaluate(completer, examples, k=config.eval.k,
-                       latency_warmup=config.eval.latency_warmup, latency_calls=config.eval.latency_calls)
+    metrics = evaluate(
+        completer,
+        examples,
+        k=config.eval.k,
+        latency_warmup=config.eval.latency_warmup,
+        latency_calls=config.eval.latency_calls,
+    )
     summary = json.loads((folder / "params.json").read_text())["summary"]
-    report = {"log": str(args.log), "labels": summary.get("labels"), "training_examples": summary.get("training_examples"),
-              "train_seconds": train_seconds, "train_peak_rss_mb": peak_mb, "model_bytes": folder_bytes(folder),
-              "stage_seconds": summary.get("seconds"), **metrics}
+    report = {
+        "log": str(args.log),
+        "labels": summary.get("labels"),
+        "training_examples": summary.get("training_examples"),
+        "train_seconds": train_seconds,
+        "train_peak_rss_mb": peak_mb,
+        "model_bytes": folder_bytes(folder),
+        "stage_seconds": summary.get("seconds"),
+        **metrics,
+    }
     (out / "scale.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     lat = metrics["latency_ms"]
     table = (
-        "| log | labels | train s | peak RSS MB | model MB | MRR | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|---|\n"
+        "| log | labels | train s | peak RSS MB | model MB | MRR | p50 ms | p99 ms |\n"
+        "|---|---|---|---|---|---|---|---|\n"
         f"| {Path(args.log).name} | {report['labels']:,} | {train_seconds:.1f} | {peak_mb:.0f} | "
         f"{report['model_bytes'] / 1e6:.1f} | {metrics['mrr']:.3f} | {lat['p50']:.3f} | {lat['p99']:.3f} |\n"
     )

@@ -21,7 +21,8 @@ from indexer.querylog import Pairs, QueryLog, read_query_log
 
 @dataclasses.dataclass
 class TrainingData:
-    """What every model kind trains on: the log, the labels, and the training pairs whose next query is a label."""
+    """What every model kind trains on: the log, the labels, and the training pairs whose
+    next query is a label."""
 
     log: QueryLog
     labels: LabelSet
@@ -45,7 +46,9 @@ def prepare(log_path: str | Path, config: TrainConfig, progress: bool = False) -
     labels = LabelSet(kept, [counts[q] for q in kept])
     allowed = set(kept)
     keep = [i for i, q in enumerate(train.next) if q in allowed]
-    pairs = Pairs([train.previous[i] for i in keep], [train.next[i] for i in keep], [train.users[i] for i in keep])
+    pairs = Pairs(
+        [train.previous[i] for i in keep], [train.next[i] for i in keep], [train.users[i] for i in keep]
+    )
     seconds["labels"] = time.perf_counter() - t0
 
     summary = dict(log.summary())
@@ -62,9 +65,7 @@ def prepare(log_path: str | Path, config: TrainConfig, progress: bool = False) -
     return TrainingData(log, labels, pairs, summary)
 
 
-def build_model(
-    log_path: str | Path, config: TrainConfig, out: str | Path, progress: bool = False
-) -> dict:
+def build_model(log_path: str | Path, config: TrainConfig, out: str | Path, progress: bool = False) -> dict:
     """Train the model ``config.model`` on ``log_path`` and save it to ``out``; return the summary."""
     t_start = time.perf_counter()
     data = prepare(log_path, config, progress)

@@ -44,7 +44,9 @@ def _eval(args: argparse.Namespace) -> int:
     log = read_query_log(args.log, config.log, progress=not args.quiet)
     examples = make_examples(log.pairs(split), protocol, config.eval.seed)
     if args.limit:
-        examples = type(examples)(examples.previous[: args.limit], examples.prefix[: args.limit], examples.target[: args.limit])
+        examples = type(examples)(
+            examples.previous[: args.limit], examples.prefix[: args.limit], examples.target[: args.limit]
+        )
     report = evaluate(
         completer,
         examples,
@@ -65,7 +67,14 @@ def _eval(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from autocomplete.server import run
 
-    run(model=args.model, config=args.config, host=args.host, port=args.port, redis_url=args.redis_url, workers=args.workers)
+    run(
+        model=args.model,
+        config=args.config,
+        host=args.host,
+        port=args.port,
+        redis_url=args.redis_url,
+        workers=args.workers,
+    )
     return 0
 
 
@@ -110,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", required=True, help="query log (.tsv, .tsv.gz, or one query per line)")
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--model", choices=["xmr", "mpc"], help="model kind (default: the config's, xmr)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
 
@@ -135,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("replay", help="replay a log's sessions keystroke by keystroke through a running server")
+    p = sub.add_parser(
+        "replay", help="replay a log's sessions keystroke by keystroke through a running server"
+    )
     p.add_argument("--url", required=True, help="ws://HOST:PORT/v1/ws")
     p.add_argument("--log", required=True)
     p.add_argument("--config", default="configs/aol.toml", help="how to read the log")
@@ -153,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="configs/aol.toml")
     p.add_argument("--out", default="bench")
     p.add_argument("--systems", default="all", help="comma-separated subset, e.g. mpc,xmr")
-    p.add_argument("--scale", action="store_true", help="the large-log run: training time, peak memory, latency")
+    p.add_argument(
+        "--scale", action="store_true", help="the large-log run: training time, peak memory, latency"
+    )
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("demo", help="build the demo model from the synthetic log if it is missing")

@@ -31,8 +31,8 @@ class SearchParams:
     how much popularity counts in it (score = model score * (1 + count) ** popularity_weight)."""
 
     beam_width: int = 10
-    candidates: int = 20
-    popularity_weight: float = 0.0
+    candidates: int = 30
+    popularity_weight: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +109,9 @@ def train_config_from_mapping(data: Mapping[str, Any]) -> TrainConfig:
     unknown = sorted(set(data) - set(_TRAIN_SECTIONS) - {"serve", "model"})
     if unknown:
         raise ConfigError(f"unknown config table(s) {unknown}; known: {sorted(_TRAIN_SECTIONS)}")
-    sections = {name: from_mapping(cls, data.get(name), name) for name, cls in _TRAIN_SECTIONS.items()}
+    sections: dict[str, Any] = {
+        name: from_mapping(cls, data.get(name), name) for name, cls in _TRAIN_SECTIONS.items()
+    }
     model = data.get("model", "xmr")
     if model not in ("xmr", "mpc"):
         raise ConfigError(f"model must be 'xmr' or 'mpc', got {model!r}")

@@ -138,7 +138,10 @@ def evaluate(
     answers = [
         [c.text for c in completer.complete(prefix, [prev] if prev else [], k)]
         for prev, prefix in tqdm(
-            zip(examples.previous, examples.prefix), total=len(examples), desc="evaluating", disable=not progress
+            zip(examples.previous, examples.prefix),
+            total=len(examples),
+            desc="evaluating",
+            disable=not progress,
         )
     ]
     report = score_answers(examples, answers, k)

@@ -28,8 +28,15 @@ class PecosCompleter:
 
     kind = "pecos"
 
-    def __init__(self, model, vectorizer: InputVectorizer, labels: LabelSet, normalization: str,  # type: ignore[no-untyped-def]
-                 beam_size: int = 10, only_topk: int = 100) -> None:
+    def __init__(
+        self,
+        model,
+        vectorizer: InputVectorizer,
+        labels: LabelSet,
+        normalization: str,  # type: ignore[no-untyped-def]
+        beam_size: int = 10,
+        only_topk: int = 100,
+    ) -> None:
         self.model = model
         self.vectorizer = vectorizer
         self.labels = labels
@@ -46,7 +53,9 @@ class PecosCompleter:
         typed = self.normalize_prefix(prefix)
         context = self._normalize(previous[-1]) if previous else ""
         indices, data = self.vectorizer.transform_one(typed, context)
-        x = sp.csr_matrix((data, indices, np.array([0, len(indices)])), shape=(1, self.vectorizer.n_features_))
+        x = sp.csr_matrix(
+            (data, indices, np.array([0, len(indices)])), shape=(1, self.vectorizer.n_features_)
+        )
         scores = self.model.predict(x, beam_size=self.beam_size, only_topk=self.only_topk)
         row = scores.getrow(0)
         order = np.argsort(-row.data, kind="stable")
@@ -77,17 +86,32 @@ def train_pecos(log_path: str | Path, config: TrainConfig, folder: str | Path) -
     X = vectorizer.fit_transform(prefixes, previous).astype(np.float32)
     X.sort_indices()
     y = np.fromiter((labels.id_of(t) for t in targets), dtype=np.int64, count=len(targets))
-    Y = sp.csr_matrix((np.ones(len(y), dtype=np.float32), (np.arange(len(y)), y)), shape=(len(y), len(labels)))
+    Y = sp.csr_matrix(
+        (np.ones(len(y), dtype=np.float32), (np.arange(len(y)), y)), shape=(len(y), len(labels))
+    )
     Y.sum_duplicates()
     Y.sort_indices()
     t0 = time.perf_counter()
     embeddings = LabelEmbeddingFactory.create(Y, X, method="pifa")
-    tree = Indexer.gen(embeddings, indexer_type="hierarchicalkmeans", max_leaf_size=config.tree.max_leaf_size,
-                       seed=config.tree.random_state)
-    model = XLinearModel.train(X, Y, C=tree, threshold=config.training.threshold, Cp=config.training.cp,
-                               Cn=config.training.cn, bias=config.training.bias)
+    tree = Indexer.gen(
+        embeddings,
+        indexer_type="hierarchicalkmeans",
+        max_leaf_size=config.tree.max_leaf_size,
+        seed=config.tree.random_state,
+    )
+    model = XLinearModel.train(
+        X,
+        Y,
+        C=tree,
+        threshold=config.training.threshold,
+        Cp=config.training.cp,
+        Cn=config.training.cn,
+        bias=config.training.bias,
+    )
     model.save(str(Path(folder) / "pecos"))
     data.summary["seconds"]["pecos"] = time.perf_counter() - t0
-    completer = PecosCompleter(model, vectorizer, labels, config.log.normalization, beam_size=config.search.beam_width)
+    completer = PecosCompleter(
+        model, vectorizer, labels, config.log.normalization, beam_size=config.search.beam_width
+    )
     completer.warm_up()
     return completer

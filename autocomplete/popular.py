@@ -136,5 +136,7 @@ class PopularCompleter:
         labels = LabelSet.load(folder)
         table = load_array(Path(folder) / "popular_table.npy")
         if table.ndim != 2 or (len(labels) and table.shape[1] != len(labels)):
-            raise ModelFileError(f"{Path(folder) / 'popular_table.npy'} does not match the labels: rebuild the model.")
+            raise ModelFileError(
+                f"{Path(folder) / 'popular_table.npy'} does not match the labels: rebuild the model."
+            )
         return cls(labels, params["normalization"], table)

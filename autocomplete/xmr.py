@@ -53,7 +53,13 @@ def training_examples(
     return prev_out, prefix_out, next_out
 
 
-def train_xmr(data: TrainingData, config: TrainConfig, out: str | Path, progress: bool = False, started: float | None = None) -> None:
+def train_xmr(
+    data: TrainingData,
+    config: TrainConfig,
+    out: str | Path,
+    progress: bool = False,
+    started: float | None = None,
+) -> None:
     """Train the full model on prepared data and save it to ``out``."""
     started = time.perf_counter() if started is None else started
     seconds = data.summary["seconds"]
@@ -71,7 +77,9 @@ def train_xmr(data: TrainingData, config: TrainConfig, out: str | Path, progress
 
     t0 = time.perf_counter()
     embeddings = label_embeddings(
-        labels.texts(), vectorizer.prefix_, pifa=(X, y) if config.tree.pifa_weight > 0 else None,
+        labels.texts(),
+        vectorizer.prefix_,
+        pifa=(X, y) if config.tree.pifa_weight > 0 else None,
         pifa_weight=config.tree.pifa_weight,
     )
     tree = HybridTree.from_params(config.tree).fit(labels.texts(), embeddings)
@@ -171,7 +179,9 @@ class XmrCompleter:
             ranked = np.log(np.maximum(scores, 1e-30)) + self.search.popularity_weight * self._log_counts[ids]
             order = np.argsort(-ranked, kind="stable")[:k]
             top = np.exp(ranked[order] - ranked[order[0]])
-            result = [Completion(self.labels.text(int(ids[i])), float(s), "model") for i, s in zip(order, top)]
+            result = [
+                Completion(self.labels.text(int(ids[i])), float(s), "model") for i, s in zip(order, top)
+            ]
         else:
             result = []
         if len(result) < wanted:
@@ -198,10 +208,20 @@ class XmrCompleter:
         try:
             weights = sp.csc_matrix(tuple(arrays), shape=shape)
         except ValueError as exc:
-            raise ModelFileError(f"{folder}/weights_*.npy do not form a {shape} matrix ({exc}): rebuild the model.") from exc
+            raise ModelFileError(
+                f"{folder}/weights_*.npy do not form a {shape} matrix ({exc}): rebuild the model."
+            ) from exc
         if len(tree.label_node_) != len(popular.labels):
-            raise ModelFileError(f"{folder / 'tree'} has {len(tree.label_node_)} labels, the label set {len(popular.labels)}: rebuild the model.")
+            raise ModelFileError(
+                f"{folder / 'tree'} has {len(tree.label_node_)} labels, the label set "
+                f"{len(popular.labels)}: rebuild the model."
+            )
         return cls(
-            popular.labels, vectorizer, BeamSearcher.from_tree(weights, tree), popular,
-            params["normalization"], from_mapping(SearchParams, params["search"], "search"), params["bias"],
+            popular.labels,
+            vectorizer,
+            BeamSearcher.from_tree(weights, tree),
+            popular,
+            params["normalization"],
+            from_mapping(SearchParams, params["search"], "search"),
+            params["bias"],
         )

@@ -18,7 +18,7 @@ import numpy as np
 
 @numba.njit(cache=True)
 def _compare_prefix(indptr: np.ndarray, chars: np.ndarray, label: int, prefix: np.ndarray) -> int:
-    """-1 if the label sorts before every string starting with ``prefix``, +1 if after, 0 if it starts with it."""
+    """-1: the label sorts before every string starting with ``prefix``; +1: after; 0: starts with it."""
     start = indptr[label]
     length = indptr[label + 1] - start
     for i in range(prefix.shape[0]):
@@ -137,8 +137,15 @@ class LabelSet:
         for name in cls.ARRAYS:
             setattr(self, name, load_array(folder / f"{name}.npy", mmap=mmap))
         n = len(self.trie_ids)
-        if len(self.trie) != n or len(self.counts) != n or len(self.indptr) != n + 1 or self.indptr[-1] != len(self.chars):
+        if (
+            len(self.trie) != n
+            or len(self.counts) != n
+            or len(self.indptr) != n + 1
+            or self.indptr[-1] != len(self.chars)
+        ):
             from indexer.modelio import ModelFileError
 
-            raise ModelFileError(f"{folder}: label arrays disagree in length; the model folder is corrupt, rebuild it.")
+            raise ModelFileError(
+                f"{folder}: label arrays disagree in length; the model folder is corrupt, rebuild it."
+            )
         return self

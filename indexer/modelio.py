@@ -20,7 +20,9 @@ class ModelFileError(ValueError):
     """A model file is missing, truncated, corrupt or of another format version: rebuild the model."""
 
 
-def save_params(folder: str | Path, kind: str, params: dict[str, Any], summary: dict[str, Any] | None = None) -> None:
+def save_params(
+    folder: str | Path, kind: str, params: dict[str, Any], summary: dict[str, Any] | None = None
+) -> None:
     """Write ``params.json`` last, so a folder with one is complete."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -44,14 +46,18 @@ def read_params(folder: str | Path, kind: str | None = None) -> dict[str, Any]:
     """``params.json`` of a model folder, checked for format version (and kind, if given)."""
     path = Path(folder) / "params.json"
     if not path.is_file():
-        raise ModelFileError(f"{path} is missing: is {folder} a model folder? Build one with 'autocomplete train'.")
+        raise ModelFileError(
+            f"{path} is missing: is {folder} a model folder? Build one with 'autocomplete train'."
+        )
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{path} is not valid JSON ({exc}): the model is corrupt, rebuild it.") from exc
     if not isinstance(body, dict) or body.get("format_version") != FORMAT_VERSION:
         found = body.get("format_version") if isinstance(body, dict) else None
-        raise ModelFileError(f"{path} has format_version {found!r}; this code reads {FORMAT_VERSION}: rebuild the model.")
+        raise ModelFileError(
+            f"{path} has format_version {found!r}; this code reads {FORMAT_VERSION}: rebuild the model."
+        )
     if kind is not None and body.get("kind") != kind:
         raise ModelFileError(f"{path} holds a {body.get('kind')!r} model, expected {kind!r}.")
     return body

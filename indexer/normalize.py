@@ -24,7 +24,11 @@ def normalize_aol(text: str) -> str:
 
 def normalize_unicode(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(" " if ch.isspace() else ch for ch in text if ch.isspace() or unicodedata.category(ch) not in _INVISIBLE)
+    text = "".join(
+        " " if ch.isspace() else ch
+        for ch in text
+        if ch.isspace() or unicodedata.category(ch) not in _INVISIBLE
+    )
     return _WHITESPACE.sub(" ", text).strip()
 
 

@@ -87,7 +87,7 @@ class TreeParams:
 
     trie_depth: int = 1
     branching: int = 2
-    max_leaf_size: int = 100
+    max_leaf_size: int = 32
     kmeans_iterations: int = 20
     pifa_weight: float = 0.0
     random_state: int = 0
@@ -119,9 +119,7 @@ def from_mapping(cls: type[T], section: Mapping[str, Any] | None, name: str) -> 
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(section) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"[{name}] has unknown key(s) {unknown}; known keys are {sorted(fields)}"
-        )
+        raise ConfigError(f"[{name}] has unknown key(s) {unknown}; known keys are {sorted(fields)}")
     values: dict[str, Any] = {}
     for key, raw in section.items():
         default = getattr(cls(), key)

@@ -108,7 +108,7 @@ def open_text_lines(path: str | Path) -> Iterator[bytes]:
     path = Path(path)
     with open(path, "rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
-    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as fh:
+    with gzip.open(path, "rb") if gzipped else open(path, "rb") as fh:
         for line in fh:
             yield line.rstrip(b"\r\n")
 
@@ -136,7 +136,11 @@ def _read_tsv(path: str | Path, params: LogParams, stats: LogStats, progress: bo
     except UnicodeDecodeError as exc:
         raise LogFormatError(f"{path}: the header row is not UTF-8 ({exc})") from exc
     try:
-        cols = [header.index(params.user_column), header.index(params.query_column), header.index(params.time_column)]
+        cols = [
+            header.index(params.user_column),
+            header.index(params.query_column),
+            header.index(params.time_column),
+        ]
     except ValueError:
         raise LogFormatError(
             f"{path}: header {header} lacks one of the columns {params.user_column!r}, "
@@ -266,7 +270,9 @@ def _split_by_position(all_sessions: list[Session], params: LogParams, out: dict
     queries = [q for s in all_sessions for q in s.queries]
     fractions = params.untimed_fractions
     if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ConfigError(f"log.untimed_fractions must be three non-negative numbers summing to 1, got {fractions}")
+        raise ConfigError(
+            f"log.untimed_fractions must be three non-negative numbers summing to 1, got {fractions}"
+        )
     n = len(queries)
     cut1 = round(n * fractions[0])
     cut2 = cut1 + round(n * fractions[1])

@@ -17,47 +17,141 @@ from pathlib import Path
 
 TOPICS: dict[str, tuple[list[str], list[str]]] = {
     "gardening": (
-        ["house plants", "rose of jericho plant", "rose bush pruning", "roses climbing", "potting soil",
-         "tomato seedlings", "succulent care", "orchid repotting", "raised garden bed", "compost bin",
-         "lavender plants", "herb garden", "garden hose reel", "tulip bulbs", "hydrangea colors"],
+        [
+            "house plants",
+            "rose of jericho plant",
+            "rose bush pruning",
+            "roses climbing",
+            "potting soil",
+            "tomato seedlings",
+            "succulent care",
+            "orchid repotting",
+            "raised garden bed",
+            "compost bin",
+            "lavender plants",
+            "herb garden",
+            "garden hose reel",
+            "tulip bulbs",
+            "hydrangea colors",
+        ],
         ["indoor", "care", "for sale", "tips", "problems", "near me"],
     ),
     "music": (
-        ["rock band t shirts", "rolling stones tour", "rose royce car wash", "guitar chords", "piano lessons",
-         "concert tickets", "vinyl records", "drum set", "jazz festival", "hip hop beats", "taylor swift songs",
-         "guitar tabs", "band posters", "rock climbing music"],
+        [
+            "rock band t shirts",
+            "rolling stones tour",
+            "rose royce car wash",
+            "guitar chords",
+            "piano lessons",
+            "concert tickets",
+            "vinyl records",
+            "drum set",
+            "jazz festival",
+            "hip hop beats",
+            "taylor swift songs",
+            "guitar tabs",
+            "band posters",
+            "rock climbing music",
+        ],
         ["2006", "lyrics", "cheap", "online", "for beginners", "used"],
     ),
     "travel": (
-        ["rome hotels", "road trip planner", "cheap flights", "rental car", "beach resorts", "paris museums",
-         "hotels in new york", "travel insurance", "passport renewal", "train tickets", "hostels in rome",
-         "roadside attractions", "tokyo travel guide", "cruise deals"],
+        [
+            "rome hotels",
+            "road trip planner",
+            "cheap flights",
+            "rental car",
+            "beach resorts",
+            "paris museums",
+            "hotels in new york",
+            "travel insurance",
+            "passport renewal",
+            "train tickets",
+            "hostels in rome",
+            "roadside attractions",
+            "tokyo travel guide",
+            "cruise deals",
+        ],
         ["cheap", "deals", "reviews", "last minute", "map", "2006"],
     ),
     "running": (
-        ["running shoes", "trail running shoes", "marathon training plan", "running socks", "running watch",
-         "half marathon", "running injuries", "road race calendar", "track spikes", "running shorts"],
+        [
+            "running shoes",
+            "trail running shoes",
+            "marathon training plan",
+            "running socks",
+            "running watch",
+            "half marathon",
+            "running injuries",
+            "road race calendar",
+            "track spikes",
+            "running shorts",
+        ],
         ["women", "men", "sale", "reviews", "best", "for beginners"],
     ),
     "cooking": (
-        ["roast chicken recipe", "banana bread", "chocolate chip cookies", "pasta sauce", "slow cooker chili",
-         "rolls recipe", "pancake mix", "grilled salmon", "vegetable soup", "apple pie", "rice pudding",
-         "pizza dough", "tacos recipe"],
+        [
+            "roast chicken recipe",
+            "banana bread",
+            "chocolate chip cookies",
+            "pasta sauce",
+            "slow cooker chili",
+            "rolls recipe",
+            "pancake mix",
+            "grilled salmon",
+            "vegetable soup",
+            "apple pie",
+            "rice pudding",
+            "pizza dough",
+            "tacos recipe",
+        ],
         ["easy", "recipe", "healthy", "quick", "best", "from scratch"],
     ),
     "finance": (
-        ["roth ira limits", "mortgage rates", "credit card offers", "tax refund status", "stock quotes",
-         "retirement calculator", "savings account", "car loan", "credit score", "home equity loan"],
+        [
+            "roth ira limits",
+            "mortgage rates",
+            "credit card offers",
+            "tax refund status",
+            "stock quotes",
+            "retirement calculator",
+            "savings account",
+            "car loan",
+            "credit score",
+            "home equity loan",
+        ],
         ["2006", "calculator", "best", "online", "compare", "rates"],
     ),
     "pets": (
-        ["dog training", "puppy food", "cat litter", "rottweiler puppies", "dog beds", "aquarium fish",
-         "bird cages", "hamster care", "dog grooming", "pet insurance", "rabbit hutch"],
+        [
+            "dog training",
+            "puppy food",
+            "cat litter",
+            "rottweiler puppies",
+            "dog beds",
+            "aquarium fish",
+            "bird cages",
+            "hamster care",
+            "dog grooming",
+            "pet insurance",
+            "rabbit hutch",
+        ],
         ["tips", "for sale", "near me", "cheap", "best", "reviews"],
     ),
     "tech": (
-        ["router setup", "laptop deals", "ipod nano", "digital camera", "wireless mouse", "windows xp help",
-         "flat screen tv", "cell phone plans", "printer ink", "usb flash drive", "robot vacuum"],
+        [
+            "router setup",
+            "laptop deals",
+            "ipod nano",
+            "digital camera",
+            "wireless mouse",
+            "windows xp help",
+            "flat screen tv",
+            "cell phone plans",
+            "printer ink",
+            "usb flash drive",
+            "robot vacuum",
+        ],
         ["reviews", "cheap", "best", "sale", "help", "comparison"],
     ),
 }
@@ -93,7 +187,9 @@ def _raw_form(rng: random.Random, query: str) -> str:
     return query
 
 
-def generate_sessions(n_users: int = 300, seed: int = 0, sessions_per_user: float = 20.0) -> list[tuple[str, str, dt.datetime]]:
+def generate_sessions(
+    n_users: int = 300, seed: int = 0, sessions_per_user: float = 20.0
+) -> list[tuple[str, str, dt.datetime]]:
     """Rows ``(user, raw query, time)`` sorted by user then time."""
     rng = random.Random(seed)
     topics = sorted(TOPICS)
@@ -128,7 +224,9 @@ def generate_sessions(n_users: int = 300, seed: int = 0, sessions_per_user: floa
     return rows
 
 
-def generate_log(path: str | Path, n_users: int = 300, seed: int = 0, sessions_per_user: float = 20.0) -> Path:
+def generate_log(
+    path: str | Path, n_users: int = 300, seed: int = 0, sessions_per_user: float = 20.0
+) -> Path:
     """Write a synthetic log (``.gz`` suffix: gzip) in the benchmark's TSV format; return its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -90,7 +90,7 @@ class HybridTree(BaseEstimator):
         a depth beyond the longest label a pure trie (as deep as the longest label).
     branching : int, default=2
         Children per k-means node.
-    max_leaf_size : int, default=100
+    max_leaf_size : int, default=32
         A cluster (or deepest trie node) with at most this many labels becomes a leaf: its
         children are label nodes.
     kmeans_iterations : int, default=20
@@ -129,7 +129,7 @@ class HybridTree(BaseEstimator):
         *,
         trie_depth: int = 1,
         branching: int = 2,
-        max_leaf_size: int = 100,
+        max_leaf_size: int = 32,
         kmeans_iterations: int = 20,
         random_state: int | np.random.RandomState | None = 0,
     ) -> None:

@@ -25,13 +25,13 @@ def test_the_keystroke_protocol_takes_every_prefix_length():
 def test_mrr_and_success_by_hand():
     examples = make_examples(Pairs(["", "", ""], ["rose", "rock", "tulip"], ["u"] * 3), "keystroke")
     answers = []
-    for prefix, target in zip(examples.prefix, examples.target):
+    for target in examples.target:
         if target == "rose":
-            answers.append(["roses", "rose"])      # rank 2: 1/2
+            answers.append(["roses", "rose"])  # rank 2: 1/2
         elif target == "rock":
-            answers.append(["rock"])               # rank 1
+            answers.append(["rock"])  # rank 1
         else:
-            answers.append([])                     # empty
+            answers.append([])  # empty
     report = score_answers(examples, answers)
     n = len(examples)  # 4 + 4 + 5 prefixes
     assert n == 13
@@ -56,7 +56,9 @@ def test_weighted_bleu_weights_rank_i_by_one_over_i():
     assert weighted_bleu([], ref) == 0.0
 
 
-@pytest.mark.parametrize(("length", "name"), [(1, "1"), (2, "2"), (3, "3"), (4, "4-6"), (6, "4-6"), (7, "7+"), (30, "7+")])
+@pytest.mark.parametrize(
+    ("length", "name"), [(1, "1"), (2, "2"), (3, "3"), (4, "4-6"), (6, "4-6"), (7, "7+"), (30, "7+")]
+)
 def test_prefix_length_buckets(length, name):
     assert bucket(length) == name
 

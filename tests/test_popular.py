@@ -17,7 +17,9 @@ def brute_force(counts: dict[str, int], prefix: str, k: int) -> list[str]:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    counts=st.dictionaries(st.text(ALPHABET, min_size=1, max_size=5), st.integers(1, 4), min_size=1, max_size=60),
+    counts=st.dictionaries(
+        st.text(ALPHABET, min_size=1, max_size=5), st.integers(1, 4), min_size=1, max_size=60
+    ),
     prefix=st.text(ALPHABET, max_size=3),
     k=st.integers(1, 12),
 )

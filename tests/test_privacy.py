@@ -13,7 +13,9 @@ SESSIONS = [
 
 
 def test_min_users_keeps_queries_issued_by_enough_distinct_users():
-    kept, removed = filter_labels(["rose bush", "cheap flights", "rare query"], SESSIONS, PrivacyParams(min_users=2))
+    kept, removed = filter_labels(
+        ["rose bush", "cheap flights", "rare query"], SESSIONS, PrivacyParams(min_users=2)
+    )
     assert kept == ["rose bush", "cheap flights"]
     assert removed == {"removed_min_users": 1, "removed_blocklist": 0}
 
@@ -22,7 +24,8 @@ def test_blocklist_words_and_patterns_remove_labels(tmp_path):
     blocklist = tmp_path / "block.txt"
     blocklist.write_text("# words and patterns\nSecret\nre:^cheap\\b\n")
     kept, removed = filter_labels(
-        ["rose bush", "my secret diagnosis", "cheap flights", "secretary jobs"], SESSIONS,
+        ["rose bush", "my secret diagnosis", "cheap flights", "secretary jobs"],
+        SESSIONS,
         PrivacyParams(min_users=1, blocklist=str(blocklist)),
     )
     assert kept == ["rose bush", "secretary jobs"]

@@ -20,12 +20,15 @@ def queries(log, split="train"):
 
 
 def test_a_gap_of_exactly_1800_seconds_stays_in_the_session_and_1801_cuts_it(tmp_path):
-    path = write(tmp_path, [
-        "1\talpha\t2006-03-02 10:00:00",
-        "1\tbeta\t2006-03-02 10:30:00",   # +1800 s: same session
-        "1\tgamma\t2006-03-02 11:00:01",  # +1801 s: new session
-        "1\tdelta\t2006-03-02 11:01:00",
-    ])
+    path = write(
+        tmp_path,
+        [
+            "1\talpha\t2006-03-02 10:00:00",
+            "1\tbeta\t2006-03-02 10:30:00",  # +1800 s: same session
+            "1\tgamma\t2006-03-02 11:00:01",  # +1801 s: new session
+            "1\tdelta\t2006-03-02 11:01:00",
+        ],
+    )
     log = read_query_log(path, LogParams())
     assert queries(log) == [("alpha", "beta"), ("gamma", "delta")]
     pairs = log.pairs("train")
@@ -33,28 +36,34 @@ def test_a_gap_of_exactly_1800_seconds_stays_in_the_session_and_1801_cuts_it(tmp
 
 
 def test_consecutive_duplicates_are_dropped_after_normalization(tmp_path):
-    path = write(tmp_path, [
-        "1\tRose Bush\t2006-03-02 10:00:00",
-        "1\trose  bush!\t2006-03-02 10:01:00",
-        "1\troses\t2006-03-02 10:02:00",
-        "1\trose bush\t2006-03-02 10:03:00",
-    ])
+    path = write(
+        tmp_path,
+        [
+            "1\tRose Bush\t2006-03-02 10:00:00",
+            "1\trose  bush!\t2006-03-02 10:01:00",
+            "1\troses\t2006-03-02 10:02:00",
+            "1\trose bush\t2006-03-02 10:03:00",
+        ],
+    )
     log = read_query_log(path, LogParams())
     assert queries(log) == [("rose bush", "roses", "rose bush")]
     assert log.stats.consecutive_duplicates == 1
 
 
 def test_sessions_go_to_splits_by_their_start_date(tmp_path):
-    path = write(tmp_path, [
-        "1\ta\t2006-05-15 23:50:00",   # starts in train, runs past midnight: stays train
-        "1\tb\t2006-05-16 00:10:00",
-        "2\tc\t2006-05-16 00:00:00",   # valid
-        "2\td\t2006-05-16 00:01:00",
-        "3\te\t2006-05-31 23:59:59",   # test, last second
-        "3\tf\t2006-06-01 00:00:01",
-        "4\tg\t2006-06-01 00:00:00",   # after every split
-        "5\th\t2006-02-28 23:59:59",   # before every split
-    ])
+    path = write(
+        tmp_path,
+        [
+            "1\ta\t2006-05-15 23:50:00",  # starts in train, runs past midnight: stays train
+            "1\tb\t2006-05-16 00:10:00",
+            "2\tc\t2006-05-16 00:00:00",  # valid
+            "2\td\t2006-05-16 00:01:00",
+            "3\te\t2006-05-31 23:59:59",  # test, last second
+            "3\tf\t2006-06-01 00:00:01",
+            "4\tg\t2006-06-01 00:00:00",  # after every split
+            "5\th\t2006-02-28 23:59:59",  # before every split
+        ],
+    )
     log = read_query_log(path, LogParams())
     assert queries(log, "train") == [("a", "b")]
     assert queries(log, "valid") == [("c", "d")]
@@ -64,11 +73,16 @@ def test_sessions_go_to_splits_by_their_start_date(tmp_path):
 
 def test_malformed_rows_are_counted_and_skipped_without_touching_good_rows(tmp_path):
     path = tmp_path / "bad.tsv.gz"
-    body = (HEADER + "1\tgood one\t2006-03-02 10:00:00\n"
+    body = (
+        (
+            HEADER + "1\tgood one\t2006-03-02 10:00:00\n"
             "1\ttoo\tmany\tcolumns\n"
             "1\tbad time\t2006-13-45 10:00:00\n"
-            "1\tno time\t2006-03-02\n").encode() + b"1\t\xff\xfe broken\t2006-03-02 10:02:00\n" + \
-        b"1\tgood two\t2006-03-02 10:03:00\n"
+            "1\tno time\t2006-03-02\n"
+        ).encode()
+        + b"1\t\xff\xfe broken\t2006-03-02 10:02:00\n"
+        + b"1\tgood two\t2006-03-02 10:03:00\n"
+    )
     path.write_bytes(gzip.compress(body))
     log = read_query_log(path, LogParams())
     assert queries(log) == [("good one", "good two")]
@@ -77,7 +91,9 @@ def test_malformed_rows_are_counted_and_skipped_without_touching_good_rows(tmp_p
 
 
 def test_queries_that_normalize_to_nothing_are_dropped(tmp_path):
-    path = write(tmp_path, ["1\t...\t2006-03-02 10:00:00", "1\tx\t2006-03-02 10:01:00", "1\ty\t2006-03-02 10:02:00"])
+    path = write(
+        tmp_path, ["1\t...\t2006-03-02 10:00:00", "1\tx\t2006-03-02 10:01:00", "1\ty\t2006-03-02 10:02:00"]
+    )
     log = read_query_log(path, LogParams())
     assert queries(log) == [("x", "y")]
     assert log.stats.empty_after_normalization == 1

@@ -34,4 +34,6 @@ def test_topics_share_prefixes_so_context_matters(tmp_path):
             following.setdefault(prev, set()).add(nxt)
     after_gardening = following.get("house plants", set())
     after_music = following.get("guitar chords", set())
-    assert any(q.startswith("rose") for q in after_gardening) or any(q.startswith("rock") for q in after_music)
+    assert any(q.startswith("rose") for q in after_gardening) or any(
+        q.startswith("rock") for q in after_music
+    )

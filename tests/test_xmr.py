@@ -52,7 +52,9 @@ def test_the_training_summary_reports_stages_and_size(demo_model):
     assert summary["tree_nodes"] > summary["labels"] > 0 and summary["weights_nnz"] > 0
 
 
-@pytest.mark.parametrize("victim", ["weights_data.npy", "tree/child_ptr.npy", "features/params.json", "labels.marisa"])
+@pytest.mark.parametrize(
+    "victim", ["weights_data.npy", "tree/child_ptr.npy", "features/params.json", "labels.marisa"]
+)
 def test_a_damaged_model_file_is_refused_by_name(demo_model, tmp_path, victim):
     broken = tmp_path / "model"
     shutil.copytree(demo_model, broken)
