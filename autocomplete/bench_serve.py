@@ -9,8 +9,12 @@ each query at its end:
   pause between queries): sustained keystrokes/s and the latency of the answers;
 - ``--sessions`` clients at full speed (closed loop, next keystroke as soon as the answer came).
 
-The clients run in ``--client-procs`` processes. The queries stay in memory: nothing of the log is
-written out. Results go to ``bench/serve.json`` and ``bench/serve.md``.
+The load clients run in ``--client-procs`` processes (one Python client process saturates before
+the server does) and offer per-message deflate as browsers do (``--client-compression``). Besides
+the client's latencies, every run reports the server's CPU time per keystroke (user + system, all
+its processes, from ``/proc``): a figure that other work on a shared machine barely moves. The
+queries stay in memory: nothing of the log is written out. Results go to ``bench/serve.json`` and
+``bench/serve.md``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import platform
 import random
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -71,15 +76,46 @@ def summarize(latencies: list[float], keystrokes: int, seconds: float, supersede
 # ---------------------------------------------------------------- clients (run in client processes)
 
 
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and all its descendants (Linux ``/proc``; 0.0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = entry.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        child = int(entry.parent.name)
+        parent[child] = int(fields[1])
+        cpu[child] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += cpu.get(current, 0.0)
+        todo += [child for child, up in parent.items() if up == current]
+    return total
+
+
+def store_errors(url: str) -> float:
+    """The server's ``autocomplete_session_store_errors_total`` (all ops): inputs answered without
+    context because the store failed, was slower than its timeout, or was being left alone."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    prefix = "autocomplete_session_store_errors_total"
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
 async def _closed_loop(
-    url: str, queries: list[str], stop_at: float, max_keys: int
+    url: str, queries: list[str], stop_at: float, max_keys: int, compression: str | None
 ) -> tuple[list[float], int]:
     """Type queries, each keystroke waiting for its answer; returns the round trips and keystroke count."""
     from websockets.asyncio.client import connect
 
     latencies: list[float] = []
     keys = 0
-    async with connect(url, compression=None) as ws:
+    async with connect(url, compression=compression) as ws:
         await ws.recv()
         seq = 0
         while True:
@@ -99,7 +135,12 @@ async def _closed_loop(
 
 
 async def _open_loop(
-    url: str, queries: list[str], stop_at: float, key_interval: float, rng: random.Random
+    url: str,
+    queries: list[str],
+    stop_at: float,
+    key_interval: float,
+    rng: random.Random,
+    compression: str | None,
 ) -> tuple[list[float], int, int]:
     """Type at human speed without waiting for answers; returns completion latencies, keys, superseded."""
     from websockets.asyncio.client import connect
@@ -108,7 +149,7 @@ async def _open_loop(
     latencies: list[float] = []
     superseded = 0
     keys = 0
-    async with connect(url, compression=None) as ws:
+    async with connect(url, compression=compression) as ws:
         await ws.recv()
 
         async def receive() -> None:
@@ -161,7 +202,9 @@ async def _client_main(job: dict[str, Any]) -> dict[str, Any]:
     n = job["sessions"]
     if job["mode"] == "full":
         shards = [queries[i::n] or queries for i in range(n)]
-        results = await asyncio.gather(*(_closed_loop(job["url"], s, stop_at, 10**9) for s in shards))
+        results = await asyncio.gather(
+            *(_closed_loop(job["url"], s, stop_at, 10**9, job["compression"]) for s in shards)
+        )
         return {
             "latencies": [x for r in results for x in r[0]],
             "keys": sum(r[1] for r in results),
@@ -169,7 +212,14 @@ async def _client_main(job: dict[str, Any]) -> dict[str, Any]:
         }
     results2 = await asyncio.gather(
         *(
-            _open_loop(job["url"], queries, stop_at, job["key_interval"], random.Random(rng.random()))
+            _open_loop(
+                job["url"],
+                queries,
+                stop_at,
+                job["key_interval"],
+                random.Random(rng.random()),
+                job["compression"],
+            )
             for _ in range(n)
         )
     )
@@ -189,6 +239,7 @@ def run_load(
     procs: int,
     key_interval: float,
     seed: int,
+    compression: str | None = "deflate",
 ) -> dict[str, Any]:
     per_proc = [sessions // procs + (1 if i < sessions % procs else 0) for i in range(procs)]
     jobs = [
@@ -200,6 +251,7 @@ def run_load(
             "duration": duration,
             "key_interval": key_interval,
             "seed": seed + i,
+            "compression": compression,
         }
         for i, n in enumerate(per_proc)
         if n
@@ -217,9 +269,11 @@ def run_load(
     return out
 
 
-def one_client(url: str, queries: list[str], keystrokes: int) -> dict[str, Any]:
+def one_client(
+    url: str, queries: list[str], keystrokes: int, compression: str | None = "deflate"
+) -> dict[str, Any]:
     start = time.perf_counter()
-    latencies, keys = asyncio.run(_closed_loop(url, queries, float("inf"), keystrokes))
+    latencies, keys = asyncio.run(_closed_loop(url, queries, float("inf"), keystrokes, compression))
     return summarize(latencies, keys, time.perf_counter() - start) | {"mode": "one client", "sessions": 1}
 
 
@@ -231,6 +285,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     if not queries:
         raise SystemExit(f"bench-serve: no usable queries in {args.log}")
     stores = ["memory"] + (["redis"] if args.redis_url else [])
+    compression = None if args.client_compression == "none" else args.client_compression
     runs = []
     for store in stores:
         for workers in args.workers:
@@ -241,15 +296,15 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             with ServerProcess(
                 args.model, config=args.config, redis_url=redis_url, workers=workers, env=env
             ) as server:
-                one_client(server.ws_url, queries, 300)  # warm up connections and caches
-                run = {
-                    "store": store,
-                    "workers": workers,
-                    "results": [one_client(server.ws_url, queries, args.keystrokes)],
-                }
-                for mode in ("human", "full"):
-                    run["results"].append(
-                        run_load(
+                one_client(server.ws_url, queries, 300, compression)  # warm up connections and caches
+                run: dict[str, Any] = {"store": store, "workers": workers, "results": []}
+                for mode in ("one client", "human", "full"):
+                    cpu = process_tree_cpu_seconds(server.process.pid)
+                    errors = store_errors(server.url)
+                    if mode == "one client":
+                        result = one_client(server.ws_url, queries, args.keystrokes, compression)
+                    else:
+                        result = run_load(
                             server.ws_url,
                             queries,
                             mode,
@@ -258,15 +313,22 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                             args.client_procs,
                             args.key_interval,
                             args.seed,
+                            compression,
                         )
-                    )
+                    cpu = process_tree_cpu_seconds(server.process.pid) - cpu
+                    result["server_cpu_us_per_keystroke"] = round(1e6 * cpu / max(result["keystrokes"], 1), 1)
+                    result["load_average"] = round(os.getloadavg()[0], 2)
+                    result["session_store_errors"] = int(store_errors(server.url) - errors)
+                    run["results"].append(result)
             if redis_url:
                 _drop_keys(redis_url, prefix)
             runs.append(run)
             for r in run["results"]:
                 print(
                     f"  {r['mode']:>10}: {r['keystrokes_per_second']:8.1f} keys/s  p50 {r['p50_ms']} ms  "
-                    f"p99 {r['p99_ms']} ms  superseded {r['superseded']}",
+                    f"p99 {r['p99_ms']} ms  superseded {r['superseded']}  "
+                    f"server CPU {r['server_cpu_us_per_keystroke']} us/key  load {r['load_average']}  "
+                    f"store errors {r['session_store_errors']}",
                     flush=True,
                 )
     return {
@@ -280,6 +342,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "duration_seconds": args.duration,
             "key_interval_seconds": args.key_interval,
             "client_processes": args.client_procs,
+            "client_compression": args.client_compression,
             "one_client_keystrokes": args.keystrokes,
             "server_env": SERVER_ENV,
             "cpus": os.cpu_count(),
@@ -307,19 +370,25 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['queries']['distinct_queries_typed']} distinct queries of `{report['queries']['log']}`,"
         " keystroke by keystroke, each submitted at its end.",
         f"Loopback; {setup['cpus']} CPUs shared by the server and {setup['client_processes']} client"
-        f" process(es); {setup['duration_seconds']} s per load run.",
+        f" process(es) offering compression `{setup['client_compression']}`;"
+        f" {setup['duration_seconds']} s per load run.",
         f"Human speed: a keystroke every {setup['key_interval_seconds']} s on average (exponential),"
         " 0.5-2 s between queries, answers not awaited.",
-        "Latency: the client's round trip of a keystroke answered with completions.",
+        "Latency: the client's round trip of a keystroke answered with completions. Server CPU: user +"
+        " system time of all server processes per keystroke. Load: the machine's 1-minute load average"
+        " after the run (the machine is shared). Store errors: session store calls that failed or"
+        " were skipped (those inputs were answered without context).",
         "",
-        "| store | workers | load | sessions | keystrokes/s | p50 ms | p99 ms | superseded |",
-        "|---|---|---|---|---|---|---|---|",
+        "| store | workers | load | sessions | keystrokes/s | p50 ms | p99 ms | superseded "
+        "| server CPU us/keystroke | store errors | load average |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in report["runs"]:
         for r in run["results"]:
             lines.append(
                 f"| {run['store']} | {run['workers']} | {r['mode']} | {r['sessions']} | "
-                f"{r['keystrokes_per_second']} | {r['p50_ms']} | {r['p99_ms']} | {r['superseded']} |"
+                f"{r['keystrokes_per_second']} | {r['p50_ms']} | {r['p99_ms']} | {r['superseded']} | "
+                f"{r['server_cpu_us_per_keystroke']} | {r['session_store_errors']} | {r['load_average']} |"
             )
     lines += [
         "",
@@ -342,7 +411,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--keystrokes", type=int, default=3000, help="one-client keystrokes")
     parser.add_argument("--key-interval", type=float, default=0.15)
-    parser.add_argument("--client-procs", type=int, default=1)
+    parser.add_argument("--client-procs", type=int, default=2, help="processes the load clients run in")
+    parser.add_argument(
+        "--client-compression",
+        choices=["deflate", "none"],
+        default="deflate",
+        help="what the clients offer (browsers offer deflate; the server may decline)",
+    )
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench")

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_STORE_OPS = ("resume", "previous", "record", "ping")
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -30,24 +31,38 @@ class ServiceMetrics:
         self.submits = Counter("autocomplete_submits", "Queries submitted", ["transport"], registry=r)
         self.errors = Counter("autocomplete_errors", "Error answers by code", ["code"], registry=r)
         self.latency = Histogram(
-            "autocomplete_complete_seconds", "Time to compute the completions of one input",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "autocomplete_complete_seconds",
+            "Time to compute the completions of one input",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.store_errors = Counter(
-            "autocomplete_session_store_errors", "Session store calls that failed, timed out or were skipped",
-            ["op"], registry=r,
+            "autocomplete_session_store_errors",
+            "Session store calls that failed, timed out or were skipped",
+            ["op"],
+            registry=r,
         )
         self.store_latency = Histogram(
-            "autocomplete_session_store_seconds", "Session store call latency", ["op"],
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "autocomplete_session_store_seconds",
+            "Session store call latency",
+            ["op"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.connections = Gauge(
-            "autocomplete_open_connections", "Open websocket connections", registry=r,
+            "autocomplete_open_connections",
+            "Open websocket connections",
+            registry=r,
             multiprocess_mode="livesum",
         )
+        # the labelled series of the per-keystroke path, looked up once
+        self.websocket_inputs = self.inputs.labels("websocket")
+        self.websocket_submits = self.submits.labels("websocket")
+        self._store_latency = {op: self.store_latency.labels(op) for op in _STORE_OPS}
 
     def store_call(self, op: str, seconds: float) -> None:
-        self.store_latency.labels(op).observe(seconds)
+        series = self._store_latency.get(op)
+        (series if series is not None else self.store_latency.labels(op)).observe(seconds)
 
     def store_error(self, op: str) -> None:
         self.store_errors.labels(op).inc()

@@ -69,9 +69,11 @@ def create_app(
         _redact_uvicorn_logs()
         loaded = completer if completer is not None else load_completer(model, warm_up=True)  # type: ignore[arg-type]
         metrics = ServiceMetrics()
+        backing = store if store is not None else _default_store(config)
         sessions = GuardedSessionStore(
-            store if store is not None else _default_store(config),
-            timeout=config.store_timeout_seconds,
+            backing,
+            # process memory answers at once: no timer around each call
+            timeout=None if isinstance(backing, MemorySessionStore) else config.store_timeout_seconds,
             retry_after=config.store_retry_seconds,
             log_interval=config.store_log_interval_seconds,
             on_call=metrics.store_call,
@@ -293,6 +295,12 @@ def run(model: str, config: str | None, host: str, port: int, redis_url: str | N
         port=port,
         workers=workers,
         ws_max_size=settings.max_frame_bytes,
+        # the fastest implementations (uvicorn[standard]); compressing frames of a few hundred bytes
+        # costs more CPU than it saves bytes
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
         log_level=settings.log_level,
         server_header=False,
     )

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,6 +55,10 @@ class _Inbox:
         self.limit = limit
         self.waiting_inputs = 0
 
+    @property
+    def has_room(self) -> bool:
+        return self._room.is_set()
+
     def put(self, item: _Item) -> None:
         self._items.append(item)
         if isinstance(item, InputMessage):
@@ -94,6 +98,39 @@ class _RateLimit:
             return False
         self.tokens -= 1.0
         return True
+
+
+class _IdleTimer:
+    """Calls ``on_idle`` once no frame came for ``idle`` seconds.
+
+    A frame only stamps the time: one timer per connection, re-armed when it fires early, instead
+    of a timer created and cancelled around every frame. While ``paused`` (the reader waits for
+    room in the inbox, so it is not reading) the connection does not count as idle.
+    """
+
+    def __init__(self, idle: float, on_idle: Callable[[], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._idle = idle
+        self._on_idle = on_idle
+        self.last = self._loop.time()
+        self.paused = False
+        self._handle = self._loop.call_later(idle, self._check)
+
+    def stamp(self) -> None:
+        self.last = self._loop.time()
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if self.paused:
+            self.last = now
+        due = self.last + self._idle
+        if now < due:
+            self._handle = self._loop.call_at(due, self._check)
+        else:
+            self._on_idle()
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
@@ -142,30 +179,43 @@ def cookie_headers(config: ServeConfig, session: str) -> list[tuple[bytes, bytes
 
 def set_session_cookie(response: Response, config: ServeConfig, session: str) -> None:
     response.set_cookie(
-        config.cookie_name, session, max_age=int(config.session_ttl_seconds), httponly=True,
-        samesite="lax", secure=config.cookie_secure, path="/",
+        config.cookie_name,
+        session,
+        max_age=int(config.session_ttl_seconds),
+        httponly=True,
+        samesite="lax",
+        secure=config.cookie_secure,
+        path="/",
     )
 
 
 async def _read(websocket: WebSocket, service: Service, inbox: _Inbox) -> None:
+    reader = asyncio.current_task()
+    assert reader is not None
+
+    def on_idle() -> None:
+        inbox.put(_Close(status.WS_1000_NORMAL_CLOSURE, "idle timeout"))
+        reader.cancel()
+
+    timer = _IdleTimer(service.config.idle_timeout_seconds, on_idle)
     try:
-        await _read_frames(websocket, service, inbox)
+        await _read_frames(websocket, service, inbox, timer)
     except (WebSocketDisconnect, RuntimeError, OSError):  # the transport went away under us
         inbox.put(_GONE)
+    finally:
+        timer.cancel()
 
 
-async def _read_frames(websocket: WebSocket, service: Service, inbox: _Inbox) -> None:
+async def _read_frames(websocket: WebSocket, service: Service, inbox: _Inbox, timer: _IdleTimer) -> None:
     limits = service.limits
     rate = _RateLimit(service.config.max_inputs_per_second)
-    idle = service.config.idle_timeout_seconds
     while True:
-        await inbox.room()
-        try:
-            async with asyncio.timeout(idle):
-                message = await websocket.receive()
-        except TimeoutError:
-            inbox.put(_Close(status.WS_1000_NORMAL_CLOSURE, "idle timeout"))
-            return
+        if not inbox.has_room:
+            timer.paused = True
+            await inbox.room()
+            timer.paused = False
+        message = await websocket.receive()
+        timer.stamp()
         if message["type"] == "websocket.disconnect":
             inbox.put(_GONE)
             return
@@ -191,7 +241,7 @@ async def _answer(websocket: WebSocket, service: Service, session: str, inbox: _
     while True:
         item = await inbox.get()
         if isinstance(item, InputMessage):
-            metrics.inputs.labels("websocket").inc()
+            metrics.websocket_inputs.inc()
             await asyncio.sleep(0)  # let the reader queue what arrived while we were busy
             previous = [] if inbox.waiting_inputs else await service.sessions.previous(session, context)
             if inbox.waiting_inputs:
@@ -208,7 +258,7 @@ async def _answer(websocket: WebSocket, service: Service, session: str, inbox: _
                 continue
             await _send(websocket, protocol.completions(item.seq, item.text, found, ms))
         elif isinstance(item, SubmitMessage):
-            metrics.submits.labels("websocket").inc()
+            metrics.websocket_submits.inc()
             stored = await service.sessions.record(session, item.text)
             await _send(websocket, protocol.submitted(item.text, stored))
         elif isinstance(item, ProtocolError):
@@ -222,4 +272,4 @@ async def _answer(websocket: WebSocket, service: Service, session: str, inbox: _
 
 
 async def _send(websocket: WebSocket, payload: dict[str, Any]) -> None:
-    await websocket.send_text(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+    await websocket.send_text(protocol.encode(payload))

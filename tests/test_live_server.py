@@ -65,11 +65,12 @@ def uvicorn_in_thread(app) -> Iterator[str]:
 
 def check_session_flow(server, model_folder: Path) -> None:
     model = load_completer(model_folder, warm_up=False)
-    with connect(server.ws_url) as ws:
+    with connect(server.ws_url, compression="deflate") as ws:  # offered, as browsers do
         hello = json.loads(ws.recv(timeout=10))
         session = hello["session"]
         assert hello["type"] == "hello" and is_session_id(session)
         assert session in ws.response.headers["set-cookie"]
+        assert "sec-websocket-extensions" not in ws.response.headers  # small frames go uncompressed
         answer = ask(ws, {"type": "input", "seq": 1, "text": "ch"})
         assert [i["text"] for i in answer["items"]] == [c.text for c in model.complete("ch", (), 10)]
         assert ask(ws, {"type": "submit", "text": "zanzibarquery"})["stored"] is True

@@ -140,6 +140,32 @@ async def test_redis_keys_carry_the_ttl() -> None:
         await store.close()
 
 
+@pytest.mark.redis
+@pytest.mark.parametrize(("touch_interval", "refreshed"), [(0.0, True), (3600.0, False)])
+async def test_redis_reads_refresh_the_ttl_at_most_once_per_touch_interval(
+    touch_interval: float, refreshed: bool
+) -> None:
+    if not redis_available():
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    prefix = f"test-{uuid.uuid4().hex}:"
+    store = RedisSessionStore(REDIS_URL, prefix=prefix, ttl_seconds=600, touch_interval=touch_interval)
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        session = await store.resume(None)
+        await store.record(session, "roses")
+        keys = [f"{prefix}s:{session}", f"{prefix}h:{session}"]
+        for key in keys:
+            client.expire(key, 50)  # as if the last refresh was long ago
+        assert await store.previous(session, 1) == ["roses"]
+        ttls = [client.ttl(key) for key in keys]
+        assert all(ttl > 500 for ttl in ttls) if refreshed else all(0 < ttl <= 50 for ttl in ttls)
+    finally:
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)
+        client.close()
+        await store.close()
+
+
 async def test_redis_store_that_cannot_connect_raises_store_error() -> None:
     store = RedisSessionStore("redis://127.0.0.1:9/0", connect_timeout=0.05, retries=0)
     with pytest.raises(SessionStoreError):
