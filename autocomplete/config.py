@@ -130,6 +130,7 @@ class ServeConfig:
     k: int = 10
     max_k: int = 20
     context_queries: int = 1
+    context_refresh_seconds: float = 1.0
     history_length: int = 10
     session_ttl_seconds: int = 1800
     memory_max_sessions: int = 100_000
@@ -159,6 +160,11 @@ class ServeConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"serve.{name} must be positive, got {getattr(self, name)!r}")
+        if self.context_refresh_seconds < 0:
+            raise ConfigError(
+                f"serve.context_refresh_seconds must be 0 (read every input) or more, got "
+                f"{self.context_refresh_seconds!r}"
+            )
         if not 0 <= self.context_queries <= self.history_length:
             raise ConfigError(
                 f"serve.context_queries must be between 0 and history_length ({self.history_length}),"

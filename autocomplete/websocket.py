@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -133,6 +134,34 @@ class _IdleTimer:
         self._handle.cancel()
 
 
+class _Context:
+    """The session's recent queries as this connection last read them from the session store.
+
+    Read again at the first input after this connection's submit, else once older than
+    ``serve.context_refresh_seconds`` (another tab or worker of the session may have recorded a
+    query meanwhile): one store call per typed query instead of one per keystroke. A read that
+    failed (the store is down or slow) is not kept.
+    """
+
+    def __init__(self, service: Service, session: str) -> None:
+        self._sessions = service.sessions
+        self._session = session
+        self._queries = service.config.context_queries
+        self._refresh = service.config.context_refresh_seconds
+        self._previous: list[str] = []
+        self._read_at = -math.inf
+
+    async def previous(self) -> list[str]:
+        now = time.monotonic()
+        if now - self._read_at >= self._refresh:
+            self._previous = await self._sessions.previous(self._session, self._queries)
+            self._read_at = now if self._sessions.healthy else -math.inf
+        return self._previous
+
+    def changed(self) -> None:
+        self._read_at = -math.inf
+
+
 def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
     """Browsers always send ``Origin``: it must be listed, or same-origin when the list is empty."""
     origin = websocket.headers.get("origin")
@@ -237,13 +266,13 @@ async def _read_frames(websocket: WebSocket, service: Service, inbox: _Inbox, ti
 
 async def _answer(websocket: WebSocket, service: Service, session: str, inbox: _Inbox) -> None:
     metrics = service.metrics
-    context = service.config.context_queries
+    context = _Context(service, session)
     while True:
         item = await inbox.get()
         if isinstance(item, InputMessage):
             metrics.websocket_inputs.inc()
             await asyncio.sleep(0)  # let the reader queue what arrived while we were busy
-            previous = [] if inbox.waiting_inputs else await service.sessions.previous(session, context)
+            previous = [] if inbox.waiting_inputs else await context.previous()
             if inbox.waiting_inputs:
                 metrics.superseded.inc()
                 await _send(websocket, protocol.superseded(item.seq))
@@ -260,6 +289,7 @@ async def _answer(websocket: WebSocket, service: Service, session: str, inbox: _
         elif isinstance(item, SubmitMessage):
             metrics.websocket_submits.inc()
             stored = await service.sessions.record(session, item.text)
+            context.changed()
             await _send(websocket, protocol.submitted(item.text, stored))
         elif isinstance(item, ProtocolError):
             metrics.errors.labels(item.code).inc()

@@ -145,7 +145,10 @@ def own_redis(port: int) -> Iterator[subprocess.Popen]:
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 def test_redis_dies_mid_session_inputs_still_answered_and_context_returns() -> None:
     port = free_port()
-    config = ServeConfig(redis_url=f"redis://127.0.0.1:{port}/0", store_retry_seconds=0.2)
+    # context read from the store at every input, so each one shows the store's state
+    config = ServeConfig(
+        redis_url=f"redis://127.0.0.1:{port}/0", store_retry_seconds=0.2, context_refresh_seconds=0.0
+    )
     with (
         own_redis(port) as first,
         uvicorn_in_thread(create_app(completer=EchoCompleter(), config=config)) as url,

@@ -64,6 +64,24 @@ def test_submit_becomes_the_context_of_the_next_inputs(echo_client: TestClient) 
         assert ws.receive_json()["items"][0]["text"] == "ro after garden hose"
 
 
+@pytest.mark.parametrize(("refresh", "seen"), [(0.0, "tulips"), (3600.0, "roses")])
+def test_another_tabs_submit_becomes_context_after_the_refresh_interval(refresh: float, seen: str) -> None:
+    with client_for(EchoCompleter(), context_refresh_seconds=refresh) as client:
+        with client.websocket_connect("/v1/ws") as ws:
+            session = hello(ws)
+            ws.send_json({"type": "submit", "text": "roses"})
+            ws.receive_json()
+            ws.send_json({"type": "input", "seq": 1, "text": "x"})
+            assert ws.receive_json()["items"][0]["text"] == "x after roses"
+            client.post("/v1/submit", json={"session": session, "text": "tulips"})  # another tab
+            ws.send_json({"type": "input", "seq": 2, "text": "x"})
+            assert ws.receive_json()["items"][0]["text"] == f"x after {seen}"
+            ws.send_json({"type": "submit", "text": "lilies"})  # its own submit: read again at once
+            ws.receive_json()
+            ws.send_json({"type": "input", "seq": 3, "text": "x"})
+            assert ws.receive_json()["items"][0]["text"] == "x after lilies"
+
+
 def test_a_session_resumes_by_id_and_never_adopts_unknown_ids(echo_client: TestClient) -> None:
     with echo_client.websocket_connect("/v1/ws") as ws:
         session = hello(ws)
