@@ -28,11 +28,14 @@ from indexer.params import (
 @dataclasses.dataclass(frozen=True)
 class SearchParams:
     """Online prediction: the beam width, how many labels the beam returns for re-ranking, and
-    how much popularity counts in it (score = model score * (1 + count) ** popularity_weight)."""
+    how much popularity counts in it (score = model score * (1 + count) ** popularity_weight).
+    ``unseen_tails``: for a prefix no logged query starts with, how many of its word-boundary
+    tails (longest first) are completed instead (0: answer nothing)."""
 
     beam_width: int = 10
     candidates: int = 30
     popularity_weight: float = 1.0
+    unseen_tails: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,9 +157,20 @@ class ServeConfig:
     log_level: str = "info"
 
     def __post_init__(self) -> None:
-        positive = ("k", "max_k", "history_length", "session_ttl_seconds", "memory_max_sessions",
-                    "redis_max_connections", "max_frame_bytes", "max_prefix_chars", "max_query_chars",
-                    "max_inputs_per_second", "idle_timeout_seconds", "store_timeout_seconds")
+        positive = (
+            "k",
+            "max_k",
+            "history_length",
+            "session_ttl_seconds",
+            "memory_max_sessions",
+            "redis_max_connections",
+            "max_frame_bytes",
+            "max_prefix_chars",
+            "max_query_chars",
+            "max_inputs_per_second",
+            "idle_timeout_seconds",
+            "store_timeout_seconds",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"serve.{name} must be positive, got {getattr(self, name)!r}")
@@ -173,8 +187,9 @@ class ServeConfig:
         if self.k > self.max_k:
             raise ConfigError(f"serve.k ({self.k}) must not exceed serve.max_k ({self.max_k})")
         if self.log_level not in ("critical", "error", "warning", "info", "debug"):
-            raise ConfigError(f"serve.log_level must be one of critical/error/warning/info/debug, "
-                              f"got {self.log_level!r}")
+            raise ConfigError(
+                f"serve.log_level must be one of critical/error/warning/info/debug, got {self.log_level!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

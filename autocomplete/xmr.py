@@ -164,31 +164,61 @@ class XmrCompleter:
         return normalize_prefix(prefix, self.normalization)
 
     def complete(self, prefix: str, previous: Sequence[str] = (), k: int = 10) -> list[Completion]:
-        typed = self.normalize_prefix(prefix)
-        lo, hi = prefix_range(self.labels.indptr, self.labels.chars, encode(typed))
-        if lo == hi or k <= 0:
+        if k <= 0:
             return []
+        typed = self.normalize_prefix(prefix)
         context = self._normalize(previous[-1]) if previous else ""
+        lo, hi = prefix_range(self.labels.indptr, self.labels.chars, encode(typed))
+        if lo < hi:
+            return self._ranked(typed, context, lo, hi, k, "", "model")
+        return self._complete_unseen(typed, context, k)
+
+    def _complete_unseen(self, typed: str, context: str, k: int) -> list[Completion]:
+        """No logged query starts with ``typed``: keep its first words and complete the rest.
+
+        "cheap flights to par" may never have been searched whole, but "flights to paris" was:
+        the tails that start at a word boundary are tried longest first (at most
+        ``search.unseen_tails`` of them), each ranked by the model with the same context.
+        """
+        result: list[Completion] = []
+        seen: set[str] = set()
+        tails = 0
+        for start in range(1, len(typed)):
+            if typed[start - 1] != " " or tails >= self.search.unseen_tails or len(result) >= k:
+                continue
+            lo, hi = prefix_range(self.labels.indptr, self.labels.chars, encode(typed[start:]))
+            if lo == hi:
+                continue
+            tails += 1
+            floor = result[-1].score if result else 1.0
+            for c in self._ranked(typed[start:], context, lo, hi, k, typed[:start], "tail"):
+                if c.text not in seen and len(result) < k:
+                    seen.add(c.text)
+                    result.append(Completion(c.text, min(c.score, floor), c.source))
+        return result
+
+    def _ranked(
+        self, typed: str, context: str, lo: int, hi: int, k: int, head: str, source: str
+    ) -> list[Completion]:
+        """The top ``k`` of the labels ``[lo, hi)`` (which start with ``typed``), each after ``head``."""
         indices, data = self.vectorizer.transform_one(typed, context)
         indices = np.concatenate((indices, self._bias_index))
         data = np.concatenate((data, self._bias_value))
-        wanted = min(k, hi - lo)
         pool = max(k, self.search.candidates)
         ids, scores = self.searcher.search(indices, data, lo, hi, len(typed), self.search.beam_width, pool)
+        result = []
         if len(ids):
             ranked = np.log(np.maximum(scores, 1e-30)) + self.search.popularity_weight * self._log_counts[ids]
             order = np.argsort(-ranked, kind="stable")[:k]
             top = np.exp(ranked[order] - ranked[order[0]])
             result = [
-                Completion(self.labels.text(int(ids[i])), float(s), "model") for i, s in zip(order, top)
+                Completion(head + self.labels.text(int(ids[i])), float(s), source) for i, s in zip(order, top)
             ]
-        else:
-            result = []
-        if len(result) < wanted:
+        if len(result) < min(k, hi - lo):  # the beam came back short: never expected, visible as "popular"
             seen = {c.text for c in result}
             for c in self.popular.complete(typed, (), k + len(result)):
-                if c.text not in seen and len(result) < wanted:
-                    result.append(Completion(c.text, 0.0, "popular"))
+                if head + c.text not in seen and len(result) < min(k, hi - lo):
+                    result.append(Completion(head + c.text, 0.0, "popular"))
         return result
 
     def warm_up(self) -> None:

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def synthetic_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A seeded synthetic session log (TSV, benchmark format) of 120 users."""
-    return generate_log(tmp_path_factory.mktemp("logs") / "synthetic.tsv", n_users=120, seed=7)
+    """A seeded synthetic session log (TSV, benchmark format) of 300 users, as the demo's."""
+    return generate_log(tmp_path_factory.mktemp("logs") / "synthetic.tsv", n_users=300, seed=7)
 
 
 @pytest.fixture(scope="session")
