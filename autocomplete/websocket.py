@@ -139,8 +139,9 @@ class _Context:
 
     Read again at the first input after this connection's submit, else once older than
     ``serve.context_refresh_seconds`` (another tab or worker of the session may have recorded a
-    query meanwhile): one store call per typed query instead of one per keystroke. A read that
-    failed (the store is down or slow) is not kept.
+    query meanwhile): one store call per typed query instead of one per keystroke. While reads
+    fail (the store is down, or slow on a busy machine) the last context read is kept, and the
+    store is asked again at the next input.
     """
 
     def __init__(self, service: Service, session: str) -> None:
@@ -154,8 +155,9 @@ class _Context:
     async def previous(self) -> list[str]:
         now = time.monotonic()
         if now - self._read_at >= self._refresh:
-            self._previous = await self._sessions.previous(self._session, self._queries)
-            self._read_at = now if self._sessions.healthy else -math.inf
+            found = await self._sessions.try_previous(self._session, self._queries)
+            if found is not None:
+                self._previous, self._read_at = found, now
         return self._previous
 
     def changed(self) -> None:

@@ -3,9 +3,11 @@
 Wraps any :class:`~sessions.base.SessionStore`: every call is bounded by ``timeout`` seconds
 (``None``: unbounded, for an in-process store that never waits);
 a failure or timeout degrades to "no context" (``previous`` -> ``[]``, ``record`` -> ``False``,
-``resume`` keeps a well-formed id). After a failure the store is left alone for ``retry_after``
-seconds, so a dead Redis costs nothing per keystroke, then tried again: it reconnects by itself.
-Failures are counted through ``on_error`` and logged at most once per ``log_interval`` seconds.
+``resume`` keeps a well-formed id). After a failure, or a second timeout in a row, the store is
+left alone for ``retry_after`` seconds, so a dead or hung Redis costs nothing per keystroke, then
+tried again: it reconnects by itself. A single slow call (a busy shared machine, a loaded event
+loop) only costs that call its answer. Failures are counted through ``on_error`` and logged at
+most once per ``log_interval`` seconds.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class GuardedSessionStore:
         self._down_until = float("-inf")
         self._failures = 0  # since the last log line
         self._last_log = float("-inf")
+        self._reported = False  # a warning went out for the current outage
+        self._timeouts = 0  # consecutive calls that timed out
         self.healthy = True
 
     async def resume(self, session_id: str | None) -> str:
@@ -51,9 +55,14 @@ class GuardedSessionStore:
         return await self._call("resume", lambda: self.store.resume(session_id), fallback)
 
     async def previous(self, session_id: str, n: int) -> list[str]:
+        found = await self.try_previous(session_id, n)
+        return [] if found is None else found
+
+    async def try_previous(self, session_id: str, n: int) -> list[str] | None:
+        """Like :meth:`previous`, but ``None`` when the store failed or is being left alone."""
         if n <= 0:
             return []
-        return await self._call("previous", lambda: self.store.previous(session_id, n), [])
+        return await self._call("previous", lambda: self.store.previous(session_id, n), None)
 
     async def record(self, session_id: str, query: str) -> bool:
         async def record() -> bool:
@@ -85,24 +94,30 @@ class GuardedSessionStore:
             else:
                 async with asyncio.timeout(self.timeout):
                     result = await call()
-        except (SessionStoreError, TimeoutError) as exc:
-            self._failed(op, self._clock(), exc)
+        except SessionStoreError as exc:
+            self._failed(op, self._clock(), exc, leave_alone=True)
+            return fallback
+        except TimeoutError as exc:
+            self._timeouts += 1
+            self._failed(op, self._clock(), exc, leave_alone=self._timeouts >= 2)
             return fallback
         finally:
             if self._on_call is not None:
                 self._on_call(op, time.perf_counter() - start)
+        self._timeouts = 0
         if not self.healthy:
             self.healthy = True
-            logger.info("session store is back after %d failed call(s)", self._failures)
-            self._failures = 0
-            self._last_log = float("-inf")
+            if self._reported:
+                logger.info("session store is back after %d failed call(s)", self._failures)
+                self._failures = 0
+                self._reported = False
         return result
 
-    def _failed(self, op: str, now: float, exc: BaseException | None) -> None:
+    def _failed(self, op: str, now: float, exc: BaseException | None, leave_alone: bool = False) -> None:
         if self._on_error is not None:
             self._on_error(op)
         self._failures += 1
-        if exc is not None:
+        if leave_alone:
             self._down_until = now + self.retry_after
         self.healthy = False
         if now - self._last_log >= self.log_interval:
@@ -117,3 +132,4 @@ class GuardedSessionStore:
             )
             self._failures = 0
             self._last_log = now
+            self._reported = True

@@ -215,9 +215,21 @@ async def test_guard_degrades_to_no_context_within_its_timeout(hang: bool) -> No
     assert await guard.record(session, "q") is False
     assert loop.time() - start < 5  # bounded by the timeout, not by the hang (generous: shared machine)
     assert errors == ["resume", "previous", "record"]
-    assert inner.calls == 1  # after the first failure the store is left alone
+    # left alone after the first failure, or after the second timeout in a row
+    assert inner.calls == (2 if hang else 1)
     assert not guard.healthy
     assert is_session_id(await guard.resume("malformed"))
+
+
+async def test_one_slow_call_costs_only_its_own_answer() -> None:
+    inner = BrokenStore(hang=True)
+    guard = GuardedSessionStore(inner, timeout=0.05, retry_after=60)
+    session = await MemorySessionStore.resume(inner, None)
+    await MemorySessionStore.record(inner, session, "roses")
+    assert await guard.previous(session, 1) == []  # timed out
+    inner.broken = False
+    assert await guard.previous(session, 1) == ["roses"]  # asked again at once, not left alone
+    assert guard.healthy and inner.calls == 2
 
 
 async def test_guard_tries_again_after_retry_after_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
