@@ -98,6 +98,10 @@ def test_plan_of_the_first_sessions_keeps_their_sampled_prefixes(query_log: Quer
 
 def check_replay_equals_eval(ws_url: str, model_folder: Path, plan: ReplayPlan, concurrency: int) -> dict:
     model = load_completer(model_folder, warm_up=False)
+    without_context = {
+        j: [c.text for c in model.complete(prefix, [], 10)] for j, prefix in enumerate(plan.examples.prefix)
+    }
+    assert without_context != expected_answers(model, plan), "the model must use the context for this check"
     report, tally = run_replay(ws_url, plan, concurrency=concurrency, speed="max", k=10)
     offline = evaluate(model, plan.examples, k=10, latency_calls=0)
     offline.pop("latency_ms")
@@ -111,18 +115,18 @@ def check_replay_equals_eval(ws_url: str, model_folder: Path, plan: ReplayPlan, 
 
 @pytest.mark.slow
 def test_replay_through_the_server_scores_as_eval_with_memory_sessions(
-    live_server, mpc_model: Path, query_log: QueryLog
+    live_server, demo_model: Path, query_log: QueryLog
 ) -> None:
-    server = live_server(mpc_model, env=FAST | PATIENT_STORE)
+    server = live_server(demo_model, env=FAST | PATIENT_STORE)
     plan = plan_replay(query_log, "test", "sampled", seed=0)
-    report = check_replay_equals_eval(server.ws_url, mpc_model, plan, concurrency=1)
+    report = check_replay_equals_eval(server.ws_url, demo_model, plan, concurrency=1)
     assert report["sessions"] == {"planned": len(plan.sessions), "done": len(plan.sessions), "failed": 0}
 
 
 @pytest.mark.slow
 @pytest.mark.redis
 def test_replay_through_the_server_scores_as_eval_with_redis_sessions(
-    live_server, mpc_model: Path, query_log: QueryLog
+    live_server, demo_model: Path, query_log: QueryLog
 ) -> None:
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping()
@@ -130,9 +134,9 @@ def test_replay_through_the_server_scores_as_eval_with_redis_sessions(
         pytest.skip("no Redis at 127.0.0.1:6379 (make test starts one)")
     prefix = f"test-replay-{uuid.uuid4().hex}:"
     env = FAST | PATIENT_STORE | {"AUTOCOMPLETE_REDIS_PREFIX": prefix}
-    server = live_server(mpc_model, redis_url=REDIS_URL, workers=2, env=env)
+    server = live_server(demo_model, redis_url=REDIS_URL, workers=2, env=env)
     try:
-        check_replay_equals_eval(server.ws_url, mpc_model, plan_replay(query_log, "test", "sampled"), 1)
+        check_replay_equals_eval(server.ws_url, demo_model, plan_replay(query_log, "test", "sampled"), 1)
     finally:
         client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(match=prefix + "*"):
