@@ -36,8 +36,20 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/v1/ws"
-        command = [sys.executable, "-m", "autocomplete.cli", "serve", "--model", str(model),
-                   "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
+        command = [
+            sys.executable,
+            "-m",
+            "autocomplete.cli",
+            "serve",
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+        ]
         if config is not None:
             command += ["--config", str(config)]
         if redis_url:

@@ -32,8 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 FAST = {"AUTOCOMPLETE_MAX_INPUTS_PER_SECOND": "100000", "AUTOCOMPLETE_LOG_LEVEL": "warning"}
 # on a loaded machine a 20 ms store timeout would drop context now and then: these tests are about
 # faults, so a store call may take its time (a dead Redis still fails at once: connection refused)
-PATIENT = {"AUTOCOMPLETE_STORE_TIMEOUT_SECONDS": "2", "AUTOCOMPLETE_REDIS_SOCKET_TIMEOUT": "2",
-           "AUTOCOMPLETE_REDIS_CONNECT_TIMEOUT": "2"}
+PATIENT = {
+    "AUTOCOMPLETE_STORE_TIMEOUT_SECONDS": "2",
+    "AUTOCOMPLETE_REDIS_SOCKET_TIMEOUT": "2",
+    "AUTOCOMPLETE_REDIS_CONNECT_TIMEOUT": "2",
+}
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed"),
@@ -168,8 +171,11 @@ def test_redis_restarted_during_a_replay(live_server, demo_model: Path, query_lo
         replay.wait_for(10)
         first.kill()
         first.wait()
-        wait_until(lambda: get_json(server.url + "/readyz")[1].get("session_store") == "degraded", 10,
-                   "the server to notice")
+        wait_until(
+            lambda: get_json(server.url + "/readyz")[1].get("session_store") == "degraded",
+            10,
+            "the server to notice",
+        )
         down_at = replay.done
         replay.wait_for(down_at + 15)
         with own_redis(port):
@@ -305,9 +311,17 @@ def test_a_flood_of_malformed_frames_leaves_other_connections_answered(
 ) -> None:
     server = live_server(mpc_model)  # the default rate limit: the flood is mostly refused
     plan = plan_replay(query_log, "test", "sampled", sessions=30)
-    junk = ["{", "[]", '{"type": "input", "seq": -1, "text": "x"}', '{"type": 7}', "\u00ff" * 900,
-            '{"type": "input", "seq": 1, "text": "\\u0000"}', '{"type": "submit", "text": "  "}',
-            '{"type": "input", "seq": 2, "text": ' + '"' + "a" * 101 + '"}', "[" * 1500 + "]" * 1500]
+    junk = [
+        "{",
+        "[]",
+        '{"type": "input", "seq": -1, "text": "x"}',
+        '{"type": 7}',
+        "\u00ff" * 900,
+        '{"type": "input", "seq": 1, "text": "\\u0000"}',
+        '{"type": "submit", "text": "  "}',
+        '{"type": "input", "seq": 2, "text": ' + '"' + "a" * 101 + '"}',
+        "[" * 1500 + "]" * 1500,
+    ]
     codes: dict[str, int] = {}
     stop = threading.Event()
 
