@@ -24,7 +24,7 @@ from typing import Any
 
 from autocomplete.build import build_model, folder_bytes
 from autocomplete.completer import load_completer
-from autocomplete.config import TrainConfig, load_train_config
+from autocomplete.config import EvalParams, TrainConfig, load_train_config
 from autocomplete.evaluation import BUCKETS, Examples, evaluate, make_examples
 from indexer.querylog import read_query_log
 
@@ -87,13 +87,7 @@ def _run_system(
         build_model(args.log, config, folder)
         completer = load_completer(folder)
     train_seconds = time.perf_counter() - started
-    metrics = evaluate(
-        completer,
-        examples,
-        k=base.eval.k,
-        latency_warmup=base.eval.latency_warmup,
-        latency_calls=base.eval.latency_calls,
-    )
+    metrics = _evaluate(completer, examples, base.eval)
     return {
         "system": name,
         "overrides": SYSTEMS[name],
@@ -101,6 +95,16 @@ def _run_system(
         "model_bytes": folder_bytes(folder),
         **metrics,
     }
+
+
+def _evaluate(completer: Any, examples: Examples, params: EvalParams) -> dict:
+    return evaluate(
+        completer,
+        examples,
+        k=params.k,
+        latency_warmup=params.latency_warmup,
+        latency_calls=params.latency_calls,
+    )
 
 
 def markdown_table(report: dict) -> str:
@@ -172,13 +176,7 @@ def _scale(args: argparse.Namespace, out: Path) -> int:
     completer = load_completer(folder)
     log = read_query_log(args.log, config.log)
     examples = make_examples(log.pairs(config.eval.split), config.eval.protocol, config.eval.seed)
-    metrics = evaluate(
-        completer,
-        examples,
-        k=config.eval.k,
-        latency_warmup=config.eval.latency_warmup,
-        latency_calls=config.eval.latency_calls,
-    )
+    metrics = _evaluate(completer, examples, config.eval)
     summary = json.loads((folder / "params.json").read_text())["summary"]
     report = {
         "log": str(args.log),

@@ -3,51 +3,22 @@ import json
 from autocomplete.cli import main
 
 
+def train(log, out, *extra):
+    argv = ["train", "--config", "configs/demo.toml", "--log", str(log), "--out", str(out), "--quiet", *extra]
+    return main(argv)
+
+
 def test_train_then_eval_an_mpc_model_writes_the_report_keys(synthetic_log, tmp_path, capsys):
     out = tmp_path / "model"
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                "configs/demo.toml",
-                "--log",
-                str(synthetic_log),
-                "--out",
-                str(out),
-                "--model",
-                "mpc",
-                "--set",
-                "privacy.min_users=1",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert train(synthetic_log, out, "--model", "mpc", "--set", "privacy.min_users=1") == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["labels"] > 0 and summary["removed_min_users"] == 0
     assert set(summary["seconds"]) >= {"read_log", "labels", "total"}
 
     report_path = tmp_path / "report.json"
-    assert (
-        main(
-            [
-                "eval",
-                "--model",
-                str(out),
-                "--log",
-                str(synthetic_log),
-                "--json",
-                str(report_path),
-                "--quiet",
-                "--set",
-                "eval.latency_calls=50",
-                "--config",
-                "configs/demo.toml",
-            ]
-        )
-        == 0
-    )
+    argv = ["eval", "--model", str(out), "--log", str(synthetic_log), "--json", str(report_path), "--quiet",
+            "--set", "eval.latency_calls=50", "--config", "configs/demo.toml"]  # fmt: skip
+    assert main(argv) == 0
     report = json.loads(report_path.read_text())
     for key in ("examples", "mrr", "bleu", "success_at_1", "success_at_10", "by_prefix_length", "latency_ms"):
         assert key in report
@@ -55,45 +26,30 @@ def test_train_then_eval_an_mpc_model_writes_the_report_keys(synthetic_log, tmp_
     assert report["latency_ms"]["p50"] > 0 and report["mrr"] > 0.1
 
 
+def test_eval_reads_the_config_saved_in_the_model_folder(synthetic_log, tmp_path, capsys):
+    out = tmp_path / "model"
+    assert train(synthetic_log, out, "--model", "mpc", "--set", "eval.latency_calls=10") == 0
+    capsys.readouterr()
+    assert main(["eval", "--model", str(out), "--log", str(synthetic_log), "--quiet", "--limit", "50"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["examples"] == 50 and report["latency_ms"]["calls"] == 10 and report["kind"] == "mpc"
+
+
 def test_a_bad_override_is_a_clear_error_not_a_trace(synthetic_log, tmp_path, capsys):
-    code = main(
-        [
-            "train",
-            "--config",
-            "configs/demo.toml",
-            "--log",
-            str(synthetic_log),
-            "--out",
-            str(tmp_path / "m"),
-            "--set",
-            "tree.depth=3",
-            "--quiet",
-        ]
-    )
-    assert code == 2
+    assert train(synthetic_log, tmp_path / "m", "--set", "tree.depth=3") == 2
     assert "unknown key" in capsys.readouterr().err
 
 
 def test_min_users_removes_rare_queries_and_says_how_many(synthetic_log, tmp_path, capsys):
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                "configs/demo.toml",
-                "--log",
-                str(synthetic_log),
-                "--out",
-                str(tmp_path / "m"),
-                "--model",
-                "mpc",
-                "--set",
-                "privacy.min_users=3",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert train(synthetic_log, tmp_path / "m", "--model", "mpc", "--set", "privacy.min_users=3") == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["removed_min_users"] > 0
     assert summary["labels"] == summary["label_candidates"] - summary["removed_min_users"]
+
+
+def test_demo_builds_the_model_once(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--users", "40", "--quiet"]) == 0
+    assert "built" in capsys.readouterr().out
+    assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    assert "already" in capsys.readouterr().out
