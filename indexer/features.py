@@ -9,9 +9,14 @@ of a word (0-based; n-grams that start with the marker count as position 0) weig
 ``1 / (1 + i) ** position_decay``: the first letters a person types count most.
 
 Both blocks use scikit-learn's TF-IDF conventions (smooth idf ``ln((1 + n) / (1 + df)) + 1``,
-L2 row norm), vocabulary sorted, so they can be checked against scikit-learn. Batch transforms
-build a CSR float32 matrix with sorted indices; ``transform_one`` serves one keystroke from the
-fitted dictionaries in pure Python (a few tens of microseconds) and gives the same vector.
+L2 row norm), columns in sorted term order, so they can be checked against scikit-learn. Batch
+transforms build a CSR float32 matrix with sorted indices; ``transform_one`` serves one keystroke
+in pure Python (a few tens of microseconds) and gives the same vector.
+
+A vocabulary is saved as a memory-mapped marisa-trie of its terms plus the column of each trie
+key id, so a large previous-query vocabulary costs megabytes on disk and loads in milliseconds.
+The trie cannot look up strings holding a NUL character, so n-grams with one are never features
+(normalized text has none).
 """
 
 from __future__ import annotations
@@ -23,16 +28,22 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import marisa_trie
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted
 
-from indexer.modelio import ModelFileError, load_array, read_params, save_params
+from indexer.modelio import ModelFileError, load_array, load_marisa, read_params, save_params
 from indexer.params import FeatureParams
 
 _WEIGHT_TABLE = 256
+# the saved layout of a block: 2 = terms.marisa + columns.npy (1 was a fixed-width terms.npy)
+_LAYOUT = 2
+# a loaded vocabulary of at most this many terms is also held as a plain dict (faster per lookup
+# than the trie; a prefix block has tens of thousands of terms, a previous-query block can have millions)
+DICT_TERMS = 200_000
 
 
 class _TfidfBlock(BaseEstimator):
@@ -80,37 +91,77 @@ class _TfidfBlock(BaseEstimator):
             if self.max_features:
                 for term, weight in terms.items():
                     total[term] = total.get(term, 0.0) + weight * times
-        kept = [term for term, count in df.items() if count >= self.min_df]
+        kept = [term for term, count in df.items() if count >= self.min_df and "\x00" not in term]
         if self.max_features and len(kept) > self.max_features:
             # like scikit-learn: the terms with the largest total count; ties by term order
             kept = sorted(kept, key=lambda term: (-total[term], term))[: self.max_features]
         terms_sorted = sorted(kept)
-        self.terms_ = np.array(terms_sorted, dtype=str) if terms_sorted else np.empty(0, dtype="<U1")
         self.idf_ = np.array(
             [math.log((1 + n_docs) / (1 + df[term])) + 1.0 for term in terms_sorted], dtype=np.float64
         )
+        lookup = {term: j for j, term in enumerate(terms_sorted)}
+        self.term_trie_ = marisa_trie.Trie(terms_sorted)
+        pairs = self.term_trie_.items()  # (term, key id)
+        self.term_columns_ = np.empty(len(terms_sorted), dtype=np.int32)
+        self.term_columns_[np.fromiter((key_id for _, key_id in pairs), np.int64, len(pairs))] = np.fromiter(
+            (lookup[term] for term, _ in pairs), np.int32, len(pairs)
+        )
+        self._lookup: dict[str, int] | None = lookup
         self._index_vocabulary()
 
     def _prepare(self) -> None:
         """Derived lookup tables of the parameters (called by ``fit`` and ``load``)."""
 
     def _index_vocabulary(self) -> None:
-        self.vocabulary_ = {term: j for j, term in enumerate(self.terms_.tolist())}
-        self.n_features_ = len(self.vocabulary_)
+        """Plain-list copies of the column and idf arrays for the per-keystroke path."""
+        self.n_features_ = len(self.term_trie_)
+        self._column = self.term_columns_.tolist()
         self._idf = self.idf_.tolist()
+
+    def get_feature_names_out(self) -> np.ndarray:
+        """The terms in column order (sorted), as an object array like scikit-learn's."""
+        check_is_fitted(self)
+        names = np.empty(self.n_features_, dtype=object)
+        for key, key_id in self.term_trie_.iteritems():
+            names[self._column[key_id]] = key
+        return names
+
+    def _columns_of(self, terms: list[str]) -> np.ndarray:
+        """The column of each term, -1 for terms outside the vocabulary (int64)."""
+        if self._lookup is not None:  # the plain dictionary is faster
+            return np.fromiter(map(self._lookup.get, terms, itertools.repeat(-1)), np.int64, len(terms))
+        get = self.term_trie_.get
+        key_ids = np.fromiter(
+            (-1 if "\x00" in term else get(term, -1) for term in terms), np.int64, len(terms)
+        )
+        known = key_ids >= 0
+        key_ids[known] = self.term_columns_[key_ids[known]]
+        return key_ids
 
     def _vector(self, text: str) -> tuple[list[int], list[float]]:
         """Sorted column ids and L2-normalized TF-IDF values of one text (pure Python, no SciPy)."""
-        return self._weigh(self._terms(text))
+        terms = self._terms(text)
+        if "\x00" in text:
+            terms = {term: count for term, count in terms.items() if "\x00" not in term}
+        return self._weigh(terms)
 
     def _weigh(self, terms: dict[str, float]) -> tuple[list[int], list[float]]:
-        vocabulary = self.vocabulary_
         idf = self._idf
         pairs = []
-        for term, count in terms.items():
-            j = vocabulary.get(term)
-            if j is not None:
-                pairs.append((j, count * idf[j]))
+        if self._lookup is not None:
+            column_of = self._lookup.get
+            for term, count in terms.items():
+                j = column_of(term)
+                if j is not None:
+                    pairs.append((j, count * idf[j]))
+        else:
+            key_of = self.term_trie_.get
+            column = self._column
+            for term, count in terms.items():
+                key_id = key_of(term)
+                if key_id is not None:
+                    j = column[key_id]
+                    pairs.append((j, count * idf[j]))
         if not pairs:
             return [], []
         pairs.sort()
@@ -136,16 +187,15 @@ class _TfidfBlock(BaseEstimator):
         inverse = np.fromiter(
             (position.setdefault(text, len(position)) for text in texts), dtype=np.int64, count=len(texts)
         )
-        get = self.vocabulary_.get
-        indices: list[int] = []
+        keys: list[str] = []
         counts: list[float] = []
         sizes: list[int] = []
         for text in position:
             terms = terms_of(text)
-            indices += map(get, terms, itertools.repeat(-1))
+            keys += terms
             counts += terms.values()
             sizes.append(len(terms))
-        col = np.array(indices, dtype=np.int64)
+        col = self._columns_of(keys)
         row = np.repeat(np.arange(len(position), dtype=np.int64), sizes)
         val = np.array(counts, dtype=np.float64)
         known = col >= 0
@@ -153,25 +203,34 @@ class _TfidfBlock(BaseEstimator):
         val *= self.idf_[col]
         unique = sp.csr_matrix((val, (row, col)), shape=(len(position), self.n_features_))
         unique.sort_indices()
-        unique = normalize(unique, norm="l2", copy=False).astype(np.float32)
+        if self.n_features_:  # scikit-learn refuses to normalize a matrix without columns
+            unique = normalize(unique, norm="l2", copy=False)
+        unique = unique.astype(np.float32)
         out = unique[inverse]
         out.has_sorted_indices = True
         return out
 
     def save(self, folder: str | Path) -> None:
-        """Write ``params.json``, ``terms.npy`` and ``idf.npy`` into ``folder``."""
+        """Write ``params.json``, ``terms.marisa``, ``columns.npy`` and ``idf.npy`` into ``folder``."""
         check_is_fitted(self)
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / "terms.npy", self.terms_)
+        self.term_trie_.save(str(folder / "terms.marisa"))
+        np.save(folder / "columns.npy", np.asarray(self.term_columns_, dtype=np.int32))
         np.save(folder / "idf.npy", self.idf_)
-        save_params(folder, type(self).__name__, self.get_params(), {"n_features": self.n_features_})
+        summary = {"n_features": self.n_features_, "layout": _LAYOUT}
+        save_params(folder, type(self).__name__, self.get_params(), summary)
 
     @classmethod
     def load(cls, folder: str | Path, mmap: bool = True) -> Any:
         """A fitted vectorizer saved by :meth:`save`; a bad file raises ``ModelFileError`` naming it."""
         folder = Path(folder)
         body = read_params(folder, kind=cls.__name__)
+        if body.get("summary", {}).get("layout") != _LAYOUT:
+            raise ModelFileError(
+                f"{folder / 'params.json'} describes a vocabulary saved in an older layout (terms.npy); "
+                "this code reads terms.marisa + columns.npy: rebuild the model."
+            )
         try:
             self = cls(**body["params"])
         except (KeyError, TypeError) as exc:
@@ -181,16 +240,28 @@ class _TfidfBlock(BaseEstimator):
             ) from exc
         self._check_params()
         self._prepare()
-        self.terms_ = load_array(folder / "terms.npy", mmap=mmap)
+        self.term_trie_ = load_marisa(folder / "terms.marisa", mmap=mmap)
+        self.term_columns_ = load_array(folder / "columns.npy", mmap=mmap)
         self.idf_ = load_array(folder / "idf.npy", mmap=mmap)
-        if self.terms_.ndim != 1 or self.terms_.dtype.kind != "U":
-            raise ModelFileError(f"{folder / 'terms.npy'} is not a 1-d array of strings: rebuild the model.")
-        if self.idf_.shape != self.terms_.shape or self.idf_.dtype != np.float64:
+        n = len(self.term_trie_)
+        columns = self.term_columns_
+        fits = columns.shape == (n,) and columns.dtype == np.int32
+        if fits and n:
+            fits = columns.min() >= 0 and columns.max() < n and np.bincount(columns, minlength=n).max() == 1
+        if not fits:
+            raise ModelFileError(
+                f"{folder / 'columns.npy'} is not a permutation of the {n} columns of terms.marisa "
+                f"(shape {columns.shape}, {columns.dtype}): rebuild the model."
+            )
+        if self.idf_.shape != (n,) or self.idf_.dtype != np.float64:
             raise ModelFileError(
                 f"{folder / 'idf.npy'} has shape {self.idf_.shape} ({self.idf_.dtype}), expected "
-                f"{self.terms_.shape} float64 like terms.npy: rebuild the model."
+                f"({n},) float64, one per term of terms.marisa: rebuild the model."
             )
+        self._lookup = None
         self._index_vocabulary()
+        if n <= DICT_TERMS:
+            self._lookup = {term: self._column[key_id] for term, key_id in self.term_trie_.iteritems()}
         return self
 
 
@@ -210,9 +281,11 @@ class PrefixNgramVectorizer(_TfidfBlock):
 
     Attributes
     ----------
-    terms_ : ndarray of str, shape (n_features_,)
-        The n-grams, sorted; the column of a term is its rank.
-    vocabulary_ : dict of str to int
+    term_trie_ : marisa_trie.Trie
+        The n-grams; the column of a term is its rank in sorted order (see
+        :meth:`get_feature_names_out`).
+    term_columns_ : ndarray of int32, shape (n_features_,)
+        The column of each key id of ``term_trie_``.
     idf_ : ndarray of float64, shape (n_features_,)
     n_features_ : int
     """
@@ -287,9 +360,10 @@ class WordNgramVectorizer(_TfidfBlock):
 
     Attributes
     ----------
-    terms_ : ndarray of str, shape (n_features_,)
-        Word n-grams (words joined by one space), sorted.
-    vocabulary_ : dict of str to int
+    term_trie_ : marisa_trie.Trie
+        Word n-grams (words joined by one space); the column of a term is its rank in sorted order.
+    term_columns_ : ndarray of int32, shape (n_features_,)
+        The column of each key id of ``term_trie_``.
     idf_ : ndarray of float64, shape (n_features_,)
     n_features_ : int
     """

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 
+from indexer import features
 from indexer.features import InputVectorizer, PrefixNgramVectorizer, WordNgramVectorizer
 from indexer.modelio import ModelFileError
 from indexer.params import FeatureParams
@@ -89,7 +90,7 @@ def test_prefix_vectorizer_matches_scikit_learn_pipeline(ngram_min, ngram_max, d
     vec.fit(CORPUS)
     test = ["ro", "rock mu", "new yo", "zzz", "", "ban", "日本"]
     names, expected = reference_prefix_tfidf(CORPUS, test, ngram_min, ngram_max, decay, min_df)
-    assert vec.terms_.tolist() == names
+    assert vec.get_feature_names_out().tolist() == names
     got = vec.transform(test)
     assert isinstance(got, sp.csr_matrix) and got.dtype == np.float32 and got.has_sorted_indices
     np.testing.assert_allclose(got.toarray(), expected, rtol=1e-6, atol=1e-7)
@@ -98,21 +99,22 @@ def test_prefix_vectorizer_matches_scikit_learn_pipeline(ngram_min, ngram_max, d
 def test_earlier_ngrams_weigh_more_and_word_starts_are_marked():
     vec = PrefixNgramVectorizer(ngram_min=1, ngram_max=2, position_decay=1.0).fit(["abc"])
     row = vec.transform(["abc"]).toarray()[0]
-    value = {term: row[j] for term, j in vec.vocabulary_.items()}
+    vocabulary = {term: j for j, term in enumerate(vec.get_feature_names_out())}
+    value = {term: row[j] for term, j in vocabulary.items()}
     # every term has the same idf here, so values are proportional to 1 / (1 + position)
     assert value["a"] == pytest.approx(2 * value["b"]) == pytest.approx(3 * value["c"])
     assert value[" a"] == pytest.approx(value["a"])
-    assert " b" not in vec.vocabulary_ and " " not in vec.vocabulary_
+    assert " b" not in vocabulary and " " not in vocabulary
     inside = vec.transform(["xab"]).toarray()[0]  # "ab" inside a word, not at its start
-    assert inside[vec.vocabulary_[" a"]] == 0 and inside[vec.vocabulary_["ab"]] > 0
+    assert inside[vocabulary[" a"]] == 0 and inside[vocabulary["ab"]] > 0
 
 
 def test_max_features_keeps_the_most_frequent_ngrams():
     texts = ["aaaa", "aab", "ab", "c"]
     full = PrefixNgramVectorizer(ngram_min=1, ngram_max=1, position_decay=0.0).fit(texts)
     capped = PrefixNgramVectorizer(ngram_min=1, ngram_max=1, position_decay=0.0, max_features=2).fit(texts)
-    assert full.terms_.tolist() == ["a", "b", "c"]
-    assert capped.terms_.tolist() == ["a", "b"]  # totals: a 7, b 2, c 1
+    assert full.get_feature_names_out().tolist() == ["a", "b", "c"]
+    assert capped.get_feature_names_out().tolist() == ["a", "b"]  # totals: a 7, b 2, c 1
 
 
 @pytest.mark.parametrize(("ngram_max", "min_df"), [(1, 1), (2, 1), (2, 2), (3, 1)])
@@ -122,7 +124,7 @@ def test_word_vectorizer_matches_tfidf_vectorizer(ngram_max, min_df):
     )
     expected_train = ref.fit_transform(PREVIOUS)
     vec = WordNgramVectorizer(ngram_max=ngram_max, min_df=min_df).fit(PREVIOUS)
-    assert vec.terms_.tolist() == list(ref.get_feature_names_out())
+    assert vec.get_feature_names_out().tolist() == list(ref.get_feature_names_out())
     np.testing.assert_allclose(vec.idf_, ref.idf_, rtol=1e-12)
     np.testing.assert_allclose(
         vec.transform(PREVIOUS).toarray(), expected_train.toarray(), rtol=1e-6, atol=1e-7
@@ -182,15 +184,47 @@ texts = st.text(
 )
 
 
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory) -> tuple[InputVectorizer, InputVectorizer]:
+    """Loaded twice: small vocabularies as plain dicts (the default), and looked up in the trie."""
+    folder = tmp_path_factory.mktemp("model") / "features"
+    FITTED.save(folder)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(features, "DICT_TERMS", 0)
+        in_trie = InputVectorizer.load(folder)
+    assert in_trie.prefix_._lookup is None
+    return InputVectorizer.load(folder), in_trie
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(prefix=st.one_of(texts, st.sampled_from(CORPUS)), previous=st.one_of(texts, st.sampled_from(PREVIOUS)))
-def test_transform_one_equals_batch_row(prefix, previous):
-    idx, val = FITTED.transform_one(prefix, previous)
+def test_transform_one_equals_batch_row(loaded, prefix, previous):
     row = FITTED.transform([prefix], [previous])
-    assert idx.dtype == np.int32 and val.dtype == np.float32
-    assert np.all(np.diff(idx) > 0)
-    np.testing.assert_array_equal(idx, row.indices)
-    np.testing.assert_allclose(val, row.data, rtol=1e-6)
+    for vec in (FITTED, *loaded):
+        idx, val = vec.transform_one(prefix, previous)
+        assert idx.dtype == np.int32 and val.dtype == np.float32
+        assert np.all(np.diff(idx) > 0)
+        np.testing.assert_array_equal(idx, row.indices)
+        np.testing.assert_allclose(val, row.data, rtol=1e-6)
+        again = vec.transform([prefix], [previous])
+        np.testing.assert_array_equal(again.indices, row.indices)
+        np.testing.assert_array_equal(again.data, row.data)
+
+
+@pytest.mark.parametrize("source", ["fitted", "loaded", "loaded-trie"])
+def test_ngrams_with_a_nul_character_are_never_features(tmp_path, monkeypatch, source):
+    """The vocabulary trie cannot hold NUL; normalized text has none, and raw "a\\x00" must not match "a"."""
+    vec = PrefixNgramVectorizer(ngram_min=1, ngram_max=2).fit(["ab", "a\x00b"])
+    if source != "fitted":
+        vec.save(tmp_path / "block")
+        if source == "loaded-trie":
+            monkeypatch.setattr(features, "DICT_TERMS", 0)
+        vec = PrefixNgramVectorizer.load(tmp_path / "block")
+    assert all("\x00" not in term for term in vec.get_feature_names_out())
+    assert vec._vector("\x00") == ([], [])
+    assert vec.transform(["\x00"]).nnz == 0
+    np.testing.assert_array_equal(vec.transform(["a\x00"]).indices, vec.transform(["a"]).indices)
+    assert vec._vector("a\x00")[0] == vec._vector("a")[0]
 
 
 def test_empty_previous_gives_zero_previous_block():
@@ -203,8 +237,12 @@ def test_empty_previous_gives_zero_previous_block():
 def test_save_load_round_trip(tmp_path):
     FITTED.save(tmp_path / "features")
     loaded = InputVectorizer.load(tmp_path / "features")
-    assert isinstance(loaded.prefix_.terms_, np.memmap)
+    assert isinstance(loaded.previous_.term_columns_, np.memmap)
+    assert isinstance(loaded.previous_.idf_, np.memmap)
     assert loaded.get_params() == FITTED.get_params()
+    for block in ("prefix_", "previous_"):
+        names = getattr(FITTED, block).get_feature_names_out().tolist()
+        assert getattr(loaded, block).get_feature_names_out().tolist() == names
     prefixes, previous = ["ro", "new y", "日"], ["new york", "", "bank"]
     a, b = FITTED.transform(prefixes, previous), loaded.transform(prefixes, previous)
     np.testing.assert_array_equal(a.indices, b.indices)
@@ -214,14 +252,48 @@ def test_save_load_round_trip(tmp_path):
     )
 
 
-@pytest.mark.parametrize("broken", ["missing-terms", "truncated-idf", "short-idf", "wrong-kind", "bad-param"])
+def test_empty_vocabulary_round_trip(tmp_path):
+    vec = WordNgramVectorizer().fit(["", ""])
+    vec.save(tmp_path / "block")
+    loaded = WordNgramVectorizer.load(tmp_path / "block")
+    assert loaded.n_features_ == 0 and loaded.get_feature_names_out().size == 0
+    assert loaded.transform(["a b"]).shape == (1, 0)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "missing-terms",
+        "corrupt-terms",
+        "duplicate-columns",
+        "short-columns",
+        "truncated-idf",
+        "short-idf",
+        "old-layout",
+        "wrong-kind",
+        "bad-param",
+    ],
+)
 def test_load_names_the_bad_file(tmp_path, broken):
     folder = tmp_path / "features"
     FITTED.save(folder)
     block = folder / "prefix"
     if broken == "missing-terms":
-        (block / "terms.npy").unlink()
-        culprit = "terms.npy"
+        (block / "terms.marisa").unlink()
+        culprit = "terms.marisa"
+    elif broken == "corrupt-terms":
+        (block / "terms.marisa").write_bytes(b"not a trie at all")
+        culprit = "terms.marisa"
+    elif broken == "duplicate-columns":
+        np.save(block / "columns.npy", np.zeros(FITTED.prefix_.n_features_, dtype=np.int32))
+        culprit = "columns.npy"
+    elif broken == "short-columns":
+        np.save(block / "columns.npy", FITTED.prefix_.term_columns_[:-1])
+        culprit = "columns.npy"
+    elif broken == "old-layout":
+        text = (block / "params.json").read_text().replace('"layout": 2', '"layout": 1')
+        (block / "params.json").write_text(text)
+        culprit = "params.json.*older layout"
     elif broken == "truncated-idf":
         data = (block / "idf.npy").read_bytes()
         (block / "idf.npy").write_bytes(data[: len(data) // 2])
@@ -273,8 +345,9 @@ def test_fit_transform_equals_fit_then_transform():
         x = one_pass.fit_transform(prefixes, previous)
         two_pass = InputVectorizer(**kwargs).fit(prefixes, previous)
         expected = two_pass.transform(prefixes, previous)
-        assert one_pass.prefix_.terms_.tolist() == two_pass.prefix_.terms_.tolist()
-        assert one_pass.previous_.terms_.tolist() == two_pass.previous_.terms_.tolist()
+        for block in ("prefix_", "previous_"):
+            names = getattr(two_pass, block).get_feature_names_out().tolist()
+            assert getattr(one_pass, block).get_feature_names_out().tolist() == names
         assert x.dtype == np.float32 and x.has_sorted_indices
         np.testing.assert_array_equal(x.indptr, expected.indptr)
         np.testing.assert_array_equal(x.indices, expected.indices)
