@@ -2,7 +2,8 @@
 
 For each worker count (Redis sessions) a real server is started as a subprocess, and the replay
 client types the split's sessions at full speed with 1, 16, 64 and 256 concurrent connections.
-Each level replays ``max(2 x level, --min-sessions)`` sessions (at most all of them). The table
+Each level replays ``max(2 x level, --min-sessions)`` sessions (at most all of them), dealt out to
+``--client-procs`` client processes (one Python client saturates before the server does). The table
 gives keystrokes/s and end-to-end latency percentiles per level, and the first level whose p99
 passes 25 ms. Results go to ``bench/replay.json`` and ``bench/replay.md`` (aggregates only).
 """
@@ -45,7 +46,14 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             for level in args.levels:
                 sessions = min(len(everything.sessions), max(2 * level, args.min_sessions))
                 plan = plan_replay(log, args.split, "keystroke", config.eval.seed, sessions)
-                report, _ = run_replay(server.ws_url, plan, concurrency=level, speed="max", k=config.eval.k)
+                report, _ = run_replay(
+                    server.ws_url,
+                    plan,
+                    concurrency=level,
+                    speed="max",
+                    k=config.eval.k,
+                    processes=args.client_procs,
+                )
                 row = _row(workers, level, report)
                 runs.append(row)
                 print(
@@ -65,7 +73,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "server_env": SERVER_ENV,
-            "client_processes": 1,
+            "client_processes": args.client_procs,
             "protocol": "keystroke",
             "speed": "max",
         },
@@ -119,7 +127,7 @@ def markdown(report: dict[str, Any]) -> str:
         f" `{report['log']}`, keystroke protocol, full speed (next keystroke when the answer came), one"
         " websocket per session, sessions in Redis.",
         f"Loopback; {setup['cpus']} CPUs shared by the server and {setup['client_processes']} client"
-        " process.",
+        " process(es) (the sessions of a level dealt out to them).",
         "Latency: the client's round trip of a keystroke (end to end); server: the model's compute time.",
         "",
         "| workers | concurrency | sessions | keystrokes | keystrokes/s | p50 ms | p90 ms | p99 ms | max ms |"
@@ -153,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--min-sessions", type=int, default=48)
+    parser.add_argument("--client-procs", type=int, default=2, help="client processes per level")
     parser.add_argument("--out", default="bench")
     args = parser.parse_args(argv)
     report = bench(args)

@@ -27,6 +27,7 @@ import asyncio
 import collections
 import dataclasses
 import json
+import multiprocessing
 import random
 import sys
 import time
@@ -483,29 +484,61 @@ def run_replay(
     seed: int = 0,
     pace: Pace = Pace(),
     progress: bool = False,
+    processes: int = 1,
 ) -> tuple[dict[str, Any], ReplayTally]:
     """Replay ``plan`` against ``url`` (``ws://HOST:PORT/v1/ws``): the report, and the raw tally
-    (whose ``answers`` hold the completions of every scored example; keep them out of files)."""
+    (whose ``answers`` hold the completions of every scored example; keep them out of files).
+
+    ``processes`` > 1 deals the sessions and the ``concurrency`` out to that many client
+    processes (one Python client saturates a core before a server does); the tallies are merged
+    and the throughput is taken over the span from the first process's start to the last one's end.
+    """
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1, got {processes}")
     _check_reachable(url, timeout)
     numbered = list(enumerate(plan.sessions))
+    options: dict[str, Any] = {"speed": speed, "k": k, "timeout": timeout, "seed": seed, "pace": pace}
     bar = tqdm(total=len(numbered), desc="replaying", unit=" sessions", disable=not progress)
-    started = time.perf_counter()
     with bar:
-        tally = _run_loop(
-            replay_async(
-                url,
-                numbered,
-                concurrency=concurrency,
-                speed=speed,
-                k=k,
-                timeout=timeout,
-                seed=seed,
-                pace=pace,
-                progress=bar,
-            )
-        )
-    seconds = time.perf_counter() - started
+        if processes == 1:
+            started = time.perf_counter()
+            tally = _run_loop(replay_async(url, numbered, concurrency=concurrency, progress=bar, **options))
+            seconds = time.perf_counter() - started
+        else:
+            tally, seconds = _replay_in_processes(url, numbered, concurrency, processes, options, bar)
     return build_report(plan, tally, seconds, url=url, concurrency=concurrency, speed=speed, k=k), tally
+
+
+def _replay_in_processes(
+    url: str,
+    numbered: list[tuple[int, ReplaySession]],
+    concurrency: int,
+    processes: int,
+    options: dict[str, Any],
+    bar: tqdm,
+) -> tuple[ReplayTally, float]:
+    jobs = []
+    for i in range(min(processes, concurrency, len(numbered))):
+        share = concurrency // processes + (1 if i < concurrency % processes else 0)
+        jobs.append((url, numbered[i::processes], dict(options, concurrency=max(share, 1))))
+    tally = ReplayTally()
+    spans = []
+    with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
+        for part, span in pool.imap_unordered(_replay_shard, jobs):
+            tally.merge(part)
+            spans.append(span)
+            bar.update(part.sessions_done + part.sessions_failed)
+    return tally, max(end for _, end in spans) - min(start for start, _ in spans)
+
+
+def _replay_shard(
+    job: tuple[str, list[tuple[int, ReplaySession]], dict[str, Any]],
+) -> tuple[ReplayTally, tuple[float, float]]:
+    """One client process: its sessions, and its wall-clock span (comparable across processes)."""
+    url, numbered, options = job
+    started = time.time()
+    tally = _run_loop(replay_async(url, numbered, **options))
+    return tally, (started, time.time())
 
 
 def _run_loop(coroutine: Any) -> ReplayTally:

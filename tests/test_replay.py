@@ -157,6 +157,17 @@ def test_each_session_gets_its_own_previous_query_as_context(query_log: QueryLog
     assert report["quality"] == offline
 
 
+def test_client_processes_share_out_the_sessions_and_add_up(query_log: QueryLog) -> None:
+    plan = plan_replay(query_log, "test", "keystroke", sessions=12)
+    app = create_app(completer=EchoCompleter(), config=ServeConfig(max_inputs_per_second=100000))
+    with uvicorn_in_thread(app) as url:
+        report, tally = run_replay(url, plan, concurrency=5, speed="max", processes=2)
+    assert report["violations"] == {} and report["sessions"] == {"planned": 12, "done": 12, "failed": 0}
+    assert report["inputs"]["sent"] == report["inputs"]["scored"] == len(plan.examples)
+    assert tally.answers == expected_answers(EchoCompleter(), plan)  # each with its own context
+    assert report["seconds"] > 0 and len(tally.latencies) == len(plan.examples)
+
+
 def test_human_speed_scores_only_answered_inputs_and_counts_superseded(query_log: QueryLog) -> None:
     plan = plan_replay(query_log, "test", "keystroke", sessions=4)
     app = create_app(completer=EchoCompleter(delay=0.02), config=ServeConfig(max_inputs_per_second=100000))
