@@ -85,7 +85,7 @@ def parse_client_frame(frame: str | bytes | None, limits: Limits) -> ClientMessa
             k = check_k(k, limits.max_k, seq)
         return InputMessage(seq, text, k)
     seq = data.get("seq")
-    seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+    seq = seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SEQ else None
     if kind == "submit":
         return SubmitMessage(check_query(data.get("text"), limits.max_query_chars, seq))
     raise ProtocolError("unknown_type", '"type" must be "input" or "submit"', seq)

@@ -14,6 +14,8 @@ from autocomplete.protocol import (
     ProtocolError,
     SubmitMessage,
     completions,
+    encode,
+    error,
     parse_client_frame,
 )
 
@@ -57,6 +59,8 @@ def test_input_and_submit_frames_parse() -> None:
         ('{"type": "input", "seq": 2, "text": "a", "k": 6}', "bad_field", 2),
         ('{"type": "submit", "text": "   "}', "bad_field", None),
         ('{"type": "submit", "seq": 7, "text": "' + "x" * 21 + '"}', "too_long", 7),
+        ('{"type": "submit", "seq": -9223372036854775809}', "bad_field", None),  # not a valid seq
+        ('{"type": "nope", "seq": 9007199254740992}', "unknown_type", None),
     ],
 )
 def test_bad_frames_raise_protocol_error_with_code_and_seq(
@@ -67,6 +71,8 @@ def test_bad_frames_raise_protocol_error_with_code_and_seq(
     assert caught.value.code == code
     assert caught.value.seq == seq
     assert not isinstance(caught.value, FrameTooBig)
+    answer = encode(error(caught.value.code, caught.value.message, caught.value.seq))
+    assert json.loads(answer) == {"type": "error", "seq": seq, "code": code, "message": caught.value.message}
 
 
 @pytest.mark.parametrize("text", ["a" * 201, "é" * 101, "日" * 67])
@@ -79,10 +85,14 @@ def test_frames_over_the_byte_limit_are_too_big(text: str) -> None:
 def test_completions_frame_is_json_with_finite_scores() -> None:
     found = [Completion("rose", 0.5), Completion("roses", float("nan"))]
     frame = completions(4, "ro", found, 0.123456)
-    assert json.loads(json.dumps(frame, allow_nan=False)) == {
-        "type": "completions",
-        "seq": 4,
-        "text": "ro",
-        "ms": 0.123,
-        "items": [{"text": "rose", "score": 0.5}, {"text": "roses", "score": 0.0}],
-    }
+    assert (
+        json.loads(encode(frame))
+        == json.loads(json.dumps(frame, allow_nan=False))
+        == {
+            "type": "completions",
+            "seq": 4,
+            "text": "ro",
+            "ms": 0.123,
+            "items": [{"text": "rose", "score": 0.5}, {"text": "roses", "score": 0.0}],
+        }
+    )
