@@ -26,12 +26,41 @@ _EMPTY_LABELS.flags.writeable = False
 _EMPTY_SCORES.flags.writeable = False
 
 
+# a column with more than this many weights per query feature is searched for the query's features
+# (binary search) instead of scanned whole against the scattered query
+_SEARCH_RATIO = 8
+
+
 @numba.njit(cache=True, fastmath=True)
-def _node_score(w_ptr, w_idx, w_val, dense, node):  # type: ignore[no-untyped-def]
-    """l3-hinge of the dot product of node ``node``'s weight column with the scattered query."""
+def _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, node):  # type: ignore[no-untyped-def]
+    """l3-hinge of the dot product of node ``node``'s weight column with the query.
+
+    A short column is scanned against the scattered query ``dense``; a long one (the upper
+    k-means layers hold thousands of weights) is searched for each query feature in turn, the
+    search starting after the previous hit. Both add the same products in feature order.
+    """
+    start = w_ptr[node]
+    end = w_ptr[node + 1]
     acc = np.float32(0.0)
-    for p in range(w_ptr[node], w_ptr[node + 1]):
-        acc += w_val[p] * dense[w_idx[p]]
+    if end - start <= _SEARCH_RATIO * q_idx.shape[0]:
+        for p in range(start, end):
+            acc += w_val[p] * dense[w_idx[p]]
+    else:
+        for t in range(q_idx.shape[0]):
+            feature = q_idx[t]
+            a, b = start, end
+            while a < b:
+                mid = (a + b) >> 1
+                if w_idx[mid] < feature:
+                    a = mid + 1
+                else:
+                    b = mid
+            if a == end:
+                break
+            if w_idx[a] == feature:
+                acc += w_val[a] * q_val[t]
+                a += 1
+            start = a
     z = np.float32(1.0) - acc
     if z < 0:
         z = np.float32(0.0)
@@ -129,8 +158,9 @@ def beam_search(  # type: ignore[no-untyped-def]
 ):
     """The ``k`` best labels in ``[lo, hi)`` for one query, best first: (label ids, scores).
 
-    ``q_idx``/``q_val``: the query's sparse features (bias included). ``w_*``: CSC weights, one
-    column per node. ``dense`` (float32, n_features): all-zero scratch, left all-zero on return.
+    ``q_idx``/``q_val``: the query's sparse features (bias included), indices strictly increasing.
+    ``w_*``: CSC weights (sorted row indices), one column per node. ``dense`` (float32,
+    n_features): all-zero scratch, left all-zero on return.
     ``mark`` (int32, n_nodes): scratch where this call sets the inner nodes holding a match to
     ``stamp``; give every call a stamp no entry of ``mark`` holds yet.
     """
@@ -138,6 +168,8 @@ def beam_search(  # type: ignore[no-untyped-def]
     for i in range(q_idx.shape[0]):
         if q_idx[i] < 0 or q_idx[i] >= n_features:
             raise ValueError("beam_search: a query feature index is outside the weight matrix")
+        if i > 0 and q_idx[i] <= q_idx[i - 1]:
+            raise ValueError("beam_search: query feature indices must be strictly increasing")
     if hi <= lo or k <= 0:
         return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32)
     beam = max(beam, 1)
@@ -185,7 +217,7 @@ def beam_search(  # type: ignore[no-untyped-def]
                         continue
                 elif constrained and mark[c] != stamp:
                     continue
-                score = cur_scores[b] * _node_score(w_ptr, w_idx, w_val, dense, c)
+                score = cur_scores[b] * _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, c)
                 if label >= 0:
                     n_top = _insert_top(top_labels, top_scores, n_top, label, score)
                     n_found += 1
@@ -214,7 +246,7 @@ def beam_search(  # type: ignore[no-untyped-def]
                     continue
             elif constrained and mark[c] != stamp:
                 continue
-            score = path_score * _node_score(w_ptr, w_idx, w_val, dense, c)
+            score = path_score * _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, c)
             if label >= 0:
                 n_top = _insert_top(top_labels, top_scores, n_top, label, score)
                 n_found += 1
@@ -323,7 +355,8 @@ class BeamSearcher:
         k: int = 10,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``min(k, hi - lo)`` best labels of ``[lo, hi)``: (label ids int32, scores float32),
-        best first. ``indices``/``data``: the query's features, bias included, distinct indices."""
+        best first. ``indices``/``data``: the query's features, bias included, indices strictly
+        increasing."""
         if not 0 <= lo <= hi <= self.n_labels:
             raise ValueError(
                 f"BeamSearcher.search: label range [{lo}, {hi}) is not within [0, {self.n_labels})"

@@ -133,6 +133,34 @@ def test_full_beam_equals_exhaustive_top_k(trie_depth, prefix):
     assert np.all(np.diff(scores) <= 0)
 
 
+@pytest.mark.parametrize("query_size", [1, 5, 30])
+@pytest.mark.parametrize(("trie_depth", "prefix"), [(0, ""), (1, "b"), (2, "abc")])
+def test_long_columns_score_like_exhaustive_scoring(trie_depth, prefix, query_size):
+    """Columns much longer than the query are searched for its features, not scanned: same scores.
+    The query holds the first and the last feature, where a search runs off a column's ends."""
+    tree = build_tree(LABELS, trie_depth, 4, seed=7)
+    rng = np.random.default_rng(query_size)
+    n_features = 3000
+    weights = sp.random(
+        n_features, len(tree["parent"]), density=0.2, format="csc", random_state=rng, dtype=np.float32
+    )
+    weights.data = rng.normal(0.0, 0.05, size=weights.nnz).astype(np.float32)
+    inner = (
+        rng.choice(np.arange(1, n_features - 1), size=query_size - 1, replace=False) if query_size > 2 else []
+    )
+    q_idx = np.unique(np.concatenate(([0, n_features - 1], inner)))[:query_size].astype(np.int32)
+    q_val = rng.uniform(0.5, 3.0, size=len(q_idx)).astype(np.float32)
+    query = np.zeros(n_features)
+    query[q_idx] = q_val
+    reference = exhaustive_path_scores(tree, weights, query)
+    searcher = BeamSearcher(weights, trie_depth=trie_depth, **tree)
+    lo, hi = LABEL_SET.range_of(prefix)
+    labels, scores = searcher.search(q_idx, q_val, lo, hi, len(prefix), beam=searcher.n_nodes, k=hi - lo)
+    assert sorted(labels.tolist()) == list(range(lo, hi))
+    ratio = reference[labels] / scores
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-5)
+
+
 @pytest.mark.parametrize(("trie_depth", "prefix"), [(0, ""), (0, "a"), (2, "a"), (2, "abc"), (1, "bd")])
 def test_narrow_beam_scores_are_true_path_scores(trie_depth, prefix):
     searcher, tree, weights, q_idx, q_val = make_searcher(trie_depth, seed=5)
@@ -266,6 +294,8 @@ def test_misuse_is_refused_with_a_reason():
     searcher = SEARCHERS[0]
     with pytest.raises(ValueError, match="outside the weight matrix"):
         searcher.search(np.array([N_FEATURES]), np.array([1.0]), 0, 3, 0)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        searcher.search(np.array([3, 1]), np.array([1.0, 1.0]), 0, 3, 0)
     with pytest.raises(ValueError, match="label range"):
         searcher.search(np.array([0]), np.array([1.0]), 5, len(LABELS) + 1, 0)
     tree = build_tree(LABELS, 1, 4, 0)
