@@ -137,7 +137,7 @@ def test_full_beam_equals_exhaustive_top_k(trie_depth, prefix):
 @pytest.mark.parametrize(("trie_depth", "prefix"), [(0, ""), (1, "b"), (2, "abc")])
 def test_long_columns_score_like_exhaustive_scoring(trie_depth, prefix, query_size):
     """Columns much longer than the query are searched for its features, not scanned: same scores.
-    The query holds the first and the last feature, where a search runs off a column's ends."""
+    Queries of 2+ features hold the first and the last one, where a search runs off a column's ends."""
     tree = build_tree(LABELS, trie_depth, 4, seed=7)
     rng = np.random.default_rng(query_size)
     n_features = 3000
@@ -145,10 +145,8 @@ def test_long_columns_score_like_exhaustive_scoring(trie_depth, prefix, query_si
         n_features, len(tree["parent"]), density=0.2, format="csc", random_state=rng, dtype=np.float32
     )
     weights.data = rng.normal(0.0, 0.05, size=weights.nnz).astype(np.float32)
-    inner = (
-        rng.choice(np.arange(1, n_features - 1), size=query_size - 1, replace=False) if query_size > 2 else []
-    )
-    q_idx = np.unique(np.concatenate(([0, n_features - 1], inner)))[:query_size].astype(np.int32)
+    inner = rng.choice(np.arange(1, n_features - 1), size=max(query_size - 2, 0), replace=False)
+    q_idx = np.sort(np.concatenate(([0], inner, [n_features - 1])))[:query_size].astype(np.int32)
     q_val = rng.uniform(0.5, 3.0, size=len(q_idx)).astype(np.float32)
     query = np.zeros(n_features)
     query[q_idx] = q_val
