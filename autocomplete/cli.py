@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -91,19 +92,22 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """Build the demo model from the project's own synthetic log, unless it is already there."""
+    """Build the demo model from the project's own synthetic log, unless a loadable one is there."""
     from autocomplete.build import build_model
+    from autocomplete.completer import load_completer
     from autocomplete.config import load_train_config
-    from indexer.modelio import ModelFileError, read_params
+    from indexer.modelio import ModelFileError
     from indexer.synthetic import generate_log
 
     out = Path(args.out)
-    try:
-        read_params(out)
-        print(f"demo model already at {out}")
-        return 0
-    except ModelFileError:
-        pass
+    if out.exists():
+        try:
+            load_completer(out, warm_up=False)
+            print(f"demo model already at {out}")
+            return 0
+        except ModelFileError as exc:
+            print(f"rebuilding the demo model: {exc}", file=sys.stderr)
+            shutil.rmtree(out)
     log = generate_log(out.parent / "demo-log.tsv", n_users=args.users, seed=args.seed)
     build_model(log, load_train_config(args.config), out, progress=not args.quiet)
     print(f"demo model built at {out}")

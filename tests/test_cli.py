@@ -53,3 +53,13 @@ def test_demo_builds_the_model_once(tmp_path, capsys):
     assert "built" in capsys.readouterr().out
     assert main(["demo", "--out", str(out), "--quiet"]) == 0
     assert "already" in capsys.readouterr().out
+
+
+def test_demo_rebuilds_a_model_it_cannot_load(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--users", "40", "--quiet"]) == 0
+    (out / "weights_data.npy").write_bytes(b"truncated")
+    capsys.readouterr()
+    assert main(["demo", "--out", str(out), "--users", "40", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "weights_data.npy" in captured.err and "built" in captured.out
