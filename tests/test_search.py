@@ -238,7 +238,7 @@ def test_every_answer_starts_with_the_prefix_and_is_never_short(trie_depth, pref
     assert all(t.startswith(prefix) for t in texts)
     assert len(labels) == min(k, sum(label.startswith(prefix) for label in LABELS))
     assert len(set(labels.tolist())) == len(labels)
-    assert np.all(np.diff(scores) <= 0) and np.all(scores > 0)
+    assert np.all(np.diff(scores) <= 0) and np.all(scores >= 0)  # float32 path products may underflow to 0
 
 
 def test_no_matching_label_gives_an_empty_answer():
