@@ -11,7 +11,9 @@ def test_bench_trains_and_scores_each_system_side_by_side(synthetic_log, tmp_pat
         "[eval]\nlatency_warmup = 20\nlatency_calls = 100\n"
     )
     out = tmp_path / "bench"
-    args = argparse.Namespace(log=str(synthetic_log), config=str(config), out=str(out), systems="mpc,xmr", scale=False)
+    args = argparse.Namespace(
+        log=str(synthetic_log), config=str(config), out=str(out), systems="mpc,xmr", scale=False
+    )
     assert main_bench(args) == 0
     report = json.loads((out / "results.json").read_text())
     systems = {r["system"]: r for r in report["systems"]}

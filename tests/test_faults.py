@@ -10,16 +10,14 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import redis
+from server_support import own_redis
 from websockets.sync.client import connect
 
 from autocomplete.completer import load_completer
@@ -46,29 +44,6 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def query_log(synthetic_log: Path) -> QueryLog:
     return read_query_log(synthetic_log, load_train_config(ROOT / "configs" / "demo.toml").log)
-
-
-@contextmanager
-def own_redis(port: int) -> Iterator[subprocess.Popen]:
-    """A private redis-server on ``port`` (never the shared one), so the test may kill it."""
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.RedisError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    try:
-        yield process
-    finally:
-        process.kill()
-        process.wait()
 
 
 class BackgroundReplay:

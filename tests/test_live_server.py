@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import redis
-import uvicorn
+from server_support import own_redis, uvicorn_in_thread
 from serving_stubs import EchoCompleter
 from websockets.sync.client import connect
 
@@ -44,23 +40,6 @@ def ask(ws, frame: dict) -> dict:
 def get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
-
-
-@contextmanager
-def uvicorn_in_thread(app) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"ws://127.0.0.1:{port}/v1/ws"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 def check_session_flow(server, model_folder: Path) -> None:
@@ -116,29 +95,6 @@ def test_stale_inputs_are_superseded_and_every_input_gets_one_answer_in_order() 
     assert "superseded" in kinds and kinds[-1] == "completions"
     assert answers[-1]["items"][0]["text"] == "house plants after nothing"
     assert len(completer.calls) == kinds.count("completions") < len(text)  # stale work was skipped
-
-
-@contextmanager
-def own_redis(port: int) -> Iterator[subprocess.Popen]:
-    """A private redis-server (never the shared one), so the test may kill it."""
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.RedisError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    try:
-        yield process
-    finally:
-        process.kill()
-        process.wait()
 
 
 @pytest.mark.redis

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
-import uvicorn
+from server_support import uvicorn_in_thread
 from serving_stubs import EchoCompleter
 from websockets.asyncio.server import serve
 
@@ -49,23 +48,6 @@ def expected_answers(model: Completer, plan: ReplayPlan, k: int = 10) -> dict[in
         j: [c.text for c in model.complete(ex.prefix[j], [ex.previous[j]] if ex.previous[j] else [], k)]
         for j in range(len(ex))
     }
-
-
-@contextmanager
-def uvicorn_in_thread(app) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"ws://127.0.0.1:{port}/v1/ws"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 # ---------------------------------------------------------------- the plan
