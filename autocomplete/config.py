@@ -21,6 +21,7 @@ from indexer.params import (
     PrivacyParams,
     TrainParams,
     TreeParams,
+    coerce_section,
     from_mapping,
 )
 
@@ -208,36 +209,14 @@ def load_serve_config(
     comma-separated). Unknown keys and malformed values raise :class:`ConfigError`."""
     section = dict(read_toml(path, overrides).get("serve", {}))
     fields = {f.name: f for f in dataclasses.fields(ServeConfig)}
-    unknown = sorted(set(section) - set(fields))
-    if unknown:
-        raise ConfigError(f"[serve] has unknown key(s) {unknown}; known keys are {sorted(fields)}")
     defaults = ServeConfig()
-    values = {key: _coerce_serve(raw, getattr(defaults, key), f"serve.{key}") for key, raw in section.items()}
+    values = coerce_section(ServeConfig, section, "serve")
     env = os.environ if environ is None else environ
     for key in fields:
         name = SERVE_ENV_PREFIX + key.upper()
         if name in env:
             values[key] = _parse_env(env[name], getattr(defaults, key), name)
     return ServeConfig(**values)
-
-
-def _coerce_serve(raw: Any, default: Any, where: str) -> Any:
-    if isinstance(default, tuple):
-        if not isinstance(raw, (list, tuple)) or not all(isinstance(v, str) for v in raw):
-            raise ConfigError(f"{where} must be a list of strings, got {raw!r}")
-        return tuple(raw)
-    if isinstance(default, bool):
-        ok = isinstance(raw, bool)
-    elif isinstance(default, float):
-        ok = isinstance(raw, (int, float)) and not isinstance(raw, bool)
-        raw = float(raw) if ok else raw
-    elif isinstance(default, int):
-        ok = isinstance(raw, int) and not isinstance(raw, bool)
-    else:
-        ok = isinstance(raw, str)
-    if not ok:
-        raise ConfigError(f"{where} must be of type {type(default).__name__}, got {raw!r}")
-    return raw
 
 
 def _parse_env(text: str, default: Any, name: str) -> Any:

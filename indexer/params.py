@@ -115,19 +115,25 @@ def from_mapping(cls: type[T], section: Mapping[str, Any] | None, name: str) -> 
 
     Lists become tuples; ints are accepted where floats are expected.
     """
+    return cls(**coerce_section(cls, section, name))
+
+
+def coerce_section(cls: type, section: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
+    """The values of a TOML section checked against the fields (and default types) of ``cls``."""
     section = dict(section or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(section) - set(fields))
     if unknown:
         raise ConfigError(f"[{name}] has unknown key(s) {unknown}; known keys are {sorted(fields)}")
-    values: dict[str, Any] = {}
-    for key, raw in section.items():
-        default = getattr(cls(), key)
-        values[key] = _coerce(raw, default, f"{name}.{key}")
-    return cls(**values)
+    defaults = cls()
+    return {key: _coerce(raw, getattr(defaults, key), f"{name}.{key}") for key, raw in section.items()}
 
 
 def _coerce(raw: Any, default: Any, where: str) -> Any:
+    if default == ():  # a list of any length, of strings
+        if not isinstance(raw, (list, tuple)) or not all(isinstance(v, str) for v in raw):
+            raise ConfigError(f"{where} must be a list of strings, got {raw!r}")
+        return tuple(raw)
     if isinstance(default, tuple):
         if not isinstance(raw, (list, tuple)) or len(raw) != len(default):
             raise ConfigError(f"{where} must be a list of {len(default)} values, got {raw!r}")
