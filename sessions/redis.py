@@ -95,7 +95,7 @@ class RedisSessionStore:
                 self._touch(session_id)
         except (RedisError, OSError) as exc:
             raise SessionStoreError(f"Redis read failed: {exc}") from exc
-        return list(reversed(recent))
+        return [str(query) for query in reversed(recent)]  # decode_responses: already str
 
     async def record(self, session_id: str, query: str) -> None:
         if not is_session_id(session_id):
