@@ -26,12 +26,20 @@ _EMPTY_LABELS.flags.writeable = False
 _EMPTY_SCORES.flags.writeable = False
 
 
+# how a search below the trie tells which inner nodes hold a label that starts with the prefix
+_CHECK_NONE = 0  # all of them: every label under the start node matches
+_CHECK_MARK = 1  # stamped in ``mark`` beforehand, walking up from each matching label
+_CHECK_SCAN = 2  # the node's labels scanned when it comes up, when the matches are this common:
+_SCAN_SHARE = 8  # at least 1 / _SCAN_SHARE of the labels under the start node
+
 # a column with more than this many weights per query feature is searched for the query's features
 # (binary search) instead of scanned whole against the scattered query
 _SEARCH_RATIO = 8
 
 
-@numba.njit(cache=True, fastmath=True)
+# fast math without reassociation: the scan adds in feature order like the search, so a node's
+# score does not depend on which of the two computed it
+@numba.njit(cache=True, fastmath={"nnan", "ninf", "nsz", "arcp", "contract", "afn"})
 def _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, node):  # type: ignore[no-untyped-def]
     """l3-hinge of the dot product of node ``node``'s weight column with the query.
 
@@ -65,6 +73,21 @@ def _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, node):  # type: ignore
     if z < 0:
         z = np.float32(0.0)
     return np.float32(np.exp(-z * z * z))
+
+
+@numba.njit(cache=True)
+def _holds_match(node, lo, hi, check, label_order, node_lo, node_hi, mark, stamp):  # type: ignore[no-untyped-def]
+    """Whether inner node ``node`` holds a label of ``[lo, hi)``: by ``check`` 0 every node does,
+    1 its ``mark`` entry says so, 2 its labels are scanned until one matches."""
+    if check == _CHECK_NONE:
+        return True
+    if check == _CHECK_MARK:
+        return mark[node] == stamp
+    for i in range(node_lo[node], node_hi[node]):
+        label = label_order[i]
+        if label >= lo and label < hi:
+            return True
+    return False
 
 
 @numba.njit(cache=True)
@@ -146,6 +169,9 @@ def beam_search(  # type: ignore[no-untyped-def]
     node_layer,
     node_label,
     label_node,
+    node_lo,
+    node_hi,
+    label_order,
     lo,
     hi,
     prefix_len,
@@ -180,8 +206,11 @@ def beam_search(  # type: ignore[no-untyped-def]
     start_layer = min(prefix_len, trie_depth)
     while node_layer[start] > start_layer:
         start = parent[start]
-    constrained = prefix_len > trie_depth
-    if constrained:  # stamp the inner nodes between the start and a matching label
+    check = _CHECK_NONE
+    n_start = node_hi[start] - node_lo[start]
+    if prefix_len > trie_depth and hi - lo < n_start:
+        check = _CHECK_SCAN if (hi - lo) * _SCAN_SHARE >= n_start else _CHECK_MARK
+    if check == _CHECK_MARK:  # stamp the inner nodes between the start and a matching label
         for j in range(lo, hi):
             v = parent[label_node[j]]
             while v != start and mark[v] != stamp:
@@ -215,7 +244,7 @@ def beam_search(  # type: ignore[no-untyped-def]
                 if label >= 0:
                     if label < lo or label >= hi:
                         continue
-                elif constrained and mark[c] != stamp:
+                elif not _holds_match(c, lo, hi, check, label_order, node_lo, node_hi, mark, stamp):
                     continue
                 score = cur_scores[b] * _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, c)
                 if label >= 0:
@@ -244,7 +273,7 @@ def beam_search(  # type: ignore[no-untyped-def]
             if label >= 0:
                 if label < lo or label >= hi:
                     continue
-            elif constrained and mark[c] != stamp:
+            elif not _holds_match(c, lo, hi, check, label_order, node_lo, node_hi, mark, stamp):
                 continue
             score = path_score * _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, c)
             if label >= 0:
@@ -275,7 +304,7 @@ class BeamSearcher:
     ----------
     weights : scipy.sparse matrix, shape (n_features, n_nodes)
         One weight column per tree node (column 0, the root, is unused); the last feature is the bias.
-    child_ptr, parent, node_layer, node_label, label_node : array-like
+    child_ptr, parent, node_layer, node_label, label_node, node_lo, node_hi, label_order : array-like
         The tree as in docs/architecture.md (``indexer.tree.HybridTree``'s arrays).
     trie_depth : int
         Number of trie layers below the root.
@@ -292,6 +321,9 @@ class BeamSearcher:
         node_layer: np.ndarray,
         node_label: np.ndarray,
         label_node: np.ndarray,
+        node_lo: np.ndarray,
+        node_hi: np.ndarray,
+        label_order: np.ndarray,
         trie_depth: int,
     ) -> None:
         csc = sp.csc_matrix(weights)
@@ -300,6 +332,12 @@ class BeamSearcher:
             raise ValueError(
                 f"BeamSearcher: weights have {csc.shape[1]} columns and child_ptr {len(child_ptr)} entries "
                 f"for a tree of {n_nodes} nodes; expected one column per node and n_nodes + 1 pointers"
+            )
+        if len(node_lo) != n_nodes or len(node_hi) != n_nodes or len(label_order) != len(label_node):
+            raise ValueError(
+                f"BeamSearcher: node_lo/node_hi have {len(node_lo)}/{len(node_hi)} entries for "
+                f"{n_nodes} nodes and label_order {len(label_order)} for {len(label_node)} labels; "
+                "pass the tree's own arrays"
             )
         if not csc.has_sorted_indices:
             csc = csc.sorted_indices()
@@ -315,6 +353,9 @@ class BeamSearcher:
         self._node_layer = _frozen(node_layer, np.int32)
         self._node_label = _frozen(node_label, np.int32)
         self._label_node = _frozen(label_node, np.int32)
+        self._node_lo = _frozen(node_lo, np.int32)
+        self._node_hi = _frozen(node_hi, np.int32)
+        self._label_order = _frozen(label_order, np.int32)
         self._local = threading.local()
 
     @classmethod
@@ -327,6 +368,9 @@ class BeamSearcher:
             node_layer=tree.node_layer_,
             node_label=tree.node_label_,
             label_node=tree.label_node_,
+            node_lo=tree.node_lo_,
+            node_hi=tree.node_hi_,
+            label_order=tree.label_order_,
             trie_depth=tree.n_trie_layers_,
         )
 
@@ -375,6 +419,9 @@ class BeamSearcher:
             self._node_layer,
             self._node_label,
             self._label_node,
+            self._node_lo,
+            self._node_hi,
+            self._label_order,
             lo,
             hi,
             prefix_len,
@@ -398,11 +445,14 @@ def warm_up() -> None:
     # root -> one trie node -> two label nodes; one feature
     searcher = BeamSearcher(
         sp.csc_matrix(np.ones((1, 4), dtype=np.float32)),
-        child_ptr=np.array([0, 1, 3, 3, 3]),
+        child_ptr=np.array([1, 2, 4, 4, 4]),
         parent=np.array([-1, 0, 1, 1]),
         node_layer=np.array([0, 1, 2, 2]),
         node_label=np.array([-1, -1, 0, 1]),
         label_node=np.array([2, 3]),
+        node_lo=np.array([0, 0, 0, 1]),
+        node_hi=np.array([2, 2, 1, 2]),
+        label_order=np.array([0, 1]),
         trie_depth=1,
     )
     searcher.search(np.zeros(1, dtype=np.int32), np.ones(1, dtype=np.float32), 0, 2, 2, 1, 2)

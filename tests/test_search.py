@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -52,12 +53,29 @@ def build_tree(labels: list[str], trie_depth: int, leaf_size: int, seed: int) ->
     node_label = np.array([n["label"] for n in order], dtype=np.int32)
     label_node = np.empty(len(labels), dtype=np.int32)
     label_node[node_label[node_label >= 0]] = np.flatnonzero(node_label >= 0)
+    # the labels under each node as one slice of a depth-first label order
+    number = {id(node): v for v, node in enumerate(order)}
+    label_order: list[int] = []
+    node_lo, node_hi = np.zeros(len(order), dtype=np.int32), np.zeros(len(order), dtype=np.int32)
+
+    def slices(node: dict) -> None:
+        node_lo[number[id(node)]] = len(label_order)
+        if node["label"] >= 0:
+            label_order.append(node["label"])
+        for child in node["children"]:
+            slices(child)
+        node_hi[number[id(node)]] = len(label_order)
+
+    slices(root)
     return {
         "child_ptr": np.array(child_ptr, dtype=np.int64),
         "parent": np.array(parents, dtype=np.int32),
         "node_layer": np.array(layers, dtype=np.int32),
         "node_label": node_label,
         "label_node": label_node,
+        "node_lo": node_lo,
+        "node_hi": node_hi,
+        "label_order": np.array(label_order, dtype=np.int32),
     }
 
 
@@ -218,6 +236,24 @@ def test_narrow_beam_follows_the_reference_beam_search(beam, trie_depth, prefix)
     np.testing.assert_allclose(scores, [found[j] for j in expected], rtol=1e-5)
 
 
+@pytest.mark.parametrize("trie_depth", [0, 1, 2])
+def test_every_prefix_follows_the_reference_beam_search(trie_depth):
+    """All prefixes up to 3 letters: matches under the start node that are all, many (nodes scanned)
+    or few (nodes marked) of its labels."""
+    searcher, tree, weights, q_idx, q_val = make_searcher(trie_depth, leaf_size=3, seed=21)
+    query = np.zeros(N_FEATURES)
+    query[q_idx] = q_val
+    node_scores = l3_hinge(weights.T.astype(np.float64) @ query)
+    for prefix in ["".join(p) for n in range(4) for p in itertools.product("abcd", repeat=n)]:
+        lo, hi = LABEL_SET.range_of(prefix)
+        if lo == hi:
+            continue
+        found = reference_beam(tree, node_scores, lo, hi, len(prefix), trie_depth, 2)
+        expected = sorted(found, key=lambda j: (-found[j], j))[:5]
+        labels, _ = searcher.search(q_idx, q_val, lo, hi, len(prefix), beam=2, k=len(expected))
+        assert labels.tolist() == expected, prefix
+
+
 QUERY = random_model(2, seed=9)[1:]
 SEARCHERS = {depth: make_searcher(depth, leaf_size=3, seed=depth)[0] for depth in (0, 1, 3)}
 
@@ -299,6 +335,9 @@ def test_misuse_is_refused_with_a_reason():
     tree = build_tree(LABELS, 1, 4, 0)
     with pytest.raises(ValueError, match="one column per node"):
         BeamSearcher(sp.csc_matrix((N_FEATURES, 3), dtype=np.float32), trie_depth=1, **tree)
+    tree["label_order"] = tree["label_order"][:-1]
+    with pytest.raises(ValueError, match="label_order"):
+        BeamSearcher(random_model(len(tree["parent"]), 0)[0], trie_depth=1, **tree)
 
 
 def test_warm_up_runs():
