@@ -20,7 +20,7 @@ from typing import Any
 
 from autocomplete.config import load_train_config
 from autocomplete.replay import plan_replay, run_replay
-from autocomplete.serve_process import ServerProcess
+from autocomplete.serve_process import ServerProcess, drop_redis_keys
 from indexer.querylog import read_query_log
 
 P99_BUDGET_MS = 25.0
@@ -61,7 +61,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                     f"p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms  violations {row['violations']}",
                     flush=True,
                 )
-        _drop_keys(args.redis_url, prefix)
+        drop_redis_keys(args.redis_url, prefix)
     return {
         "model": {
             "folder": str(args.model),
@@ -107,15 +107,6 @@ def _row(workers: int, level: int, report: dict[str, Any]) -> dict[str, Any]:
         "violations": sum(report["violations"].values()),
         "submits_not_stored": report["submits"]["not_stored"],
     }
-
-
-def _drop_keys(url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    for key in client.scan_iter(match=prefix + "*", count=1000):
-        client.delete(key)
-    client.close()
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from autocomplete.serve_process import ServerProcess
+from autocomplete.serve_process import ServerProcess, drop_redis_keys
 from indexer.params import LogParams
 from indexer.querylog import LogStats, read_rows
 
@@ -321,7 +321,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                     result["session_store_errors"] = int(store_errors(server.url) - errors)
                     run["results"].append(result)
             if redis_url:
-                _drop_keys(redis_url, prefix)
+                drop_redis_keys(redis_url, prefix)
             runs.append(run)
             for r in run["results"]:
                 print(
@@ -350,15 +350,6 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         },
         "runs": runs,
     }
-
-
-def _drop_keys(url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    for key in client.scan_iter(match=prefix + "*", count=1000):
-        client.delete(key)
-    client.close()
 
 
 def markdown(report: dict[str, Any]) -> str:

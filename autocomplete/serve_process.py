@@ -93,3 +93,13 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def drop_redis_keys(url: str, prefix: str) -> None:
+    """Delete a benchmark's session keys (``prefix*``) from the Redis at ``url``."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(match=prefix + "*", count=1000):
+        client.delete(key)
+    client.close()
