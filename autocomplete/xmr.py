@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from autocomplete.build import TrainingData, folder_bytes
+from autocomplete.build import TrainingData
 from autocomplete.completer import Completion
 from autocomplete.config import SearchParams, TrainConfig
 from autocomplete.popular import PopularCompleter
@@ -76,13 +76,14 @@ def train_xmr(
     seconds["features"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    texts = labels.texts()
     embeddings = label_embeddings(
-        labels.texts(),
+        texts,
         vectorizer.prefix_,
         pifa=(X, y) if config.tree.pifa_weight > 0 else None,
         pifa_weight=config.tree.pifa_weight,
     )
-    tree = HybridTree.from_params(config.tree).fit(labels.texts(), embeddings)
+    tree = HybridTree.from_params(config.tree).fit(texts, embeddings)
     seconds["tree"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -118,7 +119,6 @@ def train_xmr(
         "search": dataclasses.asdict(config.search),
     }
     save_params(out, "xmr", params, {"config": config.to_dict(), **data.summary})
-    data.summary["model_bytes"] = folder_bytes(out)
 
 
 class XmrCompleter:
