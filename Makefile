@@ -49,7 +49,7 @@ screenshot: install chromium
 
 lint: install
 	.venv/bin/ruff check autocomplete indexer sessions tests
-	.venv/bin/mypy autocomplete sessions
+	.venv/bin/mypy autocomplete indexer sessions
 
 bench: .venv/.bench-installed
 	$(AC) bench --log $(LOG) --config configs/aol.toml --out bench
