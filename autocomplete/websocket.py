@@ -135,33 +135,65 @@ class _IdleTimer:
 
 
 class _Context:
-    """The session's recent queries as this connection last read them from the session store.
+    """The session's recent queries as this connection knows them: read from the session store,
+    then kept up to date by this connection's own submits without asking the store again.
 
-    Read again at the first input after this connection's submit, else once older than
+    The store is read at the first input of a connection that resumed a session (awaited, within
+    the store's timeout), then again once the context is older than
     ``serve.context_refresh_seconds`` (another tab or worker of the session may have recorded a
-    query meanwhile): one store call per typed query instead of one per keystroke. While reads
-    fail (the store is down, or slow on a busy machine) the last context read is kept, and the
-    store is asked again at the next input.
+    query meanwhile). Such a refresh never delays an answer: it runs in the background, and an input
+    that comes before it is done is answered with the context the connection already has; a store
+    that answers at once (the in-process one) is used by that very input. A refresh that started
+    before this connection's own submit is dropped (it cannot know the submitted query). A failed
+    read keeps the context and is tried again after the refresh interval; a submit the store did
+    not take is not context (as for another tab), and the store is asked again at the next input.
     """
 
-    def __init__(self, service: Service, session: str) -> None:
+    def __init__(self, service: Service, session: str, *, fresh: bool) -> None:
         self._sessions = service.sessions
-        self._session = session
+        self.session = session
         self._queries = service.config.context_queries
         self._refresh = service.config.context_refresh_seconds
         self._previous: list[str] = []
-        self._read_at = -math.inf
+        self._first_read = not fresh  # a fresh session has no queries yet: nothing to read
+        self._due = time.monotonic() + self._refresh if fresh else -math.inf
+        self._version = 0  # counts this connection's own submits
+        self._pending: asyncio.Task[None] | None = None
 
     async def previous(self) -> list[str]:
-        now = time.monotonic()
-        if now - self._read_at >= self._refresh:
-            found = await self._sessions.try_previous(self._session, self._queries)
-            if found is not None:
-                self._previous, self._read_at = found, now
+        if self._pending is None and time.monotonic() >= self._due:
+            self._pending = asyncio.create_task(self._read(self._version))
+            if self._first_read:
+                self._first_read = False
+                await self._pending
+            else:
+                await asyncio.sleep(0)  # let a store that answers at once answer this input
         return self._previous
 
-    def changed(self) -> None:
-        self._read_at = -math.inf
+    def submitted(self, query: str, stored: bool) -> None:
+        """This connection's own submit: once stored, the new most recent query, known without a
+        read; one the store did not take leaves the context as it was and asks the store again."""
+        self._version += 1
+        if stored:
+            self._previous = (self._previous + [query])[-self._queries :] if self._queries > 0 else []
+            self._first_read = False
+            self._due = time.monotonic() + self._refresh
+        else:
+            self._due = -math.inf
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+
+    async def _read(self, version: int) -> None:
+        try:
+            found = await self._sessions.try_previous(self.session, self._queries)
+            if found is not None and version == self._version:
+                self._previous = found
+            if version == self._version:
+                self._due = time.monotonic() + self._refresh
+        finally:
+            self._pending = None
 
 
 def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
@@ -192,7 +224,7 @@ async def serve_connection(websocket: WebSocket, service: Service) -> None:
     reader = asyncio.create_task(_read(websocket, service, inbox))
     try:
         await _send(websocket, protocol.hello(session))
-        await _answer(websocket, service, session, inbox)
+        await _answer(websocket, service, _Context(service, session, fresh=session != requested), inbox)
     except WebSocketDisconnect:
         pass
     except (RuntimeError, OSError) as exc:  # uvicorn closed the transport itself (keepalive timeout)
@@ -266,9 +298,15 @@ async def _read_frames(websocket: WebSocket, service: Service, inbox: _Inbox, ti
         inbox.put(parsed)
 
 
-async def _answer(websocket: WebSocket, service: Service, session: str, inbox: _Inbox) -> None:
+async def _answer(websocket: WebSocket, service: Service, context: _Context, inbox: _Inbox) -> None:
+    try:
+        await _answer_frames(websocket, service, context, inbox)
+    finally:
+        context.close()
+
+
+async def _answer_frames(websocket: WebSocket, service: Service, context: _Context, inbox: _Inbox) -> None:
     metrics = service.metrics
-    context = _Context(service, session)
     while True:
         item = await inbox.get()
         if isinstance(item, InputMessage):
@@ -290,8 +328,8 @@ async def _answer(websocket: WebSocket, service: Service, session: str, inbox: _
             await _send(websocket, protocol.completions(item.seq, item.text, found, ms))
         elif isinstance(item, SubmitMessage):
             metrics.websocket_submits.inc()
-            stored = await service.sessions.record(session, item.text)
-            context.changed()
+            stored = await service.sessions.record(context.session, item.text)
+            context.submitted(item.text, stored)
             await _send(websocket, protocol.submitted(item.text, stored))
         elif isinstance(item, ProtocolError):
             metrics.errors.labels(item.code).inc()
