@@ -99,8 +99,8 @@ def process_tree_cpu_seconds(pid: int) -> float:
 
 
 def store_errors(url: str) -> float:
-    """The server's ``autocomplete_session_store_errors_total`` (all ops): inputs answered without
-    context because the store failed, was slower than its timeout, or was being left alone."""
+    """The server's ``autocomplete_session_store_errors_total`` (all ops): store calls that failed,
+    were slower than the store timeout, or were skipped while the store was being left alone."""
     with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
         text = response.read().decode()
     prefix = "autocomplete_session_store_errors_total"
@@ -367,8 +367,9 @@ def markdown(report: dict[str, Any]) -> str:
         " 0.5-2 s between queries, answers not awaited.",
         "Latency: the client's round trip of a keystroke answered with completions. Server CPU: user +"
         " system time of all server processes per keystroke. Load: the machine's 1-minute load average"
-        " after the run (the machine is shared). Store errors: session store calls that failed or"
-        " were skipped (those inputs were answered without context).",
+        " after the run (the machine is shared). Store errors: session store calls that failed, timed"
+        " out or were skipped while the store was left alone (a failed read leaves a connection with"
+        " the context it had; a failed record is a submit acknowledged `stored: false`).",
         "",
         "| store | workers | load | sessions | keystrokes/s | p50 ms | p99 ms | superseded "
         "| server CPU us/keystroke | store errors | load average |",
