@@ -1,6 +1,6 @@
 from indexer.params import LogParams
 from indexer.querylog import read_query_log
-from indexer.synthetic import generate_log
+from indexer.synthetic import TOPICS, generate_log
 
 
 def test_the_same_seed_writes_the_same_log_and_another_seed_another(tmp_path):
@@ -25,15 +25,12 @@ def test_the_log_reads_cleanly_into_every_split_with_refinements(tmp_path):
     assert refinements > len(pairs) * 0.1
 
 
-def test_topics_share_prefixes_so_context_matters(tmp_path):
-    log = read_query_log(generate_log(tmp_path / "s.tsv", n_users=60, seed=1), LogParams())
-    following = {}
+def test_topics_share_prefixes_so_the_previous_query_decides_the_completion(tmp_path):
+    log = read_query_log(generate_log(tmp_path / "s.tsv", n_users=300, seed=1), LogParams())
     pairs = log.pairs("train")
-    for prev, nxt in zip(pairs.previous, pairs.next):
-        if nxt.startswith("ro"):
-            following.setdefault(prev, set()).add(nxt)
-    after_gardening = following.get("house plants", set())
-    after_music = following.get("guitar chords", set())
-    assert any(q.startswith("rose") for q in after_gardening) or any(
-        q.startswith("rock") for q in after_music
-    )
+    gardening, music = set(TOPICS["gardening"][0]), set(TOPICS["music"][0])
+    after_gardening = [n for p, n in zip(pairs.previous, pairs.next) if p in gardening and n.startswith("ro")]
+    after_music = [n for p, n in zip(pairs.previous, pairs.next) if p in music and n.startswith("ro")]
+    assert after_gardening and after_music
+    assert sum(n.startswith("ros") for n in after_gardening) > len(after_gardening) / 2
+    assert sum(n.startswith(("rock", "roll", "rose royce")) for n in after_music) > len(after_music) / 2
