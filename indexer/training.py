@@ -14,8 +14,9 @@ input ``x`` is ``[x, bias] . w``, where ``w`` is the node's column of the return
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import numba
@@ -32,6 +33,27 @@ from indexer.solver import (
     shuffle_within_groups,
     solve_grouped,
 )
+
+
+def training_examples(
+    previous: Sequence[str], following: Sequence[str], prefixes_per_pair: int, seed: int
+) -> tuple[list[str], list[str], list[str]]:
+    """(previous, prefix, next) examples: ``prefixes_per_pair`` distinct prefix lengths per pair
+    drawn uniformly (every length when 0 or when the query is that short)."""
+    rng = random.Random(seed)
+    prev_out, prefix_out, next_out = [], [], []
+    for prev, nxt in zip(previous, following):
+        n = len(nxt)
+        if prefixes_per_pair <= 0 or n <= prefixes_per_pair:
+            lengths: Sequence[int] = range(1, n + 1)
+        else:
+            lengths = rng.sample(range(1, n + 1), prefixes_per_pair)
+        for length in lengths:
+            prev_out.append(prev)
+            prefix_out.append(nxt[:length])
+            next_out.append(nxt)
+    return prev_out, prefix_out, next_out
+
 
 # Most weights one solver call may hold before pruning (int32 + float32 each): bounds memory.
 MAX_SLOTS = 1 << 24
