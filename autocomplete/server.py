@@ -82,7 +82,8 @@ def create_app(
         )
         if not await sessions.ping():
             logger.warning("the session store does not answer; serving without context until it does")
-        service = Service(ModelHolder(loaded), sessions, config, metrics, Service.limits_of(config), ready=True)
+        limits = Service.limits_of(config)
+        service = Service(ModelHolder(loaded), sessions, config, metrics, limits, ready=True)
         logger.info("ready: %s model, %s session store", loaded.kind, type(sessions.store).__name__)
         try:
             yield {"service": service}

@@ -6,8 +6,10 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVING = ("autocomplete.server", "autocomplete.websocket", "autocomplete.service", "autocomplete.protocol",
-           "autocomplete.completer", "autocomplete.candidates", "autocomplete.generators", "autocomplete.holder")  # fmt: skip
+SERVING = ["autocomplete.holder"] + [
+    f"autocomplete.{name}"
+    for name in ("server", "websocket", "service", "protocol", "completer", "candidates", "generators")
+]
 
 
 def module_imports() -> dict[str, set[str]]:
