@@ -11,11 +11,13 @@ PORT    ?= 8000
 .PHONY: run test install install-dev demo-model bench bench-scale bench-serve bench-replay lint redis chromium screenshot clean
 
 # `make run` installs only what training the demo and serving need; `make test` adds the test
-# tools (the dev extra) and pyarrow for Parquet logs (the logs extra).
+# tools (the dev extra) and pyarrow for Parquet logs (the logs extra). --no-compile: Python
+# writes the bytecode of the modules it imports when it first imports them, not of all 30000
+# files of SciPy and friends (116 MB).
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e .
+	$(PIP) install --quiet --no-compile -e .
 	touch $@
 
 .venv/.dev-installed: .venv/.installed

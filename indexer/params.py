@@ -18,28 +18,39 @@ class ConfigError(ValueError):
     """A configuration section is missing a key, has an unknown one, or a value of the wrong type."""
 
 
+class LogFormatError(ConfigError):
+    """A query log cannot be used as configured: an unreadable file, a missing column, every row
+    rejected, an empty split. The message names the problem and the ``[log]`` key that fixes it."""
+
+
 @dataclasses.dataclass(frozen=True)
 class LogParams:
     """How to read a query log and cut it into sessions and splits.
 
-    ``format`` is ``"tsv"`` (a header row, one query per row with user and time) or ``"lines"``
-    (one query per line; consecutive lines are one user's consecutive queries, no times).
-    Split bounds are inclusive ``YYYY-MM-DD`` dates of the session start; logs without times
-    are split by position with ``untimed_fractions`` (train, valid, test). ``max_query_chars``
-    drops longer queries (0 keeps all).
+    ``format``: ``"tsv"`` (a header row, tab-separated, no quoting), ``"csv"`` (a header row,
+    ``delimiter`` and ``quote``), ``"jsonl"`` (one JSON object per line), ``"parquet"`` (needs
+    pyarrow) or ``"lines"`` (one query per line; consecutive lines are one user's consecutive
+    queries, no times). Columns are found by name. Times are detected (ISO 8601, epoch seconds or
+    milliseconds) unless ``time_format`` (a strptime format) is set.
+    Splits: sessions go by their start to ``train``/``valid``/``test``, each two inclusive
+    ``YYYY-MM-DD`` dates, when all three are set; otherwise the log's own time span (for
+    ``lines``, its queries by position) is cut by ``split_fractions``. ``max_query_chars`` drops
+    longer queries (0 keeps all).
     """
 
     format: str = "tsv"
     user_column: str = "AnonID"
     query_column: str = "Query"
     time_column: str = "QueryTime"
-    time_format: str = "%Y-%m-%d %H:%M:%S"
+    time_format: str = ""
+    delimiter: str = ","
+    quote: str = '"'
     normalization: str = "aol"
     session_gap_seconds: int = 1800
-    train: tuple[str, str] = ("2006-03-01", "2006-05-15")
-    valid: tuple[str, str] = ("2006-05-16", "2006-05-23")
-    test: tuple[str, str] = ("2006-05-24", "2006-05-31")
-    untimed_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)
+    train: tuple[str, ...] = ()
+    valid: tuple[str, ...] = ()
+    test: tuple[str, ...] = ()
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     max_query_chars: int = 0
 
 
