@@ -25,7 +25,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from autocomplete import protocol
+from autocomplete import openapi, opensearch, protocol
 from autocomplete.completer import Completer, load_completer
 from autocomplete.config import ServeConfig, load_serve_config
 from autocomplete.cors import ListedOriginsCORS
@@ -98,6 +98,8 @@ def create_app(
         Route("/v1/submit", submit_endpoint, methods=["POST"]),
         Route("/v1/session", session_endpoint),
         WebSocketRoute("/v1/ws", websocket_endpoint),
+        *openapi.ROUTES,
+        *opensearch.ROUTES,
     ]
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
