@@ -37,6 +37,7 @@ from indexer.params import LogFormatError, LogParams
 FORMATS = ("tsv", "csv", "jsonl", "parquet", "lines")
 EPOCH_MILLISECONDS_FROM = 1e11  # 1e11 s is the year 5138; 1e11 ms is 1973-03-03
 _EPOCH = re.compile(r"\d+(\.\d*)?")
+_NAIVE_EPOCH = dt.datetime(1970, 1, 1)
 _PARQUET_BATCH = 65_536
 
 
@@ -81,19 +82,31 @@ class LogStats:
 
 def parse_time(value: object) -> float:
     """Epoch seconds (UTC) of an ISO 8601 date-time or an epoch number; ValueError otherwise."""
+    if type(value) is str:  # the common case first: one call per row of a text log
+        try:
+            return _parse_text(value)
+        except ValueError:
+            stripped = value.strip()
+            if stripped and stripped != value:  # surrounding spaces: rare, so tried second
+                return _parse_text(stripped)
+            raise
     if isinstance(value, bool):
         raise ValueError(f"not a time: {value!r}")
     if isinstance(value, (int, float)):
         return _epoch(float(value))
     if isinstance(value, dt.datetime):
         return _utc(value).timestamp()
-    if not isinstance(value, str):
-        raise ValueError(f"not a time: {value!r}")
-    text = value.strip()
+    raise ValueError(f"not a time: {value!r}")
+
+
+def _parse_text(text: str) -> float:
     if len(text) >= 16 and text[4] == "-" and text[10] in "Tt ":
         if text[-1] == "z":  # RFC 3339 allows a lower-case Z; fromisoformat does not
             text = text[:-1] + "Z"
-        return _utc(dt.datetime.fromisoformat(text)).timestamp()
+        when = dt.datetime.fromisoformat(text)
+        if when.tzinfo is None:  # UTC; the same number as when.replace(tzinfo=UTC).timestamp()
+            return (when - _NAIVE_EPOCH).total_seconds()
+        return when.timestamp()
     if _EPOCH.fullmatch(text):
         return _epoch(float(text))
     raise ValueError(f"not an ISO 8601 date-time or epoch number: {text!r}")

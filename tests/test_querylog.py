@@ -232,6 +232,8 @@ def test_a_parquet_log_without_pyarrow_says_what_to_install(tmp_path, monkeypatc
         "1714557600",
         "1714557600.0",
         "1714557600000",
+        " 2024-05-01T10:00:00Z ",
+        " 1714557600",
     ],
 )
 def test_timestamps_are_detected_without_configuration(tmp_path, written):
