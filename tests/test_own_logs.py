@@ -86,3 +86,26 @@ def test_a_csv_export_with_iso_times_trains_evaluates_and_serves(export, tmp_pat
         served = [item["text"] for item in json.loads(response.read())["items"]]
     assert served and all(text.startswith("ro") for text in served)
     assert served == [c.text for c in load_completer(model, warm_up=False).complete("ro", (), len(served))]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            'train = ["2006-03-01", "2006-05-15"]\nvalid = ["2006-05-16", "2006-05-23"]\n'
+            'test = ["2006-05-24", "2006-05-31"]\n',
+            "train 2006-03-01..2006-05-15 holds no rows; the log spans 2024-05-01..2024-07-31: set [log] "
+            "train/valid/test",
+        ),
+        ('time_format = "%d/%m/%Y"\n', "were rejected: bad_time"),
+    ],
+)
+def test_train_stops_before_any_model_work_with_the_fix_in_words(export, tmp_path, capsys, extra, message):
+    log, config = export
+    bad = tmp_path / "bad.toml"
+    bad.write_text(CONFIG + extra, encoding="utf-8")
+    out = tmp_path / "never"
+    assert main(["train", "--config", str(bad), "--log", str(log), "--out", str(out), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("autocomplete train: ") and message in error
+    assert not out.exists()
