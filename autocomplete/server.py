@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from autocomplete import openapi, opensearch, protocol
+from autocomplete.bodylimit import BodyLimit
 from autocomplete.completer import Completer, load_completer
 from autocomplete.config import ServeConfig, load_serve_config
 from autocomplete.cors import ListedOriginsCORS
@@ -106,12 +107,13 @@ def create_app(
     middleware: list[Middleware] = []
     if config.allowed_origins:  # pages of other origins may use the HTTP fallback
         middleware.append(Middleware(ListedOriginsCORS, allowed=config.allowed_origins))
+    # inside CORS, so that a refused body's 413 carries its headers
+    middleware.append(Middleware(BodyLimit, max_bytes=config.max_frame_bytes))
     return Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, ProtocolError: _protocol_error},
-        max_body_size=config.max_frame_bytes,
     )
 
 
