@@ -129,9 +129,16 @@ def from_mapping(cls: type[T], section: Mapping[str, Any] | None, name: str) -> 
     return cls(**coerce_section(cls, section, name))
 
 
+# Keys that were renamed: the configuration saved in an older model folder still loads.
+RENAMED_KEYS = {("log", "untimed_fractions"): "split_fractions"}
+
+
 def coerce_section(cls: type, section: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
     """The values of a TOML section checked against the fields (and default types) of ``cls``."""
     section = dict(section or {})
+    for (table, old), new in RENAMED_KEYS.items():
+        if table == name and old in section and new not in section:
+            section[new] = section.pop(old)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(section) - set(fields))
     if unknown:

@@ -390,3 +390,16 @@ def test_dates_on_a_log_without_times_are_refused(tmp_path):
     params = dataclasses.replace(AOL, format="lines")
     with pytest.raises(ConfigError, match="the lines format has none"):
         read_query_log(tmp_path / "q.txt", params)
+
+
+def test_the_config_saved_in_an_older_model_folder_still_loads():
+    from autocomplete.config import train_config_from_mapping
+
+    saved = {
+        "log": {
+            "format": "lines",
+            "untimed_fractions": [0.98, 0.01, 0.01],
+            "time_format": "%Y-%m-%d %H:%M:%S",
+        }
+    }
+    assert train_config_from_mapping(saved).log.split_fractions == (0.98, 0.01, 0.01)
