@@ -173,11 +173,13 @@ def _date_bounds(params: LogParams) -> dict[str, tuple[float, float]]:
 
 
 def _fraction_bounds(first: float, last: float, fractions: Sequence[float]) -> dict[str, tuple[float, float]]:
-    """The log's span [first, last] cut at the fractions; the last split ends after ``last``."""
+    """The log's span [first, last] cut at the fractions; the last split given a share ends
+    after ``last``, so that every session lands in a split."""
     span = last - first
-    cut1 = first + span * fractions[0]
-    cut2 = cut1 + span * fractions[1]
-    return {"train": (first, cut1), "valid": (cut1, cut2), "test": (cut2, last + 1.0)}
+    edges = [first, first + span * fractions[0], first + span * (fractions[0] + fractions[1]), last]
+    final = max(i for i, f in enumerate(fractions) if f > 0) if any(fractions) else 2
+    edges[final + 1 :] = [last + 1.0] * (3 - final)
+    return {split: (edges[i], edges[i + 1]) for i, split in enumerate(SPLITS)}
 
 
 def read_query_log(
@@ -187,7 +189,8 @@ def read_query_log(
 
     Every split named in ``require`` must hold at least one (previous, next) pair, else a
     :class:`LogFormatError` says why it is empty and what to set (training needs train, the
-    benchmark valid and test): the check runs here, before any model work.
+    benchmark valid and test): the check runs here, before any model work. A valid or test
+    split given the fraction 0 is empty by request and not checked.
     """
     check_params(params)
     stats = LogStats()
@@ -274,6 +277,8 @@ def _check_rows(path: str | Path, params: LogParams, stats: LogStats, sessions: 
 def _check_splits(path: str | Path, params: LogParams, log: QueryLog, require: Sequence[str]) -> None:
     stats = log.stats
     for split in require:
+        if split != "train" and not params.train and params.split_fractions[SPLITS.index(split)] == 0:
+            continue  # asked for empty: [1, 0, 0] trains on the whole log, eval has nothing to score
         sessions = log.sessions[split]
         if any(len(s.queries) > 1 for s in sessions):
             continue

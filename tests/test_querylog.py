@@ -403,3 +403,13 @@ def test_the_config_saved_in_an_older_model_folder_still_loads():
         }
     }
     assert train_config_from_mapping(saved).log.split_fractions == (0.98, 0.01, 0.01)
+
+
+def test_a_zero_fraction_leaves_that_split_empty_on_purpose(tmp_path):
+    path = daily_log(tmp_path, 10)
+    with open(path, "a") as fh:
+        fh.write("late,a last query,2024-05-10T12:00:00Z\n")  # a session starting at the log's last instant
+    log = read_query_log(path, dataclasses.replace(CSV, split_fractions=(1.0, 0.0, 0.0)))
+    assert [len(log.sessions[s]) for s in ("train", "valid", "test")] == [11, 0, 0]
+    with pytest.raises(LogFormatError, match="train .* holds no sessions"):
+        read_query_log(daily_log(tmp_path, 10), dataclasses.replace(CSV, split_fractions=(0.0, 0.5, 0.5)))
