@@ -192,7 +192,6 @@ class ServeConfig:
             raise ConfigError(
                 f"serve.log_level must be one of critical/error/warning/info/debug, got {self.log_level!r}"
             )
-
         if self.search_url and "{searchTerms}" not in self.search_url:
             raise ConfigError(
                 f"serve.search_url must be a URL template with {{searchTerms}} where the query goes "
