@@ -25,7 +25,8 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from autocomplete import protocol
+from autocomplete import openapi, opensearch, protocol
+from autocomplete.bodylimit import BodyLimit
 from autocomplete.completer import Completer, load_completer
 from autocomplete.config import ServeConfig, load_serve_config
 from autocomplete.cors import ListedOriginsCORS
@@ -100,18 +101,21 @@ def create_app(
         Route("/v1/submit", submit_endpoint, methods=["POST"]),
         Route("/v1/session", session_endpoint),
         WebSocketRoute("/v1/ws", websocket_endpoint),
+        *openapi.ROUTES,
+        *opensearch.ROUTES,
     ]
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
     middleware: list[Middleware] = []
     if config.allowed_origins:  # pages of other origins may use the HTTP fallback
         middleware.append(Middleware(ListedOriginsCORS, allowed=config.allowed_origins))
+    # inside CORS, so that a refused body's 413 carries its headers
+    middleware.append(Middleware(BodyLimit, max_bytes=config.max_frame_bytes))
     return Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, ProtocolError: _protocol_error},
-        max_body_size=config.max_frame_bytes,
     )
 
 
