@@ -8,7 +8,7 @@ BIGLOG  ?= $(DATA)/aol1m-queries.txt.gz
 MODEL   ?= models/demo
 PORT    ?= 8000
 
-.PHONY: run test install demo-model bench bench-scale bench-serve bench-replay lint redis chromium screenshot clean
+.PHONY: run test install demo-model bench bench-scale bench-serve bench-replay lint redis chromium axe screenshot clean
 
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -40,7 +40,15 @@ redis: install
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-test: install redis chromium
+# axe-core for the widget's accessibility test, at the version tests/js/package-lock.json pins (npm registry).
+AXE := tests/js/node_modules/axe-core/axe.min.js
+$(AXE): tests/js/package.json tests/js/package-lock.json
+	@command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null)
+	npm ci --prefix tests/js --no-audit --no-fund --silent
+	touch $@
+axe: $(AXE)
+
+test: install redis chromium axe
 	$(PY) -m pytest -q
 
 # The README's picture of the demo page (docs/img/demo.png), taken by the widget's browser test.
