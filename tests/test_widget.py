@@ -766,10 +766,14 @@ def test_a_refused_origin_shows_one_message_and_backs_off(browser, server):
             assert len(errors) == 1, name
             assert page.locator(".ac-message:not(:empty)").count() == 1
             assert page.page_errors == []  # type: ignore[attr-defined]
-        assert page.evaluate("acEvents")[0][1]["code"] == 1008
-        assert [d["kind"] for e, d in handshake.evaluate("acEvents") if e == "autocomplete:error"] == [
-            "unreachable"
+        refusals = [
+            (d["kind"], d["code"]) for e, d in closing.evaluate("acEvents") if e == "autocomplete:error"
         ]
+        assert refusals == [("refused", 1008)]
+        # The real server either fails the handshake (403: the browser tells only "unreachable") or
+        # accepts and closes with 1008 and its reason ("refused").
+        kinds = [d["kind"] for e, d in handshake.evaluate("acEvents") if e == "autocomplete:error"]
+        assert kinds in (["unreachable"], ["refused"])
         console_errors = {
             name: [text for kind, text in page.console_log if kind == "error"]  # type: ignore[attr-defined]
             for name, page in pages.items()
