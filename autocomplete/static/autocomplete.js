@@ -175,6 +175,7 @@ class Autocomplete {
       event.preventDefault();
       this.leaveDetached();
     });
+    this.dialog.addEventListener('close', () => this.leaveDetached());  // closed by the page
     (this.form || document.body).append(this.dialog);  // in the form: the input stays a form control
     return this.dialog;
   }
@@ -281,9 +282,10 @@ class Autocomplete {
     if (this.statusRegion.textContent !== message) this.statusRegion.textContent = message;
   }
 
-  /** The visible message: a refused or unreachable service first, else the quiet note. */
+  /** The visible message: a refused or unreachable service first, else the quiet note while focused. */
   showMessage() {
-    const text = this.failure ? this.failure.message : this.note;
+    const focused = document.activeElement === this.input;
+    const text = this.failure ? this.failure.message : (focused ? this.note : '');
     if (this.message.textContent !== text) this.message.textContent = text;
     this.message.classList.toggle('ac-message-error', Boolean(this.failure));
     this.place();
@@ -400,10 +402,13 @@ class Autocomplete {
     }
     if (!this.ws && !this.reconnectTimer) this.connect();  // closed while idle: come back now
     if (this.shownText === this.input.value) this.open();
+    if (this.note) this.showMessage();
   }
 
   onBlur() {
-    if (!this.moving) this.close();
+    if (this.moving) return;
+    this.close();
+    if (this.note) this.showMessage();
   }
 
   onMediaChange() {
@@ -659,11 +664,11 @@ class Autocomplete {
     if (body.session && !this.session) this.saveSession(body.session);
     if (!this.wsReady) this.recover();
     if (seq === this.seq && !this.wsReady) this.emit('autocomplete:transport', {transport: 'http'});
-    this.onAnswer(seq, body.text ?? text, body.items);
+    this.onAnswer(seq, body.text ?? text, body.items, false);
   }
 
-  onAnswer(seq, text, items) {
-    if (this.inFlight && this.inFlight.seq === seq) this.inFlight = null;
+  onAnswer(seq, text, items, viaSocket = true) {
+    if (viaSocket && this.inFlight && this.inFlight.seq === seq) this.inFlight = null;
     if (items && seq === this.seq) {
       this.pending = null;
       this.render(this.requested ?? text, items);
