@@ -46,7 +46,8 @@ class Autocomplete {
       ? 'No suggestions.'
       : `${count} suggestion${count === 1 ? '' : 's'} available, use up and down arrows to review.`),
     tooLongMessage: (max) => `No suggestions for text longer than ${max} characters.`,
-    refusedMessage: (reason) => `Suggestions are unavailable: the service does not accept this page${reason ? ` (${reason})` : ''}.`,
+    refusedMessage: (reason) => 'Suggestions are unavailable: the service does not accept this page'
+      + (reason ? ` (${reason}).` : '.'),
     unreachableMessage: 'Suggestions are unavailable: the service cannot be reached.',
     correctedText: 'corrected spelling',
     closeLabel: 'Close',
@@ -154,6 +155,8 @@ class Autocomplete {
     window.addEventListener('resize', replace, {passive: true});
     document.addEventListener('scroll', replace, {passive: true, capture: true});
     if (this.media) this.media.addEventListener('change', () => this.onMediaChange());
+    // An on-screen keyboard shrinks the visual viewport: the detached dialog ends where it starts.
+    if (window.visualViewport) window.visualViewport.addEventListener('resize', () => this.fitDialog());
   }
 
   /** The full-screen dialog of the detached mode, built on first use. */
@@ -366,10 +369,16 @@ class Autocomplete {
     dialog.append(this.popup);
     for (const name of ['left', 'top', 'width']) this.popup.style[name] = '';
     this.detached = true;
+    this.fitDialog();
     dialog.showModal();
     this.input.focus();
     this.moving = false;
     if (this.shownText === this.input.value) this.open();
+  }
+
+  fitDialog() {
+    if (!this.detached || !window.visualViewport) return;
+    this.dialog.style.height = `${Math.round(window.visualViewport.height)}px`;
   }
 
   leaveDetached() {
@@ -567,7 +576,8 @@ class Autocomplete {
       this.submitDone(this.submits.shift(), false, 'websocket', message.code);
       return;
     }
-    this.emit('autocomplete:error', {kind: 'service', code: message.code, reason: message.message, message: message.message});
+    const {code, message: reason} = message;
+    this.emit('autocomplete:error', {kind: 'service', code, reason, message: reason});
   }
 
   // ----- actions -----------------------------------------------------------------------------
