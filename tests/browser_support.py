@@ -2,9 +2,9 @@
 service, and axe-core.
 
 The tap is an init script that wraps the page's ``WebSocket`` before any page script runs. It
-records every connection attempt and every frame sent and delivered (in one timeline), can hold
-back chosen incoming frames until the test releases them, and can make new connections fail (to
-keep the websocket down while the widget answers over HTTP).
+records every connection attempt (with its time) and every frame sent and delivered (in one
+timeline), can hold back chosen incoming frames until the test releases them, and can make new
+connections fail (to keep the websocket down while the widget answers over HTTP).
 
 The stub service (:class:`StubServer`, uvicorn in a thread) serves the widget's static files and
 websockets that behave as no real model does on demand: one that accepts and closes with 1008
@@ -53,7 +53,8 @@ requires_chromium = pytest.mark.skipif(
 SOCKET_TAP = """
 (() => {
   const Native = window.WebSocket;
-  const tap = {sent: [], delivered: [], sockets: [], timeline: [], held: [], hold: null, blocked: false};
+  const tap = {sent: [], delivered: [], sockets: [], created: [], timeline: [], held: [], hold: null};
+  tap.blocked = false;
   tap.release = () => {
     const held = tap.held.splice(0);
     held.forEach((deliver) => deliver());
@@ -64,6 +65,7 @@ SOCKET_TAP = """
     constructor(url, protocols) {
       super(tap.blocked ? 'ws://127.0.0.1:9/blocked-by-test' : url, protocols);
       tap.sockets.push(this);
+      tap.created.push(performance.now());  // ms since the page's navigation
     }
     send(data) {
       const frame = JSON.parse(data);
