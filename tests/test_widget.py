@@ -2,7 +2,10 @@
 
 Debian's Chromium driven by Playwright; the server is a uvicorn subprocess on a free loopback
 port serving a model built from the synthetic log. The HTTP API of the same server is the
-reference the suggestions on screen are compared with.
+reference the suggestions on screen are compared with. Host pages (a shop's own search form, a
+page of another origin) are fulfilled by ``page.route``; what no real model does on demand (a
+1008 refusal, matched spans, ``"stored": false``) comes from the stub service in
+``browser_support``. axe-core (``make axe``) checks every state for accessibility violations.
 """
 
 from __future__ import annotations
