@@ -659,6 +659,24 @@ def test_a_cancelled_select_keeps_the_host_form_from_submitting(browser, server)
         assert posts == [] and page.evaluate("socketTap.sent.filter((f) => f.type === 'submit')") == []
 
 
+def test_a_page_of_a_listed_origin_gets_suggestions_and_its_submits_are_recorded(browser, mpc_model):
+    """The usual embedding: the shop's page on its own origin, listed in the service's allowed_origins;
+    the submit of a navigating form crosses origins as a keepalive POST (CORS preflight and cookie)."""
+    shop = "http://shop.test"
+    env = {"AUTOCOMPLETE_ALLOWED_ORIGINS": shop}
+    with ServerProcess(mpc_model, env=env) as process, fresh_page(browser) as page:
+        serve_host(page, shop, script_base=process.url)
+        page.goto(f"{shop}/shop")
+        page.wait_for_function("window.ac && ac.wsReady")
+        shown = type_and_wait(page, process.url, "ro")
+        session = page.evaluate("ac.session")
+        page.locator("#q").press("ArrowDown")
+        page.locator("#q").press("Enter")
+        assert results_query(page) == shown[0]
+        eventually(lambda: session_queries(process.url, session) == [shown[0]])
+        assert [text for kind, text in page.console_log if kind == "error"] == []  # type: ignore[attr-defined]
+
+
 LAYOUTS = {
     "inline": "",  # the issue's form: input and button side by side
     "stacked": "#q, form button { display: block; margin: 4px 0; }",  # the button right under the input
