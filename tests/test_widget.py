@@ -33,7 +33,7 @@ from browser_support import (
     requires_chromium,
 )
 
-from autocomplete.serve_process import ServerProcess
+from autocomplete.evaluation.server_process import ServerProcess
 from indexer.synthetic import TOPICS
 
 playwright_api = pytest.importorskip("playwright.sync_api")
