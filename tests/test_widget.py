@@ -947,11 +947,16 @@ def test_a_submit_the_service_did_not_store_is_retried_once_over_http(browser, s
             },
         ]
         submits = [frame for frame in stub.app.state.frames if frame["type"] == "submit"]
+        keys = [frame.pop("idempotency_key") for frame in submits]
         assert submits == [
             {"type": "submit", "text": "hose", "rank": None},
             {"type": "submit", "text": "pending h reel", "rank": 1},
         ]
-        assert stub.app.state.posts == [{"session": STUB_SESSION, "text": "hose", "rank": None}]
+        assert len(set(keys)) == 2 and all(len(key) == 32 for key in keys)
+        # the retry carries its submit's key, so a service that did store it the first time can tell
+        assert stub.app.state.posts == [
+            {"session": STUB_SESSION, "text": "hose", "rank": None, "idempotency_key": keys[0]}
+        ]
         assert urllib.parse.urlparse(page.url).path == "/shop"  # the page kept its own submit
 
 

@@ -724,7 +724,7 @@ class Autocomplete {
    * (a keepalive request outlives the page) or the websocket is down.
    */
   record(text, rank, navigating) {
-    const submit = {text, rank, retried: false};
+    const submit = {text, rank, retried: false, key: randomKey()};
     if (text.length > this.options.maxQueryChars) {
       this.submitDone(submit, false, 'none', 'too_long');
       return;
@@ -732,7 +732,7 @@ class Autocomplete {
     if (this.wsReady && !navigating) {
       this.submits.push(submit);
       this.takeToken();
-      this.ws.send(JSON.stringify({type: 'submit', text, rank}));
+      this.ws.send(JSON.stringify({type: 'submit', text, rank, idempotency_key: submit.key}));
       return;
     }
     if (this.failure) {
@@ -743,7 +743,7 @@ class Autocomplete {
   }
 
   onSubmitted(message) {
-    const submit = this.submits.shift() || {text: message.text, rank: null, retried: false};
+    const submit = this.submits.shift() || {text: message.text, rank: null, retried: false, key: randomKey()};
     if (message.stored === false && !submit.retried) {
       submit.retried = true;
       this.submitHttp(submit);
@@ -759,7 +759,9 @@ class Autocomplete {
         credentials: 'include',
         keepalive: true,
         headers: {'Content-Type': 'application/json'},
-        body: JSON.stringify({session: this.session, text: submit.text, rank: submit.rank}),
+        body: JSON.stringify({
+          session: this.session, text: submit.text, rank: submit.rank, idempotency_key: submit.key,
+        }),
       });
       if (!response.ok) throw new Error(`POST /v1/submit answered ${response.status}`);
       const body = await response.json();
@@ -881,6 +883,12 @@ function typedLength(typed, suggestion) {
   let i = 0;
   while (i < a.length && i < b.length && a[i] === b[i]) i += 1;
   return a.length === typed.trimStart().length && b.length === suggestion.length ? i : 0;
+}
+
+/** 128 random bits in hex: the same query's retry carries the same key, so the service can store it once. */
+function randomKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));  // unlike randomUUID, also on plain-http pages
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
 function marked(text) {
