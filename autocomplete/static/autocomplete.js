@@ -80,6 +80,7 @@ class Autocomplete {
     this.composing = false;
     this.ws = null;
     this.wsReady = false;
+    this.transport = null;      // what answered last: 'websocket' or 'http'
     this.reconnectDelay = this.options.reconnectMinMs;
     this.reconnectTimer = null;
     this.failure = null;        // {kind, code, reason} while the service refuses or cannot be reached
@@ -547,7 +548,7 @@ class Autocomplete {
     this.tokens = this.options.maxInputsPerSecond;  // a new connection starts with a full allowance
     this.tokenStamp = performance.now();
     this.recover();
-    this.emit('autocomplete:transport', {transport: 'websocket'});
+    this.setTransport('websocket');
     if (this.httpInFlight && this.httpInFlight.seq === this.seq && !this.pending) {
       this.pending = this.httpInFlight;  // ask again here; the HTTP answer may still win
     }
@@ -673,7 +674,7 @@ class Autocomplete {
     if (this.httpAbort === abort) this.httpInFlight = null;
     if (body.session && !this.session) this.saveSession(body.session);
     if (!this.wsReady) this.recover();
-    if (seq === this.seq && !this.wsReady) this.emit('autocomplete:transport', {transport: 'http'});
+    if (!this.wsReady) this.setTransport('http');
     this.onAnswer(seq, body.text ?? text, body.items, false);
   }
 
@@ -822,7 +823,7 @@ class Autocomplete {
       // The service refused this page (an origin it does not list): HTTP would be refused too.
       this.fail('refused', event.code, event.reason);
     } else if (wasReady && !this.failure) {
-      this.emit('autocomplete:transport', {transport: 'http'});
+      this.setTransport('http');
     }
     const unacknowledged = this.submits.splice(0);
     for (const submit of unacknowledged) {
@@ -854,6 +855,13 @@ class Autocomplete {
     } catch {
       // storage disabled: keep the session in memory only
     }
+  }
+
+  /** autocomplete:transport, once per change of what answers. */
+  setTransport(transport) {
+    if (transport === this.transport) return;
+    this.transport = transport;
+    this.emit('autocomplete:transport', {transport});
   }
 
   emit(name, detail, cancelable = false) {
