@@ -726,7 +726,8 @@ def test_the_host_forms_layout_is_kept_and_its_button_never_covered(browser, ser
 
 
 def test_below_680px_the_suggestions_fill_the_screen_in_a_dialog(browser, server):
-    with demo_page(browser, server, viewport={"width": 360, "height": 640}) as page:
+    phone = {"viewport": {"width": 360, "height": 640}, "is_mobile": True, "has_touch": True}
+    with demo_page(browser, server, **phone) as page:
         box = page.locator("#q")
         before = box.bounding_box()
         dialog = page.locator("dialog.ac-dialog")
@@ -746,11 +747,10 @@ def test_below_680px_the_suggestions_fill_the_screen_in_a_dialog(browser, server
         playwright_api.expect(dialog).to_be_hidden()
         assert box.evaluate("(el) => el.closest('form').id") == "search-form"
         assert box.bounding_box() == before
-        box.focus()  # back in: the suggestions for "ro" again; choosing one submits and leaves
+        box.tap()  # back in: the suggestions for "ro" again; tapping one submits it and leaves
         playwright_api.expect(page.locator("[role=option]")).to_have_text(shown)
-        box.press("ArrowDown")
-        box.press("Enter")
-        playwright_api.expect(page.locator("#trail li")).to_have_text([shown[0]])
+        page.locator("[role=option]").nth(1).tap()
+        playwright_api.expect(page.locator("#trail li")).to_have_text([shown[1]])
         playwright_api.expect(dialog).to_be_hidden()
 
 
