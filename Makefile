@@ -8,7 +8,7 @@ BIGLOG  ?= $(DATA)/aol1m-queries.txt.gz
 MODEL   ?= models/demo
 PORT    ?= 8000
 
-.PHONY: run test install install-dev demo-model bench bench-scale bench-serve bench-replay lint redis chromium screenshot clean
+.PHONY: run test install install-dev demo-model bench bench-scale bench-serve bench-replay lint redis chromium axe screenshot clean
 
 # `make run` installs only what training the demo and serving need; `make test` adds the test
 # tools (the dev extra) and pyarrow for Parquet logs (the logs extra). --no-compile: Python
@@ -50,7 +50,15 @@ redis: install
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-test: install-dev redis chromium
+# axe-core for the widget's accessibility test, at the version tests/js/package-lock.json pins (npm registry).
+AXE := tests/js/node_modules/axe-core/axe.min.js
+$(AXE): tests/js/package.json tests/js/package-lock.json
+	@command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null)
+	npm ci --prefix tests/js --no-audit --no-fund --silent
+	touch $@
+axe: $(AXE)
+
+test: install-dev redis chromium axe
 	$(PY) -m pytest -q
 
 # The README's picture of the demo page (docs/img/demo.png), taken by the widget's browser test.
