@@ -1,0 +1,426 @@
+"""Open-vocabulary candidates from the word language model: word completion and continuation.
+
+Both are numba kernels over :class:`indexer.language.LanguageArrays`; :class:`Generator` converts
+strings to token ids once per call and back. For typed text ``"harry pot"`` the complete words
+are ``harry`` and the unfinished word ``pot``:
+
+- **word completion** scores the vocabulary words of ``pot``'s id range (the words starting with
+  it) by P(word | ``<s> harry``). The candidates are the kept successors of each context order
+  inside the range (a binary search cuts the successor row to the range; a long cut is walked in
+  probability order until enough are found) plus the likeliest words of the range by a sparse
+  table over the unigram probabilities; each candidate then gets its exact interpolated score.
+  This is exact for every word outside the successor rows (their scores are proportional to the
+  unigram) and a close approximation inside them.
+- **continuation** is a beam search from the typed words (after completion) adding up to
+  ``max_new_words`` words, each from the same candidate step over the whole vocabulary, and
+  proposing ``... </s>`` wherever ending is allowed; a state whose probability already falls below
+  the k-th finished candidate is not extended (adding words only lowers it).
+
+Rules every candidate keeps:
+
+- its text is the typed text followed by the added characters;
+- privacy: a new word (or the end) after history ``h`` is a kept successor of the longest stored
+  context of ``h``, or comes from a shorter context only when every longer one is *closed* (all
+  its training successors were kept, so nobody typed this word after it). Every n-gram of a
+  candidate that contains a generated word therefore has at least ``min_users`` users, or nobody
+  used it, or its typed part is itself an n-gram of fewer users (the person typed something rare;
+  the model holds nothing about it);
+- no doubled word: a generated word never repeats the word before it;
+- the end comes after a word only if at least ``min_end_fraction`` of that word's training
+  occurrences ended a query (and enough users ended one with it): no dangling "of" or "the"
+  unless the log has such queries whole;
+- with a blocklist, a typed text holding a blocklisted word gets no candidates, and a candidate
+  matching a blocklisted pattern is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from indexer.labels import encode, prefix_range
+from indexer.language import (
+    LanguageArrays,
+    WordLanguageModel,
+    context_entries,
+    find_entry,
+    range_best,
+    word_prob,
+)
+from indexer.privacy import Blocklist
+
+# a successor row cut to a word range is scored whole up to this many entries, else walked by probability
+_SCAN = 48
+
+
+class Candidates(NamedTuple):
+    """Generated candidates, best first (by ``logprob + end_logprob``); one element per candidate.
+
+    ``logprob``: natural log P of the added part (completed word and new words) given the typed
+    words; ``end_logprob``: log P(``</s>`` | the candidate); ``n_added``: new whole words after the
+    typed ones; ``completed``: the unfinished typed word was extended; ``completed_count``: the
+    training count of the last typed word as completed (0 when the typed text ends in a space).
+    """
+
+    text: list[str]
+    logprob: np.ndarray  # float64
+    end_logprob: np.ndarray  # float64
+    n_added: np.ndarray  # int32
+    completed: np.ndarray  # bool
+    completed_count: np.ndarray  # int64
+
+
+@numba.njit(cache=True)
+def _top_in_unigrams(lm: LanguageArrays, lo: int, hi: int, m: int, out: np.ndarray, n: int) -> int:
+    """Append the ``m`` likeliest words of ``[lo, hi)`` to ``out[n:]`` (sparse-table splitting)."""
+    scores = lm.prob
+    table = lm.unigram_table
+    starts = np.empty(2 * m + 1, dtype=np.int64)
+    ends = np.empty(2 * m + 1, dtype=np.int64)
+    bests = np.empty(2 * m + 1, dtype=np.int64)
+    live = 0
+    if hi > lo:
+        starts[0], ends[0], bests[0] = lo, hi, range_best(table, scores, lo, hi)
+        live = 1
+    for _ in range(min(m, hi - lo)):
+        pick = 0
+        for j in range(1, live):
+            b, p = bests[j], bests[pick]
+            if scores[b] > scores[p] or (scores[b] == scores[p] and b < p):
+                pick = j
+        best, s, e = bests[pick], starts[pick], ends[pick]
+        out[n] = best
+        n += 1
+        live -= 1
+        starts[pick], ends[pick], bests[pick] = starts[live], ends[live], bests[live]
+        if s < best:
+            starts[live], ends[live], bests[live] = s, best, range_best(table, scores, s, best)
+            live += 1
+        if best + 1 < e:
+            starts[live], ends[live], bests[live] = best + 1, e, range_best(table, scores, best + 1, e)
+            live += 1
+    return n
+
+
+@numba.njit(cache=True)
+def _lower_bound(word: np.ndarray, lo: int, hi: int, token: int) -> int:
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if word[mid] < token:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True)
+def _row_in_range(lm: LanguageArrays, e: int, lo: int, hi: int, m: int, out: np.ndarray, n: int) -> int:
+    """Append successors of entry ``e`` with a word in ``[lo, hi)``: all if few, else the m likeliest."""
+    s = lm.ptr[e]
+    t = lm.ptr[e + 1]
+    p = _lower_bound(lm.word, s, t, lo)
+    q = _lower_bound(lm.word, p, t, hi)
+    if q - p <= _SCAN:
+        for i in range(p, q):
+            out[n] = lm.word[i]
+            n += 1
+        return n
+    found = 0
+    for i in range(s, t):
+        f = lm.by_prob[i]
+        w = lm.word[f]
+        if lo <= w < hi:
+            out[n] = w
+            n += 1
+            found += 1
+            if found == m:
+                break
+    return n
+
+
+@numba.njit(cache=True)
+def top_words(
+    lm: LanguageArrays,
+    contexts: np.ndarray,
+    n_contexts: int,
+    lo: int,
+    hi: int,
+    m: int,
+    exclude: int,
+    out_words: np.ndarray,
+    out_probs: np.ndarray,
+) -> int:
+    """The ``m`` likeliest allowed words of ``[lo, hi)`` after the history whose stored contexts
+    are ``contexts[:n_contexts]``, never ``exclude``; written best first, returns how many."""
+    cap = n_contexts * max(_SCAN, m + 1) + m + 1
+    cand = np.empty(cap, dtype=np.int64)
+    n = 0
+    level = n_contexts
+    while level > 0:
+        e = contexts[level - 1]
+        n = _row_in_range(lm, e, lo, hi, m + 1, cand, n)
+        if not lm.closed[e]:
+            break
+        level -= 1
+    if level == 0:  # every context closed (or none stored): any word may follow
+        n = _top_in_unigrams(lm, lo, hi, m + 1, cand, n)
+    cand = np.sort(cand[:n])
+    probs = np.empty(n, dtype=np.float64)
+    words = np.empty(n, dtype=np.int64)
+    u = 0
+    for i in range(n):
+        w = cand[i]
+        if (u > 0 and words[u - 1] == w) or w == exclude:
+            continue
+        words[u] = w
+        probs[u] = word_prob(lm, contexts, n_contexts, w)
+        u += 1
+    order = np.argsort(-probs[:u], kind="mergesort")
+    r = min(m, u)
+    for i in range(r):
+        out_words[i] = words[order[i]]
+        out_probs[i] = probs[order[i]]
+    return r
+
+
+@numba.njit(cache=True)
+def end_logprob(
+    lm: LanguageArrays, contexts: np.ndarray, n_contexts: int, last: int, min_end_fraction: float
+) -> float:
+    """log P(</s> | history), or -inf where a query may not end (dangling word, privacy)."""
+    if last < 0 or last >= lm.n_words or lm.end_fraction[last] <= 0.0:
+        return -np.inf
+    if lm.end_fraction[last] < min_end_fraction:
+        return -np.inf
+    eos = lm.n_words + 1
+    allowed = False
+    for level in range(n_contexts, 0, -1):
+        e = contexts[level - 1]
+        if find_entry(lm.ptr, lm.word, e, eos) >= 0:
+            allowed = True
+            break
+        if not lm.closed[e]:
+            break
+    if not allowed:
+        return -np.inf
+    return math.log(word_prob(lm, contexts, n_contexts, eos))
+
+
+@numba.njit(cache=True)
+def _history(base: np.ndarray, seq: np.ndarray, length: int, width: int, out: np.ndarray) -> int:
+    """The last ``width`` tokens of ``base`` followed by ``seq[:length]``, into ``out``."""
+    total = base.shape[0] + length
+    take = min(width, total)
+    for i in range(take):
+        j = total - take + i
+        out[i] = base[j] if j < base.shape[0] else seq[j - base.shape[0]]
+    return take
+
+
+@numba.njit(cache=True)
+def generate_ids(
+    lm: LanguageArrays,
+    base: np.ndarray,
+    partial: np.ndarray,
+    has_partial: bool,
+    k: int,
+    beam: int,
+    max_new: int,
+    min_end_fraction: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Beam search for complete queries: ``base`` = ``<s>`` + typed complete words (token ids),
+    ``partial`` the unfinished word's code points. Returns the generated token ids per candidate
+    (rows padded with -1), their log P, their end log P, best first by the sum."""
+    width = max(lm.order - 1, 1)
+    slots = max_new + 1
+    contexts = np.empty(width, dtype=np.int64)
+    hist = np.empty(width, dtype=np.int64)
+    words = np.empty(beam, dtype=np.int64)
+    probs = np.empty(beam, dtype=np.float64)
+    cap = beam * beam + 1
+    st_seq = np.full((cap, slots), -1, dtype=np.int64)
+    st_len = np.zeros(cap, dtype=np.int64)
+    st_logp = np.zeros(cap, dtype=np.float64)
+    nx_seq = np.full((cap, slots), -1, dtype=np.int64)
+    nx_len = np.zeros(cap, dtype=np.int64)
+    nx_logp = np.zeros(cap, dtype=np.float64)
+    fin_seq = np.full((k, slots), -1, dtype=np.int64)
+    fin_logp = np.zeros(k, dtype=np.float64)
+    fin_end = np.zeros(k, dtype=np.float64)
+    fin_total = np.full(k, -np.inf)
+    n_fin = 0
+
+    h = _history(base, st_seq[0], 0, width, hist)
+    n_ctx = context_entries(lm, hist[:h], contexts)
+    last = base[base.shape[0] - 1]
+    n_states = 0
+    if has_partial:
+        lo, hi = prefix_range(lm.vocab_indptr, lm.vocab_chars, partial)
+        got = top_words(lm, contexts, n_ctx, lo, hi, beam, last, words, probs)
+        for i in range(got):
+            st_seq[i, 0] = words[i]
+            st_len[i] = 1
+            st_logp[i] = math.log(probs[i])
+        n_states = got
+    else:
+        n_states = 1
+    first_added = 1 if has_partial else 0
+    for step in range(max_new + 1):
+        n_next = 0
+        for s in range(n_states):
+            length = st_len[s]
+            h = _history(base, st_seq[s], length, width, hist)
+            n_ctx = context_entries(lm, hist[:h], contexts)
+            tail = hist[h - 1]
+            logp = st_logp[s]
+            if length > 0:
+                eos = end_logprob(lm, contexts, n_ctx, tail, min_end_fraction)
+                total = logp + eos
+                if eos > -np.inf and (n_fin < k or total > fin_total[k - 1]):
+                    if n_fin < k:
+                        pos = n_fin
+                        n_fin += 1
+                    else:
+                        pos = k - 1
+                    while pos > 0 and fin_total[pos - 1] < total:  # keep the list sorted
+                        fin_seq[pos] = fin_seq[pos - 1]
+                        fin_logp[pos] = fin_logp[pos - 1]
+                        fin_end[pos] = fin_end[pos - 1]
+                        fin_total[pos] = fin_total[pos - 1]
+                        pos -= 1
+                    fin_seq[pos] = st_seq[s]
+                    fin_logp[pos] = logp
+                    fin_end[pos] = eos
+                    fin_total[pos] = total
+            if step == max_new or length - first_added >= max_new:
+                continue
+            if n_fin == k and logp <= fin_total[k - 1]:
+                continue
+            got = top_words(lm, contexts, n_ctx, 0, lm.n_words, beam, tail, words, probs)
+            for i in range(got):
+                nx_seq[n_next] = st_seq[s]
+                nx_seq[n_next, length] = words[i]
+                nx_len[n_next] = length + 1
+                nx_logp[n_next] = logp + math.log(probs[i])
+                n_next += 1
+        if n_next == 0:
+            break
+        order = np.argsort(-nx_logp[:n_next], kind="mergesort")
+        n_states = min(beam, n_next)
+        for i in range(n_states):
+            st_seq[i] = nx_seq[order[i]]
+            st_len[i] = nx_len[order[i]]
+            st_logp[i] = nx_logp[order[i]]
+    return fin_seq[:n_fin], fin_logp[:n_fin], fin_end[:n_fin], fin_total[:n_fin]
+
+
+class Generator:
+    """Word completion and continuation over a fitted :class:`WordLanguageModel`.
+
+    Parameters
+    ----------
+    model : WordLanguageModel
+    max_new_words : int
+        At most this many whole words added after the typed ones (0: word completion only).
+    beam : int
+        Beam width of the continuation search (and words tried per state).
+    min_end_fraction : float
+        A candidate may end in a word only if at least this fraction of its training occurrences
+        ended a query.
+    """
+
+    def __init__(
+        self,
+        model: WordLanguageModel,
+        *,
+        max_new_words: int = 3,
+        beam: int = 10,
+        min_end_fraction: float = 0.02,
+    ) -> None:
+        if max_new_words < 0 or beam < 1 or not 0.0 <= min_end_fraction <= 1.0:
+            raise ValueError(
+                "Generator: need max_new_words >= 0, beam >= 1 and 0 <= min_end_fraction <= 1, got "
+                f"{max_new_words!r}, {beam!r}, {min_end_fraction!r}"
+            )
+        self.model = model
+        self.arrays = model.arrays()
+        self.max_new_words = max_new_words
+        self.beam = beam
+        self.min_end_fraction = float(min_end_fraction)
+        self.blocklist = Blocklist(
+            frozenset(model.blocklist_words_),
+            tuple(re.compile(p, re.IGNORECASE) for p in model.blocklist_patterns_),
+        )
+        vocabulary = model.vocabulary_
+        self._words = vocabulary.texts()
+        self._ids = {w: i for i, w in enumerate(self._words)}
+        self._counts = np.asarray(vocabulary.counts)
+        self._bos = len(self._words)
+        self._width = max(model.order - 1, 1)
+
+    def generate(self, typed: str, k: int = 10, max_new_words: int | None = None) -> Candidates:
+        """Up to ``k`` complete queries starting with ``typed`` (normalized text; a trailing space
+        means the last word is finished), best first."""
+        if k < 1:
+            raise ValueError(f"Generator.generate: k must be at least 1, got {k!r}")
+        max_new = self.max_new_words if max_new_words is None else max_new_words
+        words = typed.split(" ")
+        complete, partial = words[:-1], words[-1]
+        if "" in complete:
+            raise ValueError(
+                f"Generator.generate: {typed[:40]!r} is not normalized (one space between words, none "
+                "in front): pass it through indexer.normalize.normalize_prefix first"
+            )
+        if complete and self.blocklist.blocks(" ".join(complete)):
+            return _empty()
+        get = self._ids.get
+        base = np.array([self._bos] + [get(w, -1) for w in complete[-self._width :]], dtype=np.int64)
+        seqs, logp, end, _ = generate_ids(
+            self.arrays, base, encode(partial), bool(partial), k, self.beam, max_new, self.min_end_fraction
+        )
+        texts: list[str] = []
+        keep: list[int] = []
+        cut = len(partial)
+        head = typed[: len(typed) - cut]
+        patterns = self.blocklist.patterns
+        vocab = self._words
+        for i in range(seqs.shape[0]):
+            row = [vocab[t] for t in seqs[i] if t >= 0]
+            text = head + " ".join(row)
+            if patterns and any(p.search(text) for p in patterns):
+                continue
+            texts.append(text)
+            keep.append(i)
+        chosen = np.asarray(keep, dtype=np.int64)
+        n_words = (seqs[chosen] >= 0).sum(axis=1).astype(np.int32)
+        if partial:
+            first = seqs[chosen, 0] if len(chosen) else np.empty(0, np.int64)
+            completed = np.array([len(vocab[t]) > cut for t in first], dtype=bool)
+            counts = self._counts[first].astype(np.int64)
+            n_words -= 1
+        else:
+            completed = np.zeros(len(chosen), dtype=bool)
+            counts = np.zeros(len(chosen), dtype=np.int64)
+        return Candidates(texts, logp[chosen], end[chosen], n_words, completed, counts)
+
+    def warm_up(self) -> None:
+        """Compile every kernel (numba caches them on disk after the first process)."""
+        self.generate("", 10)
+        if self._words:
+            self.generate(self._words[0][:1], 10)
+            self.generate(self._words[0] + " ", 10)
+
+
+def _empty() -> Candidates:
+    return Candidates(
+        [],
+        np.empty(0, np.float64),
+        np.empty(0, np.float64),
+        np.empty(0, np.int32),
+        np.empty(0, bool),
+        np.empty(0, np.int64),
+    )
