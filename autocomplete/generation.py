@@ -74,7 +74,7 @@ class Candidates(NamedTuple):
     completed_count: np.ndarray  # int64
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _top_in_unigrams(lm: LanguageArrays, lo: int, hi: int, m: int, out: np.ndarray, n: int) -> int:
     """Append the ``m`` likeliest words of ``[lo, hi)`` to ``out[n:]`` (sparse-table splitting)."""
     scores = lm.prob
@@ -106,7 +106,7 @@ def _top_in_unigrams(lm: LanguageArrays, lo: int, hi: int, m: int, out: np.ndarr
     return n
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _lower_bound(word: np.ndarray, lo: int, hi: int, token: int) -> int:
     while lo < hi:
         mid = (lo + hi) // 2
@@ -117,16 +117,36 @@ def _lower_bound(word: np.ndarray, lo: int, hi: int, token: int) -> int:
     return lo
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _row_in_range(lm: LanguageArrays, e: int, lo: int, hi: int, m: int, out: np.ndarray, n: int) -> int:
-    """Append successors of entry ``e`` with a word in ``[lo, hi)``: all if few, else the m likeliest."""
+    """Append the (up to) ``m`` successors of entry ``e`` with a word in ``[lo, hi)`` that have
+    the largest discounted term: a short cut of the row is selected directly, a long one walked in
+    probability order."""
     s = lm.ptr[e]
     t = lm.ptr[e + 1]
     p = _lower_bound(lm.word, s, t, lo)
     q = _lower_bound(lm.word, p, t, hi)
-    if q - p <= _SCAN:
+    if q - p <= m:
         for i in range(p, q):
             out[n] = lm.word[i]
+            n += 1
+        return n
+    if q - p <= _SCAN:  # partial selection by the row's own term, no scoring
+        best = np.empty(m, dtype=np.int64)  # entry ids, by prob descending
+        nb = 0
+        for i in range(p, q):
+            pr = lm.prob[i]
+            if nb == m and pr <= lm.prob[best[nb - 1]]:
+                continue
+            pos = nb if nb < m else m - 1
+            if nb < m:
+                nb += 1
+            while pos > 0 and lm.prob[best[pos - 1]] < pr:
+                best[pos] = best[pos - 1]
+                pos -= 1
+            best[pos] = i
+        for j in range(nb):
+            out[n] = lm.word[best[j]]
             n += 1
         return n
     found = 0
@@ -142,7 +162,7 @@ def _row_in_range(lm: LanguageArrays, e: int, lo: int, hi: int, m: int, out: np.
     return n
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def top_words(
     lm: LanguageArrays,
     contexts: np.ndarray,
@@ -156,7 +176,7 @@ def top_words(
 ) -> int:
     """The ``m`` likeliest allowed words of ``[lo, hi)`` after the history whose stored contexts
     are ``contexts[:n_contexts]``, never ``exclude``; written best first, returns how many."""
-    cap = n_contexts * max(_SCAN, m + 1) + m + 1
+    cap = (n_contexts + 1) * (m + 1)
     cand = np.empty(cap, dtype=np.int64)
     n = 0
     level = n_contexts
@@ -168,26 +188,30 @@ def top_words(
         level -= 1
     if level == 0:  # every context closed (or none stored): any word may follow
         n = _top_in_unigrams(lm, lo, hi, m + 1, cand, n)
-    cand = np.sort(cand[:n])
-    probs = np.empty(n, dtype=np.float64)
-    words = np.empty(n, dtype=np.int64)
-    u = 0
+    cand[:n].sort()
+    r = 0  # out_* hold the best r so far, best first; ids ascend, so ties keep the lower id
+    previous = -1
     for i in range(n):
         w = cand[i]
-        if (u > 0 and words[u - 1] == w) or w == exclude:
+        if w == previous or w == exclude:
             continue
-        words[u] = w
-        probs[u] = word_prob(lm, contexts, n_contexts, w)
-        u += 1
-    order = np.argsort(-probs[:u], kind="mergesort")
-    r = min(m, u)
-    for i in range(r):
-        out_words[i] = words[order[i]]
-        out_probs[i] = probs[order[i]]
+        previous = w
+        p = word_prob(lm.ptr, lm.word, lm.prob, lm.backoff, contexts, n_contexts, w)
+        if r == m and p <= out_probs[m - 1]:
+            continue
+        pos = r if r < m else m - 1
+        if r < m:
+            r += 1
+        while pos > 0 and out_probs[pos - 1] < p:
+            out_words[pos] = out_words[pos - 1]
+            out_probs[pos] = out_probs[pos - 1]
+            pos -= 1
+        out_words[pos] = w
+        out_probs[pos] = p
     return r
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def end_logprob(
     lm: LanguageArrays, contexts: np.ndarray, n_contexts: int, last: int, min_end_fraction: float
 ) -> float:
@@ -207,10 +231,10 @@ def end_logprob(
             break
     if not allowed:
         return -np.inf
-    return math.log(word_prob(lm, contexts, n_contexts, eos))
+    return math.log(word_prob(lm.ptr, lm.word, lm.prob, lm.backoff, contexts, n_contexts, eos))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _history(base: np.ndarray, seq: np.ndarray, length: int, width: int, out: np.ndarray) -> int:
     """The last ``width`` tokens of ``base`` followed by ``seq[:length]``, into ``out``."""
     total = base.shape[0] + length
@@ -229,19 +253,22 @@ def generate_ids(
     has_partial: bool,
     k: int,
     beam: int,
+    expand: int,
     max_new: int,
     min_end_fraction: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Beam search for complete queries: ``base`` = ``<s>`` + typed complete words (token ids),
-    ``partial`` the unfinished word's code points. Returns the generated token ids per candidate
-    (rows padded with -1), their log P, their end log P, best first by the sum."""
+    ``partial`` the unfinished word's code points. Returns, best first by log P + end log P, the
+    generated token ids per candidate (rows padded with -1) and the arrays of :class:`Candidates`.
+    ``beam`` states are kept per step (and as many completions of the unfinished word), each
+    extended by its ``expand`` likeliest next words."""
     width = max(lm.order - 1, 1)
     slots = max_new + 1
     contexts = np.empty(width, dtype=np.int64)
     hist = np.empty(width, dtype=np.int64)
-    words = np.empty(beam, dtype=np.int64)
-    probs = np.empty(beam, dtype=np.float64)
-    cap = beam * beam + 1
+    words = np.empty(max(beam, expand), dtype=np.int64)
+    probs = np.empty(max(beam, expand), dtype=np.float64)
+    cap = beam * max(beam, expand) + 1
     st_seq = np.full((cap, slots), -1, dtype=np.int64)
     st_len = np.zeros(cap, dtype=np.int64)
     st_logp = np.zeros(cap, dtype=np.float64)
@@ -300,7 +327,7 @@ def generate_ids(
                 continue
             if n_fin == k and logp <= fin_total[k - 1]:
                 continue
-            got = top_words(lm, contexts, n_ctx, 0, lm.n_words, beam, tail, words, probs)
+            got = top_words(lm, contexts, n_ctx, 0, lm.n_words, expand, tail, words, probs)
             for i in range(got):
                 nx_seq[n_next] = st_seq[s]
                 nx_seq[n_next, length] = words[i]
@@ -315,7 +342,19 @@ def generate_ids(
             st_seq[i] = nx_seq[order[i]]
             st_len[i] = nx_len[order[i]]
             st_logp[i] = nx_logp[order[i]]
-    return fin_seq[:n_fin], fin_logp[:n_fin], fin_end[:n_fin], fin_total[:n_fin]
+    n_new = np.zeros(n_fin, dtype=np.int32)
+    completed = np.zeros(n_fin, dtype=np.bool_)
+    completed_count = np.zeros(n_fin, dtype=np.int64)
+    for i in range(n_fin):
+        for j in range(slots):
+            if fin_seq[i, j] >= 0:
+                n_new[i] += 1
+        if has_partial:
+            w = fin_seq[i, 0]
+            n_new[i] -= 1
+            completed[i] = lm.vocab_indptr[w + 1] - lm.vocab_indptr[w] > partial.shape[0]
+            completed_count[i] = lm.count[w]
+    return fin_seq[:n_fin], fin_logp[:n_fin], fin_end[:n_fin], n_new, completed, completed_count
 
 
 class Generator:
@@ -327,7 +366,9 @@ class Generator:
     max_new_words : int
         At most this many whole words added after the typed ones (0: word completion only).
     beam : int
-        Beam width of the continuation search (and words tried per state).
+        Completions of the unfinished word tried, and states kept per step of the continuation.
+    expand : int
+        Next words tried per state of the continuation.
     min_end_fraction : float
         A candidate may end in a word only if at least this fraction of its training occurrences
         ended a query.
@@ -339,17 +380,19 @@ class Generator:
         *,
         max_new_words: int = 3,
         beam: int = 10,
+        expand: int = 4,
         min_end_fraction: float = 0.02,
     ) -> None:
-        if max_new_words < 0 or beam < 1 or not 0.0 <= min_end_fraction <= 1.0:
+        if max_new_words < 0 or beam < 1 or expand < 1 or not 0.0 <= min_end_fraction <= 1.0:
             raise ValueError(
-                "Generator: need max_new_words >= 0, beam >= 1 and 0 <= min_end_fraction <= 1, got "
-                f"{max_new_words!r}, {beam!r}, {min_end_fraction!r}"
+                "Generator: need max_new_words >= 0, beam >= 1, expand >= 1 and 0 <= min_end_fraction <= 1, "
+                f"got {max_new_words!r}, {beam!r}, {expand!r}, {min_end_fraction!r}"
             )
         self.model = model
         self.arrays = model.arrays()
         self.max_new_words = max_new_words
         self.beam = beam
+        self.expand = expand
         self.min_end_fraction = float(min_end_fraction)
         self.blocklist = Blocklist(
             frozenset(model.blocklist_words_),
@@ -379,33 +422,26 @@ class Generator:
             return _empty()
         get = self._ids.get
         base = np.array([self._bos] + [get(w, -1) for w in complete[-self._width :]], dtype=np.int64)
-        seqs, logp, end, _ = generate_ids(
-            self.arrays, base, encode(partial), bool(partial), k, self.beam, max_new, self.min_end_fraction
+        seqs, logp, end, n_new, completed, counts = generate_ids(
+            self.arrays,
+            base,
+            encode(partial),
+            bool(partial),
+            k,
+            self.beam,
+            self.expand,
+            max_new,
+            self.min_end_fraction,
         )
-        texts: list[str] = []
-        keep: list[int] = []
-        cut = len(partial)
-        head = typed[: len(typed) - cut]
-        patterns = self.blocklist.patterns
+        head = typed[: len(typed) - len(partial)]
         vocab = self._words
-        for i in range(seqs.shape[0]):
-            row = [vocab[t] for t in seqs[i] if t >= 0]
-            text = head + " ".join(row)
-            if patterns and any(p.search(text) for p in patterns):
-                continue
-            texts.append(text)
-            keep.append(i)
-        chosen = np.asarray(keep, dtype=np.int64)
-        n_words = (seqs[chosen] >= 0).sum(axis=1).astype(np.int32)
-        if partial:
-            first = seqs[chosen, 0] if len(chosen) else np.empty(0, np.int64)
-            completed = np.array([len(vocab[t]) > cut for t in first], dtype=bool)
-            counts = self._counts[first].astype(np.int64)
-            n_words -= 1
-        else:
-            completed = np.zeros(len(chosen), dtype=bool)
-            counts = np.zeros(len(chosen), dtype=np.int64)
-        return Candidates(texts, logp[chosen], end[chosen], n_words, completed, counts)
+        texts = [head + " ".join([vocab[t] for t in row if t >= 0]) for row in seqs.tolist()]
+        if self.blocklist.patterns:
+            keep = [i for i, text in enumerate(texts) if not self.blocklist.blocks(text)]
+            if len(keep) < len(texts):
+                texts = [texts[i] for i in keep]
+                logp, end, n_new, completed, counts = (a[keep] for a in (logp, end, n_new, completed, counts))
+        return Candidates(texts, logp, end, n_new, completed, counts)
 
     def warm_up(self) -> None:
         """Compile every kernel (numba caches them on disk after the first process)."""

@@ -74,7 +74,7 @@ class LanguageArrays(NamedTuple):
     order: int
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def find_entry(ptr: np.ndarray, word: np.ndarray, entry: int, token: int) -> int:
     """The entry of (``entry``'s n-gram, ``token``), or -1 when that n-gram is not kept."""
     if token < 0:
@@ -92,7 +92,7 @@ def find_entry(ptr: np.ndarray, word: np.ndarray, entry: int, token: int) -> int
     return -1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def context_entries(lm: LanguageArrays, history: np.ndarray, out: np.ndarray) -> int:
     """Entries of the stored suffixes of ``history`` (tokens, -1 = unknown word): ``out[j - 1]`` is
     the suffix of j tokens; returns how many (the longest stored context has that many tokens)."""
@@ -113,20 +113,32 @@ def context_entries(lm: LanguageArrays, history: np.ndarray, out: np.ndarray) ->
     return found
 
 
-@numba.njit(cache=True, fastmath=True)
-def word_prob(lm: LanguageArrays, contexts: np.ndarray, n_contexts: int, token: int) -> float:
-    """Interpolated Kneser-Ney P(token | context) from the entries of :func:`context_entries`."""
-    p = lm.prob[token]
+@numba.njit(cache=True, inline="always")
+def word_prob(
+    ptr: np.ndarray,
+    word: np.ndarray,
+    prob: np.ndarray,
+    backoff: np.ndarray,
+    contexts: np.ndarray,
+    n_contexts: int,
+    token: int,
+) -> float:
+    """Interpolated Kneser-Ney P(token | context) from the entries of :func:`context_entries`.
+
+    Takes the arrays it reads, not the whole :class:`LanguageArrays`, and is inlined: a call
+    that passes arrays pays a reference count update per array, more than the lookup costs.
+    """
+    p = prob[token]
     for j in range(n_contexts):
         e = contexts[j]
-        f = find_entry(lm.ptr, lm.word, e, token)
-        p = lm.backoff[e] * p
+        f = find_entry(ptr, word, e, token)
+        p = backoff[e] * p
         if f >= 0:
-            p += lm.prob[f]
+            p += prob[f]
     return p
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _better(scores: np.ndarray, a: int, b: int) -> bool:
     return scores[a] > scores[b] or (scores[a] == scores[b] and a < b)
 
@@ -150,7 +162,7 @@ def build_range_table(scores: np.ndarray) -> np.ndarray:
     return table
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def range_best(table: np.ndarray, scores: np.ndarray, lo: int, hi: int) -> int:
     lvl = 0
     while (1 << (lvl + 1)) <= hi - lo:
@@ -482,7 +494,7 @@ class WordLanguageModel(BaseEstimator):
         history = self.token_ids(list(context))
         entries = np.empty(max(self.order - 1, 1), dtype=np.int64)
         found = context_entries(arrays, history, entries)
-        return float(word_prob(arrays, entries, found, token))
+        return float(word_prob(arrays.ptr, arrays.word, arrays.prob, arrays.backoff, entries, found, token))
 
     def log_probability(self, query: str) -> float:
         """Natural log P(query </s> | <s>) under the model (-inf with an unknown word)."""
