@@ -245,6 +245,38 @@ def _history(base: np.ndarray, seq: np.ndarray, length: int, width: int, out: np
     return take
 
 
+@numba.njit(cache=True, inline="always")
+def _insert(
+    seqs: np.ndarray,
+    logps: np.ndarray,
+    ends: np.ndarray,
+    totals: np.ndarray,
+    n: int,
+    seq: np.ndarray,
+    logp: float,
+    end: float,
+) -> int:
+    """Insert a finished candidate into a list kept sorted by total (capacity: its length)."""
+    k = totals.shape[0]
+    total = logp + end
+    if n == k and total <= totals[k - 1]:
+        return n
+    pos = n if n < k else k - 1
+    if n < k:
+        n += 1
+    while pos > 0 and totals[pos - 1] < total:
+        seqs[pos] = seqs[pos - 1]
+        logps[pos] = logps[pos - 1]
+        ends[pos] = ends[pos - 1]
+        totals[pos] = totals[pos - 1]
+        pos -= 1
+    seqs[pos] = seq
+    logps[pos] = logp
+    ends[pos] = end
+    totals[pos] = total
+    return n
+
+
 @numba.njit(cache=True)
 def generate_ids(
     lm: LanguageArrays,
@@ -252,6 +284,7 @@ def generate_ids(
     partial: np.ndarray,
     has_partial: bool,
     k: int,
+    reserve: int,
     beam: int,
     expand: int,
     max_new: int,
@@ -261,7 +294,9 @@ def generate_ids(
     ``partial`` the unfinished word's code points. Returns, best first by log P + end log P, the
     generated token ids per candidate (rows padded with -1) and the arrays of :class:`Candidates`.
     ``beam`` states are kept per step (and as many completions of the unfinished word), each
-    extended by its ``expand`` likeliest next words."""
+    extended by its ``expand`` likeliest next words. The shortest candidates (the completed word
+    alone; one word after a finished one) hold at least ``reserve`` of the ``k`` places, so long
+    continuations of the likeliest word do not push every other completion out."""
     width = max(lm.order - 1, 1)
     slots = max_new + 1
     contexts = np.empty(width, dtype=np.int64)
@@ -275,6 +310,12 @@ def generate_ids(
     nx_seq = np.full((cap, slots), -1, dtype=np.int64)
     nx_len = np.zeros(cap, dtype=np.int64)
     nx_logp = np.zeros(cap, dtype=np.float64)
+    # finished candidates: the shortest ones and the longer ones, each list sorted by total
+    short_seq = np.full((k, slots), -1, dtype=np.int64)
+    short_logp = np.zeros(k, dtype=np.float64)
+    short_end = np.zeros(k, dtype=np.float64)
+    short_total = np.full(k, -np.inf)
+    n_short = 0
     fin_seq = np.full((k, slots), -1, dtype=np.int64)
     fin_logp = np.zeros(k, dtype=np.float64)
     fin_end = np.zeros(k, dtype=np.float64)
@@ -296,6 +337,7 @@ def generate_ids(
     else:
         n_states = 1
     first_added = 1 if has_partial else 0
+    shortest = 1
     for step in range(max_new + 1):
         n_next = 0
         for s in range(n_states):
@@ -306,26 +348,16 @@ def generate_ids(
             logp = st_logp[s]
             if length > 0:
                 eos = end_logprob(lm, contexts, n_ctx, tail, min_end_fraction)
-                total = logp + eos
-                if eos > -np.inf and (n_fin < k or total > fin_total[k - 1]):
-                    if n_fin < k:
-                        pos = n_fin
-                        n_fin += 1
+                if eos > -np.inf:
+                    if length == shortest:
+                        n_short = _insert(
+                            short_seq, short_logp, short_end, short_total, n_short, st_seq[s], logp, eos
+                        )
                     else:
-                        pos = k - 1
-                    while pos > 0 and fin_total[pos - 1] < total:  # keep the list sorted
-                        fin_seq[pos] = fin_seq[pos - 1]
-                        fin_logp[pos] = fin_logp[pos - 1]
-                        fin_end[pos] = fin_end[pos - 1]
-                        fin_total[pos] = fin_total[pos - 1]
-                        pos -= 1
-                    fin_seq[pos] = st_seq[s]
-                    fin_logp[pos] = logp
-                    fin_end[pos] = eos
-                    fin_total[pos] = total
+                        n_fin = _insert(fin_seq, fin_logp, fin_end, fin_total, n_fin, st_seq[s], logp, eos)
             if step == max_new or length - first_added >= max_new:
                 continue
-            if n_fin == k and logp <= fin_total[k - 1]:
+            if n_fin == k and logp <= fin_total[k - 1]:  # a longer candidate only gets less likely
                 continue
             got = top_words(lm, contexts, n_ctx, 0, lm.n_words, expand, tail, words, probs)
             for i in range(got):
@@ -342,6 +374,35 @@ def generate_ids(
             st_seq[i] = nx_seq[order[i]]
             st_len[i] = nx_len[order[i]]
             st_logp[i] = nx_logp[order[i]]
+    # the reserved shortest, then the best of the rest, then all by total
+    forced = min(reserve, n_short)
+    pool = n_short - forced + n_fin
+    pool_total = np.empty(pool, dtype=np.float64)
+    for i in range(n_short - forced):
+        pool_total[i] = short_total[forced + i]
+    for i in range(n_fin):
+        pool_total[n_short - forced + i] = fin_total[i]
+    picked = np.argsort(-pool_total, kind="mergesort")[: max(k - forced, 0)]
+    n_out = forced + picked.shape[0]
+    out_seq = np.full((n_out, slots), -1, dtype=np.int64)
+    out_logp = np.empty(n_out, dtype=np.float64)
+    out_end = np.empty(n_out, dtype=np.float64)
+    for i in range(n_out):
+        if i < forced:
+            src = i
+        else:
+            src = forced + picked[i - forced]
+        if src < n_short:
+            out_seq[i] = short_seq[src]
+            out_logp[i] = short_logp[src]
+            out_end[i] = short_end[src]
+        else:
+            out_seq[i] = fin_seq[src - n_short]
+            out_logp[i] = fin_logp[src - n_short]
+            out_end[i] = fin_end[src - n_short]
+    by_total = np.argsort(-(out_logp + out_end), kind="mergesort")
+    fin_seq, fin_logp, fin_end = out_seq[by_total], out_logp[by_total], out_end[by_total]
+    n_fin = n_out
     n_new = np.zeros(n_fin, dtype=np.int32)
     completed = np.zeros(n_fin, dtype=np.bool_)
     completed_count = np.zeros(n_fin, dtype=np.int64)
@@ -369,6 +430,9 @@ class Generator:
         Completions of the unfinished word tried, and states kept per step of the continuation.
     expand : int
         Next words tried per state of the continuation.
+    reserve : int
+        Places of the ``k`` kept for the shortest candidates (the completed word alone, or one
+        word after a finished one), so continuations of one word do not crowd out the others.
     min_end_fraction : float
         A candidate may end in a word only if at least this fraction of its training occurrences
         ended a query.
@@ -381,18 +445,21 @@ class Generator:
         max_new_words: int = 3,
         beam: int = 10,
         expand: int = 4,
+        reserve: int = 5,
         min_end_fraction: float = 0.02,
     ) -> None:
-        if max_new_words < 0 or beam < 1 or expand < 1 or not 0.0 <= min_end_fraction <= 1.0:
+        if max_new_words < 0 or beam < 1 or expand < 1 or reserve < 0 or not 0.0 <= min_end_fraction <= 1.0:
             raise ValueError(
-                "Generator: need max_new_words >= 0, beam >= 1, expand >= 1 and 0 <= min_end_fraction <= 1, "
-                f"got {max_new_words!r}, {beam!r}, {expand!r}, {min_end_fraction!r}"
+                "Generator: need max_new_words >= 0, beam >= 1, expand >= 1, reserve >= 0 and "
+                f"0 <= min_end_fraction <= 1, got {max_new_words!r}, {beam!r}, {expand!r}, {reserve!r}, "
+                f"{min_end_fraction!r}"
             )
         self.model = model
         self.arrays = model.arrays()
         self.max_new_words = max_new_words
         self.beam = beam
         self.expand = expand
+        self.reserve = reserve
         self.min_end_fraction = float(min_end_fraction)
         self.blocklist = Blocklist(
             frozenset(model.blocklist_words_),
@@ -428,6 +495,7 @@ class Generator:
             encode(partial),
             bool(partial),
             k,
+            self.reserve,
             self.beam,
             self.expand,
             max_new,
