@@ -414,7 +414,7 @@ def generate_ids(
             w = fin_seq[i, 0]
             n_new[i] -= 1
             completed[i] = lm.vocab_indptr[w + 1] - lm.vocab_indptr[w] > partial.shape[0]
-            completed_count[i] = lm.count[w]
+            completed_count[i] = lm.counts[w]
     return fin_seq[:n_fin], fin_logp[:n_fin], fin_end[:n_fin], n_new, completed, completed_count
 
 

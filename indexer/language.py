@@ -65,7 +65,7 @@ class LanguageArrays(NamedTuple):
     backoff: np.ndarray  # float64 (n_entries,): gamma of the entry as a context (1 if it has none)
     closed: np.ndarray  # bool (n_entries,): every successor seen in training was kept
     by_prob: np.ndarray  # int32 (n_entries,): within each successor row, entry ids by prob descending
-    count: np.ndarray  # int64 (n_entries,): raw training count of the n-gram (tokens: occurrences)
+    counts: np.ndarray  # int64 (n_entries,): raw training count of the n-gram (tokens: occurrences)
     end_fraction: np.ndarray  # float64 (n_tokens,): c(w </s>) / c(w) if the bigram is kept, else 0
     unigram_table: np.ndarray  # int32 (levels, n_words): sparse table, the likeliest word of a range
     vocab_indptr: np.ndarray  # int64 (n_words + 1,): the words as code points, for prefix ranges
@@ -196,7 +196,7 @@ class WordLanguageModel(BaseEstimator):
     ----------
     vocabulary_ : LabelSet
         The kept words in code point order, with their training counts.
-    ptr_, word_, prob_, backoff_, closed_, by_prob_, count_ : ndarray, shape (n_entries_,)
+    ptr_, word_, prob_, backoff_, closed_, by_prob_, counts_ : ndarray, shape (n_entries_,)
         The flat trie of kept n-grams (``ptr_`` has one more element); see :class:`LanguageArrays`.
     end_fraction_ : ndarray of float64, shape (n_words_ + 2,)
     unigram_table_ : ndarray of int32, shape (levels, n_words_)
@@ -208,7 +208,17 @@ class WordLanguageModel(BaseEstimator):
         Sizes and what the privacy filters removed.
     """
 
-    ARRAYS = ("ptr", "word", "prob", "backoff", "closed", "by_prob", "count", "end_fraction", "unigram_table")
+    ARRAYS = (
+        "ptr",
+        "word",
+        "prob",
+        "backoff",
+        "closed",
+        "by_prob",
+        "counts",
+        "end_fraction",
+        "unigram_table",
+    )
 
     def __init__(
         self, *, order: int = 3, min_users: int = 2, blocklist: str = "", discount: float = 0.75
@@ -293,9 +303,12 @@ class WordLanguageModel(BaseEstimator):
         n_owners = max(len(owner_ids), 1)
 
         order = self.order
-        gid = [np.empty(0, np.int64), tok.copy()]  # gid[k][i]: the k-gram ending at position i (-1: none)
-        prefix = [np.empty(0, np.int64), np.full(n_tokens, -1, np.int64)]
-        last = [np.empty(0, np.int64), np.arange(n_tokens, dtype=np.int64)]
+        gid: list[np.ndarray] = [
+            np.empty(0, np.int64),
+            tok.copy(),
+        ]  # gid[k][i]: the k-gram ending at position i (-1: none)
+        prefix: list[np.ndarray] = [np.empty(0, np.int64), np.full(n_tokens, -1, np.int64)]
+        last: list[np.ndarray] = [np.empty(0, np.int64), np.arange(n_tokens, dtype=np.int64)]
         first_pos: list[np.ndarray] = [np.empty(0, np.int64), np.empty(0, np.int64)]
         sizes = [0, n_tokens]
         for k in range(2, order + 1):
@@ -312,7 +325,11 @@ class WordLanguageModel(BaseEstimator):
             first_pos.append(where[first])
             sizes.append(uniq.shape[0])
 
-        count, users_of, kept, starts_bos, cont = [], [], [], [], []
+        count: list[np.ndarray] = []
+        users_of: list[np.ndarray] = []
+        kept: list[np.ndarray] = []
+        starts_bos: list[np.ndarray] = []
+        cont: list[np.ndarray] = []
         for k in range(order + 1):
             if k == 0:
                 for lst in (count, users_of, kept, starts_bos, cont):
@@ -427,14 +444,14 @@ class WordLanguageModel(BaseEstimator):
         self.backoff_ = np.concatenate(level_backoff[1:]).astype(np.float64)
         self.closed_ = np.concatenate(level_closed[1:]).astype(bool)
         self.by_prob_ = by_prob
-        self.count_ = np.concatenate(level_count[1:]).astype(np.int64)
+        self.counts_ = np.concatenate(level_count[1:]).astype(np.int64)
         self.level_offsets_ = offsets
         end = np.zeros(n_words + 2, dtype=np.float64)
         bigrams = slice(offsets[1], offsets[2])
         is_end = word[bigrams] == n_words + 1
         ctx_of_bigram = np.repeat(np.arange(n_words + 2), np.diff(ptr[: n_words + 3]))
         ends = ctx_of_bigram[is_end]
-        end[ends] = self.count_[offsets[1] : offsets[2]][is_end] / np.maximum(self.count_[ends], 1)
+        end[ends] = self.counts_[offsets[1] : offsets[2]][is_end] / np.maximum(self.counts_[ends], 1)
         end[n_words] = 0.0
         self.end_fraction_ = end
         self.unigram_table_ = build_range_table(self.prob_[:n_words].copy())
@@ -453,12 +470,13 @@ class WordLanguageModel(BaseEstimator):
         return self
 
     def _make_arrays(self) -> LanguageArrays:
+        arrays = {name: np.ascontiguousarray(getattr(self, f"{name}_")) for name in self.ARRAYS}
         return LanguageArrays(
-            *(np.ascontiguousarray(getattr(self, f"{name}_")) for name in self.ARRAYS),
-            np.ascontiguousarray(self.vocabulary_.indptr),
-            np.ascontiguousarray(self.vocabulary_.chars),
-            int(len(self.vocabulary_)),
-            int(self.order),
+            vocab_indptr=np.ascontiguousarray(self.vocabulary_.indptr),
+            vocab_chars=np.ascontiguousarray(self.vocabulary_.chars),
+            n_words=int(len(self.vocabulary_)),
+            order=int(self.order),
+            **arrays,
         )
 
     # ------------------------------------------------------------------ reading
@@ -518,7 +536,7 @@ class WordLanguageModel(BaseEstimator):
             e = find_entry(arrays.ptr, arrays.word, e, int(t))
             if e < 0:
                 return 0
-        return int(arrays.count[e])
+        return int(arrays.counts[e])
 
     def successors(self, context: Sequence[str]) -> list[str]:
         """The kept successor words of a context n-gram, in id order (for inspection and tests)."""
@@ -586,7 +604,7 @@ class WordLanguageModel(BaseEstimator):
             "backoff": ((n,), np.float64),
             "closed": ((n,), np.bool_),
             "by_prob": ((n,), np.int32),
-            "count": ((n,), np.int64),
+            "counts": ((n,), np.int64),
             "end_fraction": ((n_words + 2,), np.float64),
             "level_offsets": ((self.order + 1,), np.int64),
         }

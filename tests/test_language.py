@@ -204,6 +204,6 @@ def test_an_array_of_the_wrong_shape_names_its_file(tmp_path, synthetic_queries)
     np.save(tmp_path / "lm" / "backoff.npy", backoff[:-1])
     with pytest.raises(ModelFileError, match="backoff.npy"):
         WordLanguageModel.load(tmp_path / "lm")
-    (tmp_path / "lm" / "count.npy").unlink()
-    with pytest.raises(ModelFileError, match="count.npy"):
+    (tmp_path / "lm" / "counts.npy").unlink()
+    with pytest.raises(ModelFileError, match="counts.npy"):
         WordLanguageModel.load(tmp_path / "lm")
