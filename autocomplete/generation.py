@@ -171,11 +171,16 @@ def top_words(
     hi: int,
     m: int,
     exclude: int,
+    shallow: bool,
     out_words: np.ndarray,
     out_probs: np.ndarray,
 ) -> int:
     """The ``m`` likeliest allowed words of ``[lo, hi)`` after the history whose stored contexts
-    are ``contexts[:n_contexts]``, never ``exclude``; written best first, returns how many."""
+    are ``contexts[:n_contexts]``, never ``exclude``; written best first, returns how many.
+
+    ``shallow``: stop at the longest contexts that already offer more than ``m`` words (the
+    continuation's choice: a word only a shorter context offers is rarely among the best).
+    """
     cap = (n_contexts + 1) * (m + 1)
     cand = np.empty(cap, dtype=np.int64)
     n = 0
@@ -183,20 +188,36 @@ def top_words(
     while level > 0:
         e = contexts[level - 1]
         n = _row_in_range(lm, e, lo, hi, m + 1, cand, n)
-        if not lm.closed[e]:
+        if not lm.closed[e] or (shallow and n > m):
             break
         level -= 1
     if level == 0:  # every context closed (or none stored): any word may follow
         n = _top_in_unigrams(lm, lo, hi, m + 1, cand, n)
     cand[:n].sort()
-    r = 0  # out_* hold the best r so far, best first; ids ascend, so ties keep the lower id
-    previous = -1
+    u = 0  # distinct candidates, ascending
     for i in range(n):
         w = cand[i]
-        if w == previous or w == exclude:
+        if (u > 0 and cand[u - 1] == w) or w == exclude:
             continue
-        previous = w
-        p = word_prob(lm.ptr, lm.word, lm.prob, lm.backoff, contexts, n_contexts, w)
+        cand[u] = w
+        u += 1
+    probs = np.empty(u, dtype=np.float64)
+    for i in range(u):
+        probs[i] = lm.prob[cand[i]]
+    for j in range(n_contexts):  # interpolate order by order; ascending ids narrow each search
+        e = contexts[j]
+        start = lm.ptr[e]
+        end = lm.ptr[e + 1]
+        gamma = lm.backoff[e]
+        for i in range(u):
+            start = _lower_bound(lm.word, start, end, cand[i])
+            p = gamma * probs[i]
+            if start < end and lm.word[start] == cand[i]:
+                p += lm.prob[start]
+            probs[i] = p
+    r = 0  # out_* hold the best r so far, best first; ids ascend, so ties keep the lower id
+    for i in range(u):
+        p = probs[i]
         if r == m and p <= out_probs[m - 1]:
             continue
         pos = r if r < m else m - 1
@@ -206,7 +227,7 @@ def top_words(
             out_words[pos] = out_words[pos - 1]
             out_probs[pos] = out_probs[pos - 1]
             pos -= 1
-        out_words[pos] = w
+        out_words[pos] = cand[i]
         out_probs[pos] = p
     return r
 
@@ -328,7 +349,7 @@ def generate_ids(
     n_states = 0
     if has_partial:
         lo, hi = prefix_range(lm.vocab_indptr, lm.vocab_chars, partial)
-        got = top_words(lm, contexts, n_ctx, lo, hi, beam, last, words, probs)
+        got = top_words(lm, contexts, n_ctx, lo, hi, beam, last, False, words, probs)
         for i in range(got):
             st_seq[i, 0] = words[i]
             st_len[i] = 1
@@ -359,8 +380,10 @@ def generate_ids(
                 continue
             if n_fin == k and logp <= fin_total[k - 1]:  # a longer candidate only gets less likely
                 continue
-            got = top_words(lm, contexts, n_ctx, 0, lm.n_words, expand, tail, words, probs)
+            got = top_words(lm, contexts, n_ctx, 0, lm.n_words, expand, tail, True, words, probs)
             for i in range(got):
+                if n_fin == k and logp + math.log(probs[i]) <= fin_total[k - 1]:
+                    break  # best first: this and the rest cannot reach the list
                 nx_seq[n_next] = st_seq[s]
                 nx_seq[n_next, length] = words[i]
                 nx_len[n_next] = length + 1

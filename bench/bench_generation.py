@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--min-users", type=int, default=1)
     parser.add_argument("--order", type=int, default=3)
+    parser.add_argument("--expand", type=int, default=None, help="default: Generator's")
+    parser.add_argument("--beam", type=int, default=None, help="default: Generator's")
     args = parser.parse_args()
     queries, users = made_up_log()
     print(
@@ -93,7 +95,12 @@ def main() -> None:
     size = sum(np.asarray(getattr(model, f"{n}_")).nbytes for n in model.ARRAYS)
     kept = model.summary_["ngrams_per_order"]
     print(f"fit {fit_s:.1f} s; kept n-grams per order {kept}; arrays {size / 1e6:.1f} MB")
-    generator = Generator(model)
+    settings = {name: value for name, value in (("expand", args.expand), ("beam", args.beam)) if value}
+    generator = Generator(model, **settings)
+    print(
+        f"generator: beam {generator.beam}, expand {generator.expand}, "
+        f"max_new_words {generator.max_new_words}"
+    )
     start = time.perf_counter()
     generator.warm_up()
     print(f"warm-up {time.perf_counter() - start:.1f} s")

@@ -49,6 +49,14 @@ def main() -> None:
     parser.add_argument("--order", type=int, default=3)
     parser.add_argument("--max-examples", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--split", default="test", choices=("valid", "test"), help="settings are chosen on valid"
+    )
+    parser.add_argument(
+        "--min-end-fraction", type=float, nargs="+", default=[0.02], help="one or more to compare"
+    )
+    parser.add_argument("--expand", type=int, nargs="+", default=[4], help="one or more to compare")
+    parser.add_argument("--discount", type=float, default=0.75)
     args = parser.parse_args()
     config = load_train_config(args.config)
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,22 +66,29 @@ def main() -> None:
     train_users = [s.user for s in log.sessions["train"] for _ in s.queries]
     min_users = config.privacy.min_users if args.min_users is None else args.min_users
     start = time.perf_counter()
-    model = WordLanguageModel(order=args.order, min_users=min_users).fit(train_queries, train_users)
+    model = WordLanguageModel(order=args.order, min_users=min_users, discount=args.discount).fit(
+        train_queries, train_users
+    )
     print(
         f"train: {len(train_queries)} queries, {len(set(train_queries))} distinct; order {args.order}, "
         f"min_users {min_users}: {model.summary_['n_words']} words, n-grams per order "
         f"{model.summary_['ngrams_per_order']} (fit {time.perf_counter() - start:.1f} s)"
     )
     seen = set(train_queries)
-    pairs = log.pairs("test")
+    pairs = log.pairs(args.split)
     unseen = [q for q in pairs.next if q not in seen]
     share = len(unseen) / max(len(pairs), 1)
-    print(f"test: {len(pairs)} next queries, {len(unseen)} ({share:.1%}) not in training")
+    print(f"{args.split}: {len(pairs)} next queries, {len(unseen)} ({share:.1%}) not in training")
     rng = random.Random(args.seed)
     if len(unseen) > args.max_examples:
         unseen = rng.sample(unseen, args.max_examples)
-    generator = Generator(model)
-    generator.warm_up()
+    generators = {"completed word only": (Generator(model), 0)}
+    for fraction in args.min_end_fraction:
+        for expand in args.expand:
+            name = f"lm (end >= {fraction:g}, expand {expand})"
+            generators[name] = (Generator(model, min_end_fraction=fraction, expand=expand), None)
+    for generator, _ in generators.values():
+        generator.warm_up()
     tally: dict[str, dict[str, float]] = {}
     for query in unseen:
         cut = rng.randint(1, len(query))
@@ -84,17 +99,17 @@ def main() -> None:
             group = "rest spans words"
         else:
             group = "rest inside the typed word"
-        for name, max_new in (("lm", None), ("completed word only", 0)):
+        for name, (generator, max_new) in generators.items():
             rank = rank_of(query, generator.generate(prefix, 10, max_new_words=max_new).text)
             for key in (f"{name} | all", f"{name} | {group}"):
                 row = tally.setdefault(key, {"n": 0, "hits": 0, "rr": 0.0})
                 row["n"] += 1
                 row["hits"] += rank > 0
                 row["rr"] += 1.0 / rank if rank else 0.0
-    print(f"{'generator | examples':48s} {'n':>6s} {'success@10':>10s} {'MRR':>7s}")
+    print(f"{'generator | examples':64s} {'n':>6s} {'success@10':>10s} {'MRR':>7s}")
     for key in sorted(tally, key=lambda k: (k.split(" | ")[1] != "all", k.split(" | ")[1], k)):
         row = tally[key]
-        print(f"{key:48s} {row['n']:6d} {row['hits'] / row['n']:10.3f} {row['rr'] / row['n']:7.3f}")
+        print(f"{key:64s} {row['n']:6d} {row['hits'] / row['n']:10.3f} {row['rr'] / row['n']:7.3f}")
 
 
 if __name__ == "__main__":
