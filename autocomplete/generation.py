@@ -467,7 +467,7 @@ class Generator:
         *,
         max_new_words: int = 3,
         beam: int = 10,
-        expand: int = 4,
+        expand: int = 8,
         reserve: int = 5,
         min_end_fraction: float = 0.02,
     ) -> None:

@@ -82,9 +82,12 @@ def main() -> None:
     parser.add_argument("--min-users", type=int, default=1)
     parser.add_argument("--order", type=int, default=3)
     parser.add_argument("--expand", type=int, default=None, help="default: Generator's")
+    parser.add_argument("--queries", type=int, default=250_000, help="log size (aol1k: 250k)")
+    parser.add_argument("--distinct", type=int, default=75_000, help="distinct queries drawn from")
+    parser.add_argument("--words", type=int, default=150_000, help="words drawn from")
     parser.add_argument("--beam", type=int, default=None, help="default: Generator's")
     args = parser.parse_args()
-    queries, users = made_up_log()
+    queries, users = made_up_log(args.queries, args.distinct, args.words)
     print(
         f"log: {len(queries)} queries, {len(set(queries))} distinct, "
         f"{len({w for q in set(queries) for w in q.split()})} distinct words, {len(set(users))} users"

@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument(
         "--min-end-fraction", type=float, nargs="+", default=[0.02], help="one or more to compare"
     )
-    parser.add_argument("--expand", type=int, nargs="+", default=[4], help="one or more to compare")
+    parser.add_argument("--expand", type=int, nargs="+", default=[8], help="one or more to compare")
     parser.add_argument("--discount", type=float, default=0.75)
     args = parser.parse_args()
     config = load_train_config(args.config)
