@@ -35,6 +35,7 @@ trigrams, ...; entry ``e``'s successors are the entries ``ptr[e]:ptr[e + 1]``, s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -172,10 +173,223 @@ def range_best(table: np.ndarray, scores: np.ndarray, lo: int, hi: int) -> int:
     return a if _better(scores, a, b) else b
 
 
-def _group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted distinct keys, the group of each key, and the first position of each group."""
-    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    return uniq, inverse.astype(np.int64), first
+@dataclasses.dataclass
+class _Tokens:
+    """Every (query, user) unit as ``<s> w1 .. wn </s>`` over the raw (unfiltered, sorted) words."""
+
+    words: list[str]
+    tok: np.ndarray  # int64 (n_positions,): token ids, <s> = len(words), </s> = len(words) + 1
+    position: np.ndarray  # int64: position of each token inside its query
+    weight: np.ndarray  # int64: how often the unit of each position occurred
+    owner: np.ndarray  # int64: the user of each position
+    clean: np.ndarray  # bool: the unit's query passes the blocklist
+    n_owners: int
+    n_blocked: int
+    n_distinct: int
+
+
+def _tokenize(queries: list[str], users: list[Any] | None, blocklist: Blocklist) -> _Tokens:
+    if users is not None and len(users) != len(queries):
+        raise ValueError(
+            f"WordLanguageModel.fit: {len(queries)} queries but {len(users)} users; "
+            "pass one user per query, or users=None"
+        )
+    owners = range(len(queries)) if users is None else users
+    units: dict[tuple[str, Any], int] = {}
+    for query, owner in zip(queries, owners):
+        if query:
+            units[(query, owner)] = units.get((query, owner), 0) + 1
+    if not units:
+        raise ValueError("WordLanguageModel.fit: no non-empty query to learn from")
+    blocked: dict[str, bool] = {}
+    vocabulary: set[str] = set()
+    for query, _ in units:
+        if query not in blocked:
+            parts = query.split(" ")
+            if "" in parts or "\x00" in query:
+                raise ValueError(
+                    f"WordLanguageModel.fit: query {query[:40]!r} is not normalized (words separated "
+                    "by one space, no NUL): normalize it with indexer.normalize first"
+                )
+            blocked[query] = blocklist.blocks(query)
+            vocabulary.update(parts)
+    words = sorted(vocabulary)
+    index = {w: i for i, w in enumerate(words)}
+    bos, eos = len(words), len(words) + 1
+    owner_ids: dict[Any, int] = {}
+    sequences = [[bos] + [index[w] for w in query.split(" ")] + [eos] for query, _ in units]
+    lengths = np.fromiter((len(q) for q in sequences), np.int64, len(sequences))
+    unit_of = np.repeat(np.arange(len(sequences)), lengths)
+    starts = np.zeros(len(sequences), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    unit_owner = np.fromiter(
+        (owner_ids.setdefault(owner, len(owner_ids)) for _, owner in units), np.int64, len(units)
+    )
+    return _Tokens(
+        words=words,
+        tok=np.fromiter((t for q in sequences for t in q), np.int64, int(lengths.sum())),
+        position=np.arange(int(lengths.sum())) - np.repeat(starts, lengths),
+        weight=np.fromiter(units.values(), np.int64, len(units))[unit_of],
+        owner=unit_owner[unit_of],
+        clean=np.fromiter((not blocked[q] for q, _ in units), bool, len(units))[unit_of],
+        n_owners=max(len(owner_ids), 1),
+        n_blocked=int(sum(blocked.values())),
+        n_distinct=len(blocked),
+    )
+
+
+@dataclasses.dataclass
+class _Level:
+    """The distinct raw n-grams of one order, sorted by (prefix n-gram id, last token)."""
+
+    at: np.ndarray  # int64 (n_positions,): the n-gram ending at each position, -1 for none
+    prefix: np.ndarray  # int64 (size,): id of the (k-1)-gram it extends (order 1: -1)
+    last: np.ndarray  # int64 (size,): its last token
+    count: np.ndarray  # int64 (size,): occurrences
+    kept: np.ndarray  # bool (size,): used by at least min_users users in clean queries
+    starts_bos: np.ndarray  # bool (size,)
+    adjusted: np.ndarray  # float64 (size,): the Kneser-Ney count (raw, or continuation count)
+    size: int
+
+
+def _count_levels(tokens: _Tokens, order: int, min_users: int) -> list[_Level]:
+    """Raw counts, distinct users and Kneser-Ney counts of every order (index 0 unused)."""
+    tok = tokens.tok
+    n_tokens = len(tokens.words) + 2
+    bos, eos = n_tokens - 2, n_tokens - 1
+    at = [np.empty(0, np.int64), tok.copy()]
+    prefix = [np.empty(0, np.int64), np.full(n_tokens, -1, np.int64)]
+    last = [np.empty(0, np.int64), np.arange(n_tokens, dtype=np.int64)]
+    first = [np.empty(0, np.int64), np.empty(0, np.int64)]  # a position of each n-gram
+    for k in range(2, order + 1):
+        before = np.concatenate(([-1], at[k - 1][:-1]))
+        where = np.flatnonzero((tokens.position >= k - 1) & (before >= 0))
+        keys = before[where] * n_tokens + tok[where]
+        uniq, first_at, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        ids = np.full(tok.shape[0], -1, np.int64)
+        ids[where] = inverse
+        at.append(ids)
+        prefix.append(uniq // n_tokens)
+        last.append(uniq % n_tokens)
+        first.append(where[first_at])
+    levels: list[_Level] = [_Level(*(np.empty(0),) * 7, size=0)]  # type: ignore[arg-type]
+    for k in range(1, order + 1):
+        size = prefix[k].shape[0]
+        valid = at[k] >= 0
+        if k == 1:
+            valid &= tok != bos
+        ids = at[k][valid]
+        count = np.bincount(ids, weights=tokens.weight[valid], minlength=size).astype(np.int64)
+        clean = tokens.clean[valid]
+        pairs = np.unique(ids[clean] * tokens.n_owners + tokens.owner[valid][clean])
+        kept = np.bincount(pairs // tokens.n_owners, minlength=size) >= min_users
+        if k == 1:
+            kept[bos] = kept[eos] = True
+            starts_bos = np.arange(n_tokens) == bos
+        else:
+            kept &= levels[k - 1].kept[prefix[k]]
+            starts_bos = levels[k - 1].starts_bos[prefix[k]]
+        if k == order:
+            adjusted = count.astype(np.float64)
+        else:  # continuation count: distinct tokens seen before the n-gram
+            continuation = np.bincount(at[k][first[k + 1]], minlength=size)
+            adjusted = np.where(starts_bos, count, continuation).astype(np.float64)
+        if k == 1:
+            adjusted[bos] = 0.0
+        levels.append(_Level(at[k], prefix[k], last[k], count, kept, starts_bos, adjusted, size))
+    return levels
+
+
+def _kneser_ney_trie(tokens: _Tokens, levels: list[_Level], discount: float) -> dict[str, Any]:
+    """Interpolated Kneser-Ney over the kept n-grams, laid out as the flat trie of the module doc."""
+    order = len(levels) - 1
+    n_raw = len(tokens.words)
+    bos, eos = n_raw, n_raw + 1
+    unigrams = levels[1]
+    kept_words = np.flatnonzero(unigrams.kept[:n_raw])
+    n_words = kept_words.shape[0]
+    # new ids: kept words keep their sorted order, then <s>, </s>; kept n-grams keep theirs
+    new_id = [np.empty(0, np.int64), np.full(n_raw + 2, -1, np.int64)]
+    new_id[1][kept_words] = np.arange(n_words)
+    new_id[1][bos], new_id[1][eos] = n_words, n_words + 1
+    for k in range(2, order + 1):
+        ids = np.full(levels[k].size, -1, np.int64)
+        ids[levels[k].kept] = np.arange(int(levels[k].kept.sum()))
+        new_id.append(ids)
+    token_order = np.flatnonzero(unigrams.kept)  # raw ids of the kept tokens, in new id order
+
+    terms = np.maximum(unigrams.adjusted - discount, 0.0) / max(unigrams.adjusted.sum(), 1e-300)
+    terms[~unigrams.kept] = 0.0
+    unigram = terms + (1.0 - terms.sum()) / (n_words + 1)  # the leftover mass, uniform
+    unigram[bos] = 0.0
+    prob = [unigram[token_order]]
+    counts = [unigrams.count[token_order]]
+    backoff, closed = [], []
+    for k in range(1, order + 1):
+        level = levels[k]
+        selected = token_order if k == 1 else np.flatnonzero(level.kept)
+        if k == order:
+            backoff.append(np.ones(selected.shape[0]))
+            closed.append(np.ones(selected.shape[0], dtype=bool))
+            continue
+        nxt = levels[k + 1]
+        total = np.bincount(nxt.prefix, weights=nxt.adjusted, minlength=level.size)
+        term = np.maximum(nxt.adjusted - discount, 0.0) / np.maximum(total[nxt.prefix], 1e-300)
+        term[~nxt.kept] = 0.0
+        gamma = 1.0 - np.bincount(nxt.prefix, weights=term, minlength=level.size)
+        gamma[total == 0] = 1.0
+        every = np.bincount(nxt.prefix, minlength=level.size)
+        kept_successors = np.bincount(nxt.prefix[nxt.kept], minlength=level.size)
+        backoff.append(np.clip(gamma, 0.0, 1.0)[selected])
+        closed.append((every == kept_successors)[selected])
+        prob.append(term[nxt.kept])
+        counts.append(nxt.count[nxt.kept])
+
+    sizes = [int(p.shape[0]) for p in prob]
+    offsets = np.zeros(order + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    n_entries = int(offsets[-1])
+    ptr = np.empty(n_entries + 1, dtype=np.int64)
+    word = np.empty(n_entries, dtype=np.int32)
+    by_prob = np.empty(n_entries, dtype=np.int32)
+    word[: n_words + 2] = np.arange(n_words + 2)
+    by_prob[: n_words + 2] = np.arange(n_words + 2)
+    for k in range(2, order + 1):
+        level = levels[k]
+        context = new_id[k - 1][level.prefix[level.kept]]
+        successor = new_id[1][level.last[level.kept]]
+        lo, hi = offsets[k - 1], offsets[k]
+        word[lo:hi] = successor
+        by_prob[lo:hi] = lo + np.lexsort((successor, -prob[k - 1], context))
+        ptr[offsets[k - 2] : offsets[k - 1]] = lo + np.searchsorted(context, np.arange(sizes[k - 2]))
+    ptr[offsets[order - 1] :] = n_entries
+    return {
+        "n_words": n_words,
+        "words": [tokens.words[i] for i in kept_words],
+        "word_counts": unigrams.count[kept_words],
+        "ptr": ptr,
+        "word": word,
+        "prob": np.concatenate(prob).astype(np.float64),
+        "backoff": np.concatenate(backoff).astype(np.float64),
+        "closed": np.concatenate(closed).astype(bool),
+        "by_prob": by_prob,
+        "counts": np.concatenate(counts).astype(np.int64),
+        "level_offsets": offsets,
+    }
+
+
+def _end_fractions(
+    ptr: np.ndarray, word: np.ndarray, counts: np.ndarray, offsets: np.ndarray, n_words: int
+) -> np.ndarray:
+    """Per token, c(w </s>) / c(w) when the bigram (w, </s>) was kept, else 0."""
+    end = np.zeros(n_words + 2, dtype=np.float64)
+    bigrams = slice(int(offsets[1]), int(offsets[2]))
+    is_end = word[bigrams] == n_words + 1
+    context = np.repeat(np.arange(n_words + 2), np.diff(ptr[: n_words + 3]))
+    enders = context[is_end]
+    end[enders] = counts[bigrams][is_end] / np.maximum(counts[enders], 1)
+    end[n_words] = 0.0
+    return end
 
 
 class WordLanguageModel(BaseEstimator):
@@ -251,219 +465,24 @@ class WordLanguageModel(BaseEstimator):
         """
         self._check_params()
         blocklist = Blocklist.read(self.blocklist)
-        queries = list(queries)
-        if users is None:
-            owners_of: list[Any] = list(range(len(queries)))
-        else:
-            owners_of = list(users)
-            if len(owners_of) != len(queries):
-                raise ValueError(
-                    f"WordLanguageModel.fit: {len(queries)} queries but {len(owners_of)} users; "
-                    "pass one user per query, or users=None"
-                )
-        units: dict[tuple[str, Any], int] = {}
-        for query, owner in zip(queries, owners_of):
-            if query:
-                key = (query, owner)
-                units[key] = units.get(key, 0) + 1
-        words: set[str] = set()
-        blocked_queries: dict[str, bool] = {}
-        for query, _ in units:
-            if query not in blocked_queries:
-                parts = query.split(" ")
-                if "" in parts or "\x00" in query or query != query.strip():
-                    raise ValueError(
-                        f"WordLanguageModel.fit: query {query[:40]!r} is not normalized (words separated "
-                        "by one space, no NUL): normalize it with indexer.normalize first"
-                    )
-                blocked_queries[query] = blocklist.blocks(query)
-                words.update(parts)
-        raw_words = sorted(words)
-        n_raw = len(raw_words)
-        bos, eos = n_raw, n_raw + 1
-        n_tokens = n_raw + 2
-        index = {w: i for i, w in enumerate(raw_words)}
-        owner_ids: dict[Any, int] = {}
-        sequences: list[list[int]] = []
-        unit_count, unit_owner, unit_clean = [], [], []
-        for (query, owner), times in units.items():
-            sequences.append([bos] + [index[w] for w in query.split(" ")] + [eos])
-            unit_count.append(times)
-            unit_owner.append(owner_ids.setdefault(owner, len(owner_ids)))
-            unit_clean.append(not blocked_queries[query])
-        lengths = np.fromiter((len(s) for s in sequences), np.int64, len(sequences))
-        tok = np.fromiter((t for s in sequences for t in s), np.int64, int(lengths.sum()))
-        unit_of = np.repeat(np.arange(len(sequences)), lengths)
-        starts = np.zeros(len(sequences), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=starts[1:])
-        position = np.arange(tok.shape[0]) - np.repeat(starts, lengths)
-        count_w = np.asarray(unit_count, dtype=np.int64)[unit_of]
-        owner = np.asarray(unit_owner, dtype=np.int64)[unit_of]
-        clean = np.asarray(unit_clean, dtype=bool)[unit_of]
-        n_owners = max(len(owner_ids), 1)
-
-        order = self.order
-        gid: list[np.ndarray] = [
-            np.empty(0, np.int64),
-            tok.copy(),
-        ]  # gid[k][i]: the k-gram ending at position i (-1: none)
-        prefix: list[np.ndarray] = [np.empty(0, np.int64), np.full(n_tokens, -1, np.int64)]
-        last: list[np.ndarray] = [np.empty(0, np.int64), np.arange(n_tokens, dtype=np.int64)]
-        first_pos: list[np.ndarray] = [np.empty(0, np.int64), np.empty(0, np.int64)]
-        sizes = [0, n_tokens]
-        for k in range(2, order + 1):
-            ok = (position >= k - 1) & (gid[k - 1][np.maximum(np.arange(tok.shape[0]) - 1, 0)] >= 0)
-            ok[0] = False
-            where = np.flatnonzero(ok)
-            keys = gid[k - 1][where - 1] * n_tokens + tok[where]
-            uniq, inverse, first = _group(keys)
-            g = np.full(tok.shape[0], -1, np.int64)
-            g[where] = inverse
-            gid.append(g)
-            prefix.append(uniq // n_tokens)
-            last.append(uniq % n_tokens)
-            first_pos.append(where[first])
-            sizes.append(uniq.shape[0])
-
-        count: list[np.ndarray] = []
-        users_of: list[np.ndarray] = []
-        kept: list[np.ndarray] = []
-        starts_bos: list[np.ndarray] = []
-        cont: list[np.ndarray] = []
-        for k in range(order + 1):
-            if k == 0:
-                for lst in (count, users_of, kept, starts_bos, cont):
-                    lst.append(np.empty(0))
-                continue
-            valid = gid[k] >= 0
-            if k == 1:
-                valid &= tok != bos
-            g = gid[k][valid]
-            count.append(np.bincount(g, weights=count_w[valid], minlength=sizes[k]).astype(np.int64))
-            cg = g[clean[valid]]
-            co = owner[valid][clean[valid]]
-            pairs = np.unique(cg * n_owners + co)
-            users_of.append(np.bincount(pairs // n_owners, minlength=sizes[k]))
-            keep = users_of[k] >= self.min_users
-            if k == 1:
-                keep[bos] = keep[eos] = True
-            else:
-                keep &= kept[k - 1][prefix[k]]
-            kept.append(keep)
-            starts_bos.append(np.arange(n_tokens) == bos if k == 1 else starts_bos[k - 1][prefix[k]])
-        for k in range(1, order + 1):  # continuation counts N1+(. g) of each (k)-gram, from the (k+1)-grams
-            if k < order:
-                suffix = gid[k][first_pos[k + 1]]
-                cont.append(np.bincount(suffix, minlength=sizes[k]))
-            else:
-                cont.append(np.zeros(sizes[k], np.int64))
-        cont[0] = np.empty(0)
-        d = float(self.discount)
-        adjusted = [np.empty(0)]
-        for k in range(1, order + 1):
-            a = count[k] if k == order else np.where(starts_bos[k], count[k], cont[k])
-            adjusted.append(a.astype(np.float64))
-        adjusted[1][bos] = 0.0
-
-        # the new ids: kept words keep their (sorted) order; <s>, </s> last
-        kept_words = np.flatnonzero(kept[1][:n_raw])
-        n_words = kept_words.shape[0]
-        new_id = [np.empty(0, np.int64)]
-        tok_new = np.full(n_tokens, -1, np.int64)
-        tok_new[kept_words] = np.arange(n_words)
-        tok_new[bos], tok_new[eos] = n_words, n_words + 1
-        new_id.append(tok_new)
-        for k in range(2, order + 1):
-            ids = np.full(sizes[k], -1, np.int64)
-            ids[kept[k]] = np.arange(int(kept[k].sum()))
-            new_id.append(ids)
-
-        # unigram level
-        raw_total = adjusted[1].sum()
-        uni_terms = np.maximum(adjusted[1] - d, 0.0) / max(raw_total, 1e-300)
-        uni_terms[~kept[1]] = 0.0
-        uni_terms[bos] = 0.0
-        gamma0 = 1.0 - uni_terms.sum()
-        p1 = uni_terms + gamma0 / (n_words + 1)
-        p1[bos] = 0.0
-        level_prob = [np.empty(0), p1[kept[1]][np.argsort(tok_new[kept[1]])]]
-        level_count = [np.empty(0), count[1][kept[1]][np.argsort(tok_new[kept[1]])]]
-        level_backoff = [np.empty(0)]
-        level_closed = [np.empty(0)]
-        for k in range(1, order + 1):
-            if k == order:
-                level_backoff.append(np.ones(int(kept[k].sum())))
-                level_closed.append(np.ones(int(kept[k].sum()), dtype=bool))
-                continue
-            succ_prefix = prefix[k + 1]
-            big_a = np.bincount(succ_prefix, weights=adjusted[k + 1], minlength=sizes[k])
-            term = np.maximum(adjusted[k + 1] - d, 0.0) / np.maximum(big_a[succ_prefix], 1e-300)
-            term[~kept[k + 1]] = 0.0
-            level_prob_next = term
-            gamma = 1.0 - np.bincount(succ_prefix, weights=term, minlength=sizes[k])
-            gamma[big_a == 0] = 1.0
-            gamma = np.clip(gamma, 0.0, 1.0)
-            n_succ = np.bincount(succ_prefix, minlength=sizes[k])
-            n_kept = np.bincount(succ_prefix[kept[k + 1]], minlength=sizes[k])
-            closed = n_succ == n_kept
-            sel = kept[k]
-            if k == 1:
-                perm = np.argsort(tok_new[sel])
-                level_backoff.append(gamma[sel][perm])
-                level_closed.append(closed[sel][perm])
-            else:
-                level_backoff.append(gamma[sel])
-                level_closed.append(closed[sel])
-            level_prob.append(level_prob_next[kept[k + 1]])
-            level_count.append(count[k + 1][kept[k + 1]])
-
-        sizes_new = [0] + [int(kept[k].sum()) for k in range(1, order + 1)]
-        offsets = np.zeros(order + 1, dtype=np.int64)
-        np.cumsum(sizes_new[1:], out=offsets[1:])
-        n_entries = int(offsets[-1])
-        ptr = np.empty(n_entries + 1, dtype=np.int64)
-        word = np.empty(n_entries, dtype=np.int32)
-        by_prob = np.empty(n_entries, dtype=np.int32)
-        word[: n_words + 2] = np.arange(n_words + 2)
-        by_prob[: n_words + 2] = np.arange(n_words + 2)
-        for k in range(2, order + 1):
-            sel = kept[k]
-            ctx = new_id[k - 1][prefix[k][sel]]
-            w = tok_new[last[k][sel]]
-            lo, hi = offsets[k - 1], offsets[k]
-            word[lo:hi] = w
-            rank = np.lexsort((w, -level_prob[k], ctx))
-            by_prob[lo:hi] = lo + rank
-            ptr[offsets[k - 2] : offsets[k - 1]] = lo + np.searchsorted(ctx, np.arange(sizes_new[k - 1]))
-        ptr[offsets[order - 1] :] = n_entries
-
-        self.vocabulary_ = LabelSet([raw_words[i] for i in kept_words], count[1][kept_words])
-        self.ptr_ = ptr
-        self.word_ = word
-        self.prob_ = np.concatenate(level_prob[1:]).astype(np.float64)
-        self.backoff_ = np.concatenate(level_backoff[1:]).astype(np.float64)
-        self.closed_ = np.concatenate(level_closed[1:]).astype(bool)
-        self.by_prob_ = by_prob
-        self.counts_ = np.concatenate(level_count[1:]).astype(np.int64)
-        self.level_offsets_ = offsets
-        end = np.zeros(n_words + 2, dtype=np.float64)
-        bigrams = slice(offsets[1], offsets[2])
-        is_end = word[bigrams] == n_words + 1
-        ctx_of_bigram = np.repeat(np.arange(n_words + 2), np.diff(ptr[: n_words + 3]))
-        ends = ctx_of_bigram[is_end]
-        end[ends] = self.counts_[offsets[1] : offsets[2]][is_end] / np.maximum(self.counts_[ends], 1)
-        end[n_words] = 0.0
-        self.end_fraction_ = end
+        tokens = _tokenize(list(queries), None if users is None else list(users), blocklist)
+        levels = _count_levels(tokens, self.order, self.min_users)
+        trie = _kneser_ney_trie(tokens, levels, float(self.discount))
+        n_words = trie["n_words"]
+        self.vocabulary_ = LabelSet(trie["words"], trie["word_counts"])
+        for name in ("ptr", "word", "prob", "backoff", "closed", "by_prob", "counts", "level_offsets"):
+            setattr(self, f"{name}_", trie[name])
+        self.end_fraction_ = _end_fractions(self.ptr_, self.word_, self.counts_, self.level_offsets_, n_words)
         self.unigram_table_ = build_range_table(self.prob_[:n_words].copy())
         self.blocklist_words_ = sorted(blocklist.words)
         self.blocklist_patterns_ = [p.pattern for p in blocklist.patterns]
         self.summary_ = {
             "n_words": int(n_words),
-            "n_raw_words": int(n_raw),
-            "ngrams_per_order": [int(s) for s in sizes_new[1:]],
-            "raw_ngrams_per_order": [int(s) for s in sizes[1:]],
-            "blocked_queries": int(sum(blocked_queries.values())),
-            "distinct_queries": len(blocked_queries),
+            "n_raw_words": len(tokens.words),
+            "ngrams_per_order": np.diff(self.level_offsets_).tolist(),
+            "raw_ngrams_per_order": [level.size for level in levels[1:]],
+            "blocked_queries": tokens.n_blocked,
+            "distinct_queries": tokens.n_distinct,
             "layout": _LAYOUT,
         }
         self._arrays = self._make_arrays()

@@ -109,6 +109,13 @@ def test_blocklist_typed_word_gets_nothing_and_patterns_are_never_generated(tmp_
             assert "cheap rome" not in text
 
 
+def test_a_model_whose_words_all_lack_users_generates_nothing():
+    generator = Generator(WordLanguageModel(order=3, min_users=2).fit(["rare words", "other text"]))
+    assert generator.model.n_words_ == 0
+    for typed in ("", "r", "rare ", "rare w"):
+        assert generator.generate(typed, 10).text == []
+
+
 def test_not_normalized_text_is_refused(generator):
     with pytest.raises(ValueError, match="normalize_prefix"):
         generator.generate("rose  b", 10)

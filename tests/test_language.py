@@ -167,6 +167,8 @@ def test_bad_parameters_and_queries_are_refused_with_the_fix():
         WordLanguageModel().fit(["a  b"])
     with pytest.raises(ValueError, match="one user per query"):
         WordLanguageModel().fit(["a", "b"], ["u"])
+    with pytest.raises(ValueError, match="no non-empty query"):
+        WordLanguageModel().fit(["", ""])
 
 
 def test_estimator_contract():
