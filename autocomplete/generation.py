@@ -23,8 +23,8 @@ Rules every candidate keeps:
   context of ``h``, or comes from a shorter context only when every longer one is *closed* (all
   its training successors were kept, so nobody typed this word after it). Every n-gram of a
   candidate that contains a generated word therefore has at least ``min_users`` users, or nobody
-  used it, or its typed part is itself an n-gram of fewer users (the person typed something rare;
-  the model holds nothing about it);
+  used it, or its typed part is itself an n-gram of fewer users among the queries the blocklist
+  lets through (the person typed something rare; the model holds nothing about it);
 - no doubled word: a generated word never repeats the word before it;
 - the end comes after a word only if at least ``min_end_fraction`` of that word's training
   occurrences ended a query (and enough users ended one with it): no dangling "of" or "the"
@@ -63,7 +63,9 @@ class Candidates(NamedTuple):
     ``logprob``: natural log P of the added part (completed word and new words) given the typed
     words; ``end_logprob``: log P(``</s>`` | the candidate); ``n_added``: new whole words after the
     typed ones; ``completed``: the unfinished typed word was extended; ``completed_count``: the
-    training count of the last typed word as completed (0 when the typed text ends in a space).
+    training count of the last typed word as completed (0 when the typed text ends in a space);
+    ``backoff_steps``: how many generated steps, the end included, were not seen in training
+    after all the context the model uses (0: the whole added part is made of kept n-grams).
     """
 
     text: list[str]
@@ -72,6 +74,7 @@ class Candidates(NamedTuple):
     n_added: np.ndarray  # int32
     completed: np.ndarray  # bool
     completed_count: np.ndarray  # int64
+    backoff_steps: np.ndarray  # int32
 
 
 @numba.njit(cache=True, inline="always")
@@ -267,6 +270,26 @@ def _history(base: np.ndarray, seq: np.ndarray, length: int, width: int, out: np
 
 
 @numba.njit(cache=True, inline="always")
+def _backoff_steps(
+    lm: LanguageArrays, base: np.ndarray, seq: np.ndarray, width: int, contexts: np.ndarray, hist: np.ndarray
+) -> int:
+    """How many generated tokens of ``seq`` (then ``</s>``) are not a kept successor of all the
+    history the model looks at (the last ``order - 1`` tokens): 0 = every step was seen in
+    training with its full context, each backoff to a shorter context counts one."""
+    length = 0
+    while length < seq.shape[0] and seq[length] >= 0:
+        length += 1
+    steps = 0
+    for i in range(length + 1):
+        token = seq[i] if i < length else lm.n_words + 1
+        h = _history(base, seq, i, width, hist)
+        n_ctx = context_entries(lm, hist[:h], contexts)
+        if n_ctx < h or find_entry(lm.ptr, lm.word, contexts[h - 1], token) < 0:
+            steps += 1
+    return steps
+
+
+@numba.njit(cache=True, inline="always")
 def _insert(
     seqs: np.ndarray,
     logps: np.ndarray,
@@ -310,7 +333,7 @@ def generate_ids(
     expand: int,
     max_new: int,
     min_end_fraction: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Beam search for complete queries: ``base`` = ``<s>`` + typed complete words (token ids),
     ``partial`` the unfinished word's code points. Returns, best first by log P + end log P, the
     generated token ids per candidate (rows padded with -1) and the arrays of :class:`Candidates`.
@@ -438,7 +461,10 @@ def generate_ids(
             n_new[i] -= 1
             completed[i] = lm.vocab_indptr[w + 1] - lm.vocab_indptr[w] > partial.shape[0]
             completed_count[i] = lm.counts[w]
-    return fin_seq[:n_fin], fin_logp[:n_fin], fin_end[:n_fin], n_new, completed, completed_count
+    backoffs = np.empty(n_fin, dtype=np.int32)
+    for i in range(n_fin):
+        backoffs[i] = _backoff_steps(lm, base, fin_seq[i], width, contexts, hist)
+    return fin_seq[:n_fin], fin_logp[:n_fin], fin_end[:n_fin], n_new, completed, completed_count, backoffs
 
 
 class Generator:
@@ -512,7 +538,7 @@ class Generator:
             return _empty()
         get = self._ids.get
         base = np.array([self._bos] + [get(w, -1) for w in complete[-self._width :]], dtype=np.int64)
-        seqs, logp, end, n_new, completed, counts = generate_ids(
+        seqs, logp, end, n_new, completed, counts, backoffs = generate_ids(
             self.arrays,
             base,
             encode(partial),
@@ -531,8 +557,10 @@ class Generator:
             keep = [i for i, text in enumerate(texts) if not self.blocklist.blocks(text)]
             if len(keep) < len(texts):
                 texts = [texts[i] for i in keep]
-                logp, end, n_new, completed, counts = (a[keep] for a in (logp, end, n_new, completed, counts))
-        return Candidates(texts, logp, end, n_new, completed, counts)
+                logp, end, n_new, completed, counts, backoffs = (
+                    a[keep] for a in (logp, end, n_new, completed, counts, backoffs)
+                )
+        return Candidates(texts, logp, end, n_new, completed, counts, backoffs)
 
     def warm_up(self) -> None:
         """Compile every kernel (numba caches them on disk after the first process)."""
@@ -550,4 +578,5 @@ def _empty() -> Candidates:
         np.empty(0, np.int32),
         np.empty(0, bool),
         np.empty(0, np.int64),
+        np.empty(0, np.int32),
     )
