@@ -46,6 +46,18 @@ def test_continuation_adds_words_until_the_end(generator):
     assert all(n <= 3 for n in out.n_added)
 
 
+def test_completions_of_the_typed_word_keep_their_reserved_places():
+    # "pot" has six completions; "potter" has many likely continuations that would fill the list
+    queries = [f"harry potter {w}" for w in ("books", "movie", "cast", "games", "toys", "quiz", "wiki")] * 5
+    queries += ["harry " + w for w in ("pottery", "potts", "potash", "potomac", "potluck")]
+    model = WordLanguageModel(order=3, min_users=1).fit(queries)
+    for reserve, completions in ((0, 0), (3, 3), (5, 5)):
+        out = Generator(model, reserve=reserve, min_end_fraction=0.0).generate("harry pot", 6)
+        assert len(out.text) == 6 and "harry potter books" in out.text
+        assert (out.n_added == 0).sum() == completions
+        assert np.all(np.diff(out.logprob + out.end_logprob) <= 1e-12)
+
+
 def test_word_completion_only_adds_no_words(generator):
     out = generator.generate("rose b", 10, max_new_words=0)
     assert "rose bush" in out.text and all(len(t.split()) == 2 for t in out.text)
