@@ -5,16 +5,18 @@ strings to token ids once per call and back. For typed text ``"harry pot"`` the 
 are ``harry`` and the unfinished word ``pot``:
 
 - **word completion** scores the vocabulary words of ``pot``'s id range (the words starting with
-  it) by P(word | ``<s> harry``). The candidates are the kept successors of each context order
-  inside the range (a binary search cuts the successor row to the range; a long cut is walked in
-  probability order until enough are found) plus the likeliest words of the range by a sparse
-  table over the unigram probabilities; each candidate then gets its exact interpolated score.
-  This is exact for every word outside the successor rows (their scores are proportional to the
-  unigram) and a close approximation inside them.
+  it) by P(word | ``<s> harry``). The candidates are, for each context order, the successors in
+  the range with the largest discounted terms (a binary search cuts the successor row to the
+  range; a short cut is selected directly, a long one walked in probability order), plus the
+  likeliest words of the range by a sparse table over the unigram probabilities; each candidate
+  then gets its exact interpolated score. This is exact for every word outside the successor
+  rows (their scores are proportional to the unigram) and a close approximation inside them.
 - **continuation** is a beam search from the typed words (after completion) adding up to
-  ``max_new_words`` words, each from the same candidate step over the whole vocabulary, and
-  proposing ``... </s>`` wherever ending is allowed; a state whose probability already falls below
-  the k-th finished candidate is not extended (adding words only lowers it).
+  ``max_new_words`` words, each from the same candidate step over the whole vocabulary (taken
+  from the longest contexts that offer enough words), and proposing ``... </s>`` wherever ending
+  is allowed; a state whose probability already falls below the k-th finished candidate is not
+  extended (adding words only lowers it). The completed word alone keeps ``reserve`` of the k
+  places, so continuations of the likeliest completion do not crowd out the other completions.
 
 Rules every candidate keeps:
 
@@ -57,7 +59,8 @@ from indexer.language import (
 )
 from indexer.privacy import Blocklist
 
-# a successor row cut to a word range is scored whole up to this many entries, else walked by probability
+# a successor row cut to a word range is selected from directly up to this many entries, else walked
+# in probability order
 _SCAN = 48
 
 
@@ -545,9 +548,10 @@ class Generator:
             or not 0.0 <= cache_weight < 1.0
         ):
             raise ValueError(
-                "Generator: need max_new_words >= 0, beam >= 1, expand >= 1, reserve >= 0 and "
-                f"0 <= min_end_fraction <= 1, got {max_new_words!r}, {beam!r}, {expand!r}, {reserve!r}, "
-                f"{min_end_fraction!r}, cache_weight {cache_weight!r} (in [0, 1))"
+                "Generator: need max_new_words >= 0, beam >= 1, expand >= 1, reserve >= 0, "
+                "0 <= min_end_fraction <= 1 and 0 <= cache_weight < 1; got "
+                f"max_new_words={max_new_words!r}, beam={beam!r}, expand={expand!r}, reserve={reserve!r}, "
+                f"min_end_fraction={min_end_fraction!r}, cache_weight={cache_weight!r}"
             )
         self.model = model
         self.arrays = model.arrays()
@@ -565,7 +569,6 @@ class Generator:
         vocabulary = model.vocabulary_
         self._words = vocabulary.texts()
         self._ids = {w: i for i, w in enumerate(self._words)}
-        self._counts = np.asarray(vocabulary.counts)
         self._bos = len(self._words)
         self._width = max(model.order - 1, 1)
 
@@ -579,6 +582,8 @@ class Generator:
         if k < 1:
             raise ValueError(f"Generator.generate: k must be at least 1, got {k!r}")
         max_new = self.max_new_words if max_new_words is None else max_new_words
+        if max_new < 0:
+            raise ValueError(f"Generator.generate: max_new_words must be >= 0, got {max_new!r}")
         words = typed.split(" ")
         complete, partial = words[:-1], words[-1]
         if "" in complete:
