@@ -141,9 +141,8 @@ def word_prob(
     return p
 
 
-# The sparse table below is the popularity table's (autocomplete/popular.py, moving to
-# indexer/popularity.py) over float scores; kept here so that indexer/ imports nothing from
-# autocomplete/ while that move is under way.
+# The sparse table below is the popularity table's (autocomplete/popular.py here, which main has
+# moved to indexer/popularity.py) over float scores: once both live in indexer/, one can go.
 @numba.njit(cache=True, inline="always")
 def _better(scores: np.ndarray, a: int, b: int) -> bool:
     return scores[a] > scores[b] or (scores[a] == scores[b] and a < b)
