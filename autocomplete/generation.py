@@ -5,16 +5,18 @@ strings to token ids once per call and back. For typed text ``"harry pot"`` the 
 are ``harry`` and the unfinished word ``pot``:
 
 - **word completion** scores the vocabulary words of ``pot``'s id range (the words starting with
-  it) by P(word | ``<s> harry``). The candidates are the kept successors of each context order
-  inside the range (a binary search cuts the successor row to the range; a long cut is walked in
-  probability order until enough are found) plus the likeliest words of the range by a sparse
-  table over the unigram probabilities; each candidate then gets its exact interpolated score.
-  This is exact for every word outside the successor rows (their scores are proportional to the
-  unigram) and a close approximation inside them.
+  it) by P(word | ``<s> harry``). The candidates are, for each context order, the successors in
+  the range with the largest discounted terms (a binary search cuts the successor row to the
+  range; a short cut is selected directly, a long one walked in probability order), plus the
+  likeliest words of the range by a sparse table over the unigram probabilities; each candidate
+  then gets its exact interpolated score. This is exact for every word outside the successor
+  rows (their scores are proportional to the unigram) and a close approximation inside them.
 - **continuation** is a beam search from the typed words (after completion) adding up to
-  ``max_new_words`` words, each from the same candidate step over the whole vocabulary, and
-  proposing ``... </s>`` wherever ending is allowed; a state whose probability already falls below
-  the k-th finished candidate is not extended (adding words only lowers it).
+  ``max_new_words`` words, each from the same candidate step over the whole vocabulary (taken
+  from the longest contexts that offer enough words), and proposing ``... </s>`` wherever ending
+  is allowed; a state whose probability already falls below the k-th finished candidate is not
+  extended (adding words only lowers it). The completed word alone keeps ``reserve`` of the k
+  places, so continuations of the likeliest completion do not crowd out the other completions.
 
 Rules every candidate keeps:
 
@@ -25,6 +27,10 @@ Rules every candidate keeps:
   candidate that contains a generated word therefore has at least ``min_users`` users, or nobody
   used it, or its typed part is itself an n-gram of fewer users among the queries the blocklist
   lets through (the person typed something rare; the model holds nothing about it);
+- a cache component (``cache_weight`` > 0, off by default) mixes the words of the session's
+  previous query into every step: P = (1 - weight) P_lm + weight / (its number of known words).
+  Those words are the person's own, so they may follow any context (the privacy rule above
+  covers the other words);
 - no doubled word: a generated word never repeats the word before it;
 - the end comes after a word only if at least ``min_end_fraction`` of that word's training
   occurrences ended a query (and enough users ended one with it): no dangling "of" or "the"
@@ -53,7 +59,8 @@ from indexer.language import (
 )
 from indexer.privacy import Blocklist
 
-# a successor row cut to a word range is scored whole up to this many entries, else walked by probability
+# a successor row cut to a word range is selected from directly up to this many entries, else walked
+# in probability order
 _SCAN = 48
 
 
@@ -175,6 +182,8 @@ def top_words(
     m: int,
     exclude: int,
     shallow: bool,
+    cache: np.ndarray,
+    cache_weight: float,
     out_words: np.ndarray,
     out_probs: np.ndarray,
 ) -> int:
@@ -183,15 +192,23 @@ def top_words(
 
     ``shallow``: stop at the longest contexts that already offer more than ``m`` words (the
     continuation's choice: a word only a shorter context offers is rarely among the best).
+    ``cache``: sorted word ids of the session's previous query, mixed in with ``cache_weight``
+    (P = (1 - weight) P_lm + weight / len(cache) for a cached word).
     """
-    cap = (n_contexts + 1) * (m + 1)
+    cap = (n_contexts + 1) * (m + 1) + cache.shape[0]
     cand = np.empty(cap, dtype=np.int64)
     n = 0
+    if cache_weight > 0.0:
+        for w in cache:
+            if lo <= w < hi:
+                cand[n] = w
+                n += 1
+    n_cached = n
     level = n_contexts
     while level > 0:
         e = contexts[level - 1]
         n = _row_in_range(lm, e, lo, hi, m + 1, cand, n)
-        if not lm.closed[e] or (shallow and n > m):
+        if not lm.closed[e] or (shallow and n - n_cached > m):
             break
         level -= 1
     if level == 0:  # every context closed (or none stored): any word may follow
@@ -218,6 +235,15 @@ def top_words(
             if start < end and lm.word[start] == cand[i]:
                 p += lm.prob[start]
             probs[i] = p
+    if cache_weight > 0.0:
+        c = 0
+        share = cache_weight / cache.shape[0]
+        for i in range(u):
+            probs[i] *= 1.0 - cache_weight
+            while c < cache.shape[0] and cache[c] < cand[i]:
+                c += 1
+            if c < cache.shape[0] and cache[c] == cand[i]:
+                probs[i] += share
     r = 0  # out_* hold the best r so far, best first; ids ascend, so ties keep the lower id
     for i in range(u):
         p = probs[i]
@@ -237,7 +263,12 @@ def top_words(
 
 @numba.njit(cache=True, inline="always")
 def end_logprob(
-    lm: LanguageArrays, contexts: np.ndarray, n_contexts: int, last: int, min_end_fraction: float
+    lm: LanguageArrays,
+    contexts: np.ndarray,
+    n_contexts: int,
+    last: int,
+    min_end_fraction: float,
+    cache_weight: float,
 ) -> float:
     """log P(</s> | history), or -inf where a query may not end (dangling word, privacy)."""
     if last < 0 or last >= lm.n_words or lm.end_fraction[last] <= 0.0:
@@ -255,7 +286,8 @@ def end_logprob(
             break
     if not allowed:
         return -np.inf
-    return math.log(word_prob(lm.ptr, lm.word, lm.prob, lm.backoff, contexts, n_contexts, eos))
+    p = word_prob(lm.ptr, lm.word, lm.prob, lm.backoff, contexts, n_contexts, eos)
+    return math.log((1.0 - cache_weight) * p)
 
 
 @numba.njit(cache=True, inline="always")
@@ -333,9 +365,12 @@ def generate_ids(
     expand: int,
     max_new: int,
     min_end_fraction: float,
+    cache: np.ndarray,
+    cache_weight: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Beam search for complete queries: ``base`` = ``<s>`` + typed complete words (token ids),
-    ``partial`` the unfinished word's code points. Returns, best first by log P + end log P, the
+    ``partial`` the unfinished word's code points, ``cache`` the previous query's word ids
+    (sorted, distinct) mixed in with ``cache_weight``. Returns, best first by log P + end log P, the
     generated token ids per candidate (rows padded with -1) and the arrays of :class:`Candidates`.
     ``beam`` states are kept per step (and as many completions of the unfinished word), each
     extended by its ``expand`` likeliest next words. The shortest candidates (the completed word
@@ -343,6 +378,7 @@ def generate_ids(
     continuations of the likeliest word do not push every other completion out."""
     width = max(lm.order - 1, 1)
     slots = max_new + 1
+    weight = cache_weight if cache.shape[0] > 0 else 0.0
     contexts = np.empty(width, dtype=np.int64)
     hist = np.empty(width, dtype=np.int64)
     words = np.empty(max(beam, expand), dtype=np.int64)
@@ -372,7 +408,7 @@ def generate_ids(
     n_states = 0
     if has_partial:
         lo, hi = prefix_range(lm.vocab_indptr, lm.vocab_chars, partial)
-        got = top_words(lm, contexts, n_ctx, lo, hi, beam, last, False, words, probs)
+        got = top_words(lm, contexts, n_ctx, lo, hi, beam, last, False, cache, weight, words, probs)
         for i in range(got):
             st_seq[i, 0] = words[i]
             st_len[i] = 1
@@ -391,7 +427,7 @@ def generate_ids(
             tail = hist[h - 1]
             logp = st_logp[s]
             if length > 0:
-                eos = end_logprob(lm, contexts, n_ctx, tail, min_end_fraction)
+                eos = end_logprob(lm, contexts, n_ctx, tail, min_end_fraction, weight)
                 if eos > -np.inf:
                     if length == shortest:
                         n_short = _insert(
@@ -403,7 +439,9 @@ def generate_ids(
                 continue
             if n_fin == k and logp <= fin_total[k - 1]:  # a longer candidate only gets less likely
                 continue
-            got = top_words(lm, contexts, n_ctx, 0, lm.n_words, expand, tail, True, words, probs)
+            got = top_words(
+                lm, contexts, n_ctx, 0, lm.n_words, expand, tail, True, cache, weight, words, probs
+            )
             for i in range(got):
                 if n_fin == k and logp + math.log(probs[i]) <= fin_total[k - 1]:
                     break  # best first: this and the rest cannot reach the list
@@ -485,6 +523,9 @@ class Generator:
     min_end_fraction : float
         A candidate may end in a word only if at least this fraction of its training occurrences
         ended a query.
+    cache_weight : float
+        Weight in [0, 1) of a cache component over the words of the session's previous query
+        (``generate(..., previous=...)``); 0 turns it off.
     """
 
     def __init__(
@@ -496,12 +537,21 @@ class Generator:
         expand: int = 8,
         reserve: int = 5,
         min_end_fraction: float = 0.02,
+        cache_weight: float = 0.0,
     ) -> None:
-        if max_new_words < 0 or beam < 1 or expand < 1 or reserve < 0 or not 0.0 <= min_end_fraction <= 1.0:
+        if (
+            max_new_words < 0
+            or beam < 1
+            or expand < 1
+            or reserve < 0
+            or not 0.0 <= min_end_fraction <= 1.0
+            or not 0.0 <= cache_weight < 1.0
+        ):
             raise ValueError(
-                "Generator: need max_new_words >= 0, beam >= 1, expand >= 1, reserve >= 0 and "
-                f"0 <= min_end_fraction <= 1, got {max_new_words!r}, {beam!r}, {expand!r}, {reserve!r}, "
-                f"{min_end_fraction!r}"
+                "Generator: need max_new_words >= 0, beam >= 1, expand >= 1, reserve >= 0, "
+                "0 <= min_end_fraction <= 1 and 0 <= cache_weight < 1; got "
+                f"max_new_words={max_new_words!r}, beam={beam!r}, expand={expand!r}, reserve={reserve!r}, "
+                f"min_end_fraction={min_end_fraction!r}, cache_weight={cache_weight!r}"
             )
         self.model = model
         self.arrays = model.arrays()
@@ -509,6 +559,8 @@ class Generator:
         self.beam = beam
         self.expand = expand
         self.reserve = reserve
+        self.cache_weight = float(cache_weight)
+        self._no_cache = np.empty(0, dtype=np.int64)
         self.min_end_fraction = float(min_end_fraction)
         self.blocklist = Blocklist(
             frozenset(model.blocklist_words_),
@@ -517,16 +569,21 @@ class Generator:
         vocabulary = model.vocabulary_
         self._words = vocabulary.texts()
         self._ids = {w: i for i, w in enumerate(self._words)}
-        self._counts = np.asarray(vocabulary.counts)
         self._bos = len(self._words)
         self._width = max(model.order - 1, 1)
 
-    def generate(self, typed: str, k: int = 10, max_new_words: int | None = None) -> Candidates:
+    def generate(
+        self, typed: str, k: int = 10, max_new_words: int | None = None, previous: str | None = None
+    ) -> Candidates:
         """Up to ``k`` complete queries starting with ``typed`` (normalized text; a trailing space
-        means the last word is finished), best first."""
+        means the last word is finished), best first. ``previous``: the session's previous query
+        (normalized), whose words the cache component favours when ``cache_weight`` > 0; they
+        come from the person's own session, so they may follow any context."""
         if k < 1:
             raise ValueError(f"Generator.generate: k must be at least 1, got {k!r}")
         max_new = self.max_new_words if max_new_words is None else max_new_words
+        if max_new < 0:
+            raise ValueError(f"Generator.generate: max_new_words must be >= 0, got {max_new!r}")
         words = typed.split(" ")
         complete, partial = words[:-1], words[-1]
         if "" in complete:
@@ -538,6 +595,10 @@ class Generator:
             return _empty()
         get = self._ids.get
         base = np.array([self._bos] + [get(w, -1) for w in complete[-self._width :]], dtype=np.int64)
+        cache = self._no_cache
+        if previous and self.cache_weight > 0.0:
+            cache = np.unique(np.fromiter((get(w, -1) for w in previous.split(" ")), np.int64))
+            cache = cache[cache >= 0]
         seqs, logp, end, n_new, completed, counts, backoffs = generate_ids(
             self.arrays,
             base,
@@ -549,6 +610,8 @@ class Generator:
             self.expand,
             max_new,
             self.min_end_fraction,
+            cache,
+            self.cache_weight,
         )
         head = typed[: len(typed) - len(partial)]
         vocab = self._words

@@ -5,7 +5,8 @@ users), then for every test-split next query that is not a training query cuts a
 random length (1 .. all of its characters, seeded) and asks ``Generator.generate(prefix, 10)``.
 Reported: success@10 and MRR of the full generator (word completion + continuation) against the
 completed-word-only baseline (the same call with ``max_new_words=0``), overall and split by
-whether the rest of the query lies inside the word being typed. Only aggregate numbers are
+whether the rest of the query lies inside the word being typed; ``--cache-weight`` compares
+weights of the previous-query cache (the session's previous query is passed along). Only aggregate numbers are
 printed, never a query.
 
     PYTHONPATH=$PWD .venv/bin/python bench/generation_quality.py              # synthetic log
@@ -57,6 +58,9 @@ def main() -> None:
     )
     parser.add_argument("--expand", type=int, nargs="+", default=[8], help="one or more to compare")
     parser.add_argument("--discount", type=float, default=0.75)
+    parser.add_argument(
+        "--cache-weight", type=float, nargs="+", default=[0.0], help="previous-query cache weights to compare"
+    )
     args = parser.parse_args()
     config = load_train_config(args.config)
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +80,7 @@ def main() -> None:
     )
     seen = set(train_queries)
     pairs = log.pairs(args.split)
-    unseen = [q for q in pairs.next if q not in seen]
+    unseen = [(before, query) for before, query in zip(pairs.previous, pairs.next) if query not in seen]
     share = len(unseen) / max(len(pairs), 1)
     print(f"{args.split}: {len(pairs)} next queries, {len(unseen)} ({share:.1%}) not in training")
     rng = random.Random(args.seed)
@@ -85,12 +89,14 @@ def main() -> None:
     generators = {"completed word only": (Generator(model), 0)}
     for fraction in args.min_end_fraction:
         for expand in args.expand:
-            name = f"lm (end >= {fraction:g}, expand {expand})"
-            generators[name] = (Generator(model, min_end_fraction=fraction, expand=expand), None)
+            for weight in args.cache_weight:
+                name = f"lm (end >= {fraction:g}, expand {expand}, cache {weight:g})"
+                generator = Generator(model, min_end_fraction=fraction, expand=expand, cache_weight=weight)
+                generators[name] = (generator, None)
     for generator, _ in generators.values():
         generator.warm_up()
     tally: dict[str, dict[str, float]] = {}
-    for query in unseen:
+    for before, query in unseen:
         cut = rng.randint(1, len(query))
         prefix = query[:cut]
         if prefix.endswith(" ") and cut < len(query):
@@ -100,7 +106,8 @@ def main() -> None:
         else:
             group = "rest inside the typed word"
         for name, (generator, max_new) in generators.items():
-            rank = rank_of(query, generator.generate(prefix, 10, max_new_words=max_new).text)
+            out = generator.generate(prefix, 10, max_new_words=max_new, previous=before)
+            rank = rank_of(query, out.text)
             for key in (f"{name} | all", f"{name} | {group}"):
                 row = tally.setdefault(key, {"n": 0, "hits": 0, "rr": 0.0})
                 row["n"] += 1

@@ -31,6 +31,8 @@ order (the words starting with a partial word are one id range), then ``<s>`` = 
 ``</s>`` = ``n_words + 1``. The kept n-grams of all orders are one flat trie: entry ids
 ``[0, n_words + 2)`` are the tokens, then the bigrams sorted by (context entry, word), then the
 trigrams, ...; entry ``e``'s successors are the entries ``ptr[e]:ptr[e + 1]``, sorted by word id.
+:meth:`WordLanguageModel.save` writes a folder of its own (``params.json`` and the arrays), e.g.
+``language/`` inside a model folder.
 """
 
 from __future__ import annotations
@@ -139,6 +141,8 @@ def word_prob(
     return p
 
 
+# The sparse table below is the popularity table's (autocomplete/popular.py here, which main has
+# moved to indexer/popularity.py) over float scores: once both live in indexer/, one can go.
 @numba.njit(cache=True, inline="always")
 def _better(scores: np.ndarray, a: int, b: int) -> bool:
     return scores[a] > scores[b] or (scores[a] == scores[b] and a < b)

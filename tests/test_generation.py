@@ -85,6 +85,30 @@ def test_features_are_the_model_probabilities(generator):
             assert backoffs == steps, (typed, text)
 
 
+def test_the_previous_query_cache_proposes_its_words_with_the_mixed_probability():
+    queries = ["rome hotels", "rome map", "cheap flights", "cheap cars", "rental cars"] * 3 + [
+        "cheap tickets"
+    ]
+    users = [f"u{i % 4}" for i in range(len(queries))]
+    model = WordLanguageModel(order=3, min_users=2).fit(queries, users)  # "cheap tickets" is dropped
+    plain = Generator(model, min_end_fraction=0.0)
+    cached = Generator(model, min_end_fraction=0.0, cache_weight=0.3)
+    assert plain.generate("cheap r", 10, previous="rome hotels").text == []  # nobody typed cheap r...
+    assert plain.generate("cheap r", 10).text == cached.generate("cheap r", 10).text  # no previous: no cache
+    out = cached.generate("cheap r", 10, previous="rome hotels unknownword")
+    assert "cheap rome hotels" in out.text
+    cache = {"rome", "hotels"}  # the unknown word is not in the vocabulary
+    for text, logp, end in zip(out.text, out.logprob, out.end_logprob):
+        history = ["<s>", "cheap"]
+        expected = 0.0
+        for word in text.split(" ")[1:]:
+            p = 0.7 * model.probability(word, history[-2:]) + (0.3 / len(cache) if word in cache else 0.0)
+            expected += math.log(p)
+            history.append(word)
+        assert logp == pytest.approx(expected, rel=1e-9)
+        assert end == pytest.approx(math.log(0.7 * model.probability("</s>", history[-2:])), rel=1e-9)
+
+
 def test_word_completion_over_a_wide_range_is_the_exact_top_by_probability():
     # 3000 words start with "w"; after an unknown word every score is the unigram probability
     words = [f"w{i:04d}" for i in range(3000)]
