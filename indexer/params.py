@@ -119,12 +119,60 @@ class SearchParams:
     """Online prediction: the beam width, how many labels the beam returns for re-ranking, and
     how much popularity counts in it (score = model score * (1 + count) ** popularity_weight).
     ``unseen_tails``: for a prefix no logged query starts with, how many of its word-boundary
-    tails (longest first) are completed instead (0: answer nothing)."""
+    tails (longest first) are completed instead (0: answer nothing). With a learned ranker, the
+    beam's ``candidates`` best and up to ``followed`` queries that followed the previous query in
+    training go to the ranker."""
 
     beam_width: int = 10
     candidates: int = 30
     popularity_weight: float = 1.0
     unseen_tails: int = 1
+    followed: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageParams:
+    """The word n-gram language model behind generated completions (``indexer.language``).
+
+    ``order``: longest n-gram (3 = trigrams); ``discount``: Kneser-Ney's absolute discount.
+    Generation: ``max_new_words`` whole words after the typed ones (0: complete the typed word
+    only), ``beam`` states per step, ``expand`` next words per state, ``reserve`` of the
+    ``candidates`` places kept for the shortest completions, ``min_end_fraction``: a completion
+    may end in a word only if that share of its training occurrences ended a query.
+    ``enabled = false`` trains no language model (no generated completions).
+    """
+
+    enabled: bool = True
+    order: int = 3
+    discount: float = 0.75
+    candidates: int = 10
+    max_new_words: int = 3
+    beam: int = 10
+    expand: int = 8
+    reserve: int = 5
+    min_end_fraction: float = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class RankerParams:
+    """The learned ranker over the merged candidates of every generator (``indexer.ranking``).
+
+    ``kind``: ``"lambdarank"`` (LightGBM LambdaRank, scored at serve time by a numba kernel over
+    the exported trees), or ``"none"`` (candidates in chain order). It is trained on examples from
+    the last ``holdout_fraction`` of the training sessions (by start time) against generators fit on
+    the rest; ``refit`` then fits the generators again on the whole training split.
+    ``prefixes_per_pair``: sampled prefixes per late pair.
+    """
+
+    kind: str = "lambdarank"
+    holdout_fraction: float = 0.1
+    refit: bool = True
+    prefixes_per_pair: int = 2
+    n_trees: int = 200
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 50
+    random_state: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
