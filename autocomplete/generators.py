@@ -37,7 +37,7 @@ def label_batch(
     features = empty_features(len(ids), source)
     features[:, Feature.HEAD_CHARS] = len(head)
     features[:, Feature.LOG_COUNT] = np.log1p(labels.counts[ids].astype(np.float64))
-    texts = [head + labels.text(int(i)) for i in ids]
+    texts = [head + text for text in labels.texts_of(ids)] if head else labels.texts_of(ids)
     label_ids = np.full(len(ids), -1, dtype=np.int64) if head else ids
     return CandidateBatch(
         texts, [source] * len(ids), np.asarray(scores, dtype=np.float64), features, label_ids
@@ -99,7 +99,7 @@ def popular_batch(
 ) -> CandidateBatch:
     """At most ``room`` of the ``pool`` most popular labels of ``typed`` not in ``seen``, after ``head``."""
     ids = [int(i) for i in popularity.top_ids(typed, pool)]
-    kept = []
+    kept: list[int] = []
     for i in ids:
         text = head + popularity.labels.text(i)
         if text not in seen and len(kept) < room:

@@ -54,8 +54,7 @@ class LearnedRanker:
             slot = np.searchsorted(rows, where)
             np.maximum.at(X, slot, joined.features)
             np.maximum.at(ids, slot, joined.label_ids)
-        unknown = np.flatnonzero(ids < 0)
-        for i in unknown:  # a generated text may be a logged query
+        for i in np.flatnonzero(ids < 0).tolist():  # a generated text may be a logged query
             ids[i] = self.labels.id_of(texts[i])
         is_label = ids >= 0
         X[is_label, Feature.IS_LABEL] = 1.0

@@ -201,10 +201,11 @@ class XmrModel:
             "training": dataclasses.asdict(self.training),
             "search": dataclasses.asdict(self.search),
             "language": dataclasses.asdict(self.language),
-            "parts": [name for name in _PARTS if getattr(self, f"{name}_", None) is not None],
         }
-        for name in params["parts"]:
+        parts = [name for name in _PARTS if getattr(self, f"{name}_", None) is not None]
+        for name in parts:
             getattr(self, f"{name}_").save(folder / name)
+        params["parts"] = parts
         save_params(folder, self.kind, params, summary)
 
     @classmethod

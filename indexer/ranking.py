@@ -93,6 +93,10 @@ def export_trees(dump: dict[str, Any]) -> TreeArrays:
     )
 
 
+def _within(children: np.ndarray, n: int) -> bool:
+    return not len(children) or (int(children.min()) >= 0 and int(children.max()) < n)
+
+
 class TreeRanker(BaseEstimator):
     """LambdaRank over candidate feature rows; ``score(X)`` is higher for better candidates.
 
@@ -168,7 +172,7 @@ class TreeRanker(BaseEstimator):
             any(len(a) != n for a in arrays[:5])
             or (len(arrays.roots) and (arrays.roots.min() < 0 or arrays.roots.max() >= n))
             or (inner.any() and (arrays.feature.max() >= n_features))
-            or (inner.any() and (arrays.left[inner].min() < 0 or arrays.right[inner].max() >= n))
+            or (inner.any() and not _within(arrays.left[inner], n) or not _within(arrays.right[inner], n))
         ):
             raise ModelFileError(f"{folder}: the ranker's tree arrays are inconsistent: rebuild the model")
         self.trees_ = arrays
