@@ -1,0 +1,351 @@
+"""Fuzzy prefix matching: the label ranges whose prefix is a few edits from the typed text.
+
+The labels are sorted by code point (:class:`~indexer.labels.LabelSet`), so they form an implicit
+character trie: a node is ``(depth, lo, hi)``, the labels ``[lo, hi)`` sharing their first
+``depth`` code points (the node's string), and its children are the runs of equal code points at
+position ``depth`` inside ``[lo, hi)``, found by galloping search. No trie is stored.
+
+:func:`fuzzy_walk` walks that trie depth first carrying one row of the optimal string alignment
+(restricted Damerau-Levenshtein: substitution, insertion, deletion and transposition of two
+neighbours each cost 1) between the node's string and the whole typed text. The row's last cell
+is the distance of the node's string to the typed text; its minimum never falls as the walk goes
+deeper, so a subtree is cut as soon as the minimum exceeds the budget. A node within the budget
+is reported as the range ``[lo, hi)`` with its cost and matched length (its depth: the first
+``matched_len`` characters of each of its labels correspond to the typed text, the span a
+widget highlights). Below a reported node the budget drops to its cost minus one, so a nested
+range is reported only when it is strictly cheaper, and among equally cheap nested nodes only
+the outermost. The cost of a label is therefore the smallest cost of the reported ranges that
+contain it (the innermost one), and its matched length is the shortest prefix achieving it.
+
+The first character is matched exactly (Elasticsearch's ``prefix_length: 1``): the walk starts
+under the typed first character, and only when nothing is found there does a second pass search
+the labels starting with any other character, adding ``first_char_penalty`` to their cost
+(Meilisearch counts a first-letter typo double). Both passes share one bound on nodes visited.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from autocomplete.popular import _better, _range_best
+from indexer.labels import encode, prefix_range
+
+
+@dataclasses.dataclass(frozen=True)
+class FuzzyParams:
+    """How many typos to forgive, and how far to look.
+
+    ``one_typo`` / ``two_typos``: typed lengths (code points) from which one or two edits are
+    allowed; shorter texts get exact prefix matching only. The defaults (1 from 4, 2 from 8)
+    sit between Elasticsearch's ``fuzziness: AUTO`` (1 from 3, 2 from 6) and Meilisearch (1 from
+    5, 2 from 9). Both must be at least 2 so that the allowed distance is always shorter than the
+    typed text (otherwise the empty prefix, and so every label, would match).
+    ``first_char_exact``: search under the typed first character first (see the module);
+    ``first_char_penalty`` is added to the cost of matches found by the second pass.
+    ``max_nodes``: trie nodes (rows computed) per call, over both passes; ``max_ranges``: ranges
+    returned, the cheapest.
+    """
+
+    one_typo: int = 4
+    two_typos: int = 8
+    first_char_exact: bool = True
+    first_char_penalty: int = 1
+    max_nodes: int = 20000
+    max_ranges: int = 128
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.one_typo <= self.two_typos:
+            raise ValueError(
+                f"FuzzyParams: need 2 <= one_typo <= two_typos, got one_typo={self.one_typo}, "
+                f"two_typos={self.two_typos}"
+            )
+        if self.first_char_penalty < 0 or self.max_nodes < 1 or self.max_ranges < 1:
+            raise ValueError(
+                "FuzzyParams: first_char_penalty must be >= 0 and max_nodes, max_ranges >= 1, got "
+                f"{self.first_char_penalty}, {self.max_nodes}, {self.max_ranges}"
+            )
+
+    def max_distance(self, typed_length: int) -> int:
+        """Edits allowed for a typed text of ``typed_length`` code points."""
+        return 2 if typed_length >= self.two_typos else 1 if typed_length >= self.one_typo else 0
+
+
+class FuzzyRanges(NamedTuple):
+    """Label ranges near the typed text, sorted by cost, then by ``lo``.
+
+    ``lo``, ``hi`` (int64): label ids ``[lo, hi)``; ``cost`` (int32): edits (plus the first
+    character penalty when the first character differs); ``matched_len`` (int32): how many
+    leading characters of each label in the range match the typed text. Ranges nest only with a
+    strictly lower cost inside. ``nodes_visited``: rows computed (at most ``max_nodes``);
+    ``truncated``: the node bound stopped the walk before it finished.
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+    cost: np.ndarray
+    matched_len: np.ndarray
+    nodes_visited: int
+    truncated: bool
+
+
+@numba.njit(cache=True)
+def _run_end(indptr: np.ndarray, chars: np.ndarray, start: int, hi: int, depth: int, c: int) -> int:
+    """The end of the run of labels with code point ``c`` at ``depth`` that begins at ``start``.
+
+    Every label in ``[start, hi)`` is longer than ``depth`` and they are sorted at ``depth``;
+    galloping, so a short run costs a few probes whatever the size of the range.
+    """
+    known = start  # the last id known to be in the run
+    step = 1
+    bound = hi  # the first id known to be past it
+    while known + step < hi:
+        probe = known + step
+        if chars[indptr[probe] + depth] != c:
+            bound = probe
+            break
+        known = probe
+        step *= 2
+    lo, up = known + 1, bound
+    while lo < up:
+        mid = (lo + up) // 2
+        if chars[indptr[mid] + depth] == c:
+            lo = mid + 1
+        else:
+            up = mid
+    return lo
+
+
+@numba.njit(cache=True)
+def _walk(
+    indptr: np.ndarray,
+    chars: np.ndarray,
+    typed: np.ndarray,
+    budget: int,
+    penalty: int,
+    root_lo: int,
+    root_hi: int,
+    skip_lo: int,
+    max_nodes: int,
+    visited: int,
+    out: np.ndarray,
+    n_out: int,
+) -> tuple[int, int, np.ndarray, int]:
+    """Depth-first walk under the root ``(0, root_lo, root_hi)``, skipping the root child at
+    ``skip_lo``; reports rows ``(lo, hi, cost + penalty, depth)`` into ``out`` (grown as needed).
+    Returns the nodes visited so far (``max_nodes + 1`` when the bound stopped it), 1 when it was
+    truncated, ``out`` and its number of rows."""
+    m = typed.shape[0]
+    max_depth = m + budget + 2
+    rows = np.empty((max_depth, m + 1), dtype=np.int32)
+    los = np.empty(max_depth, dtype=np.int64)
+    his = np.empty(max_depth, dtype=np.int64)
+    cursor = np.empty(max_depth, dtype=np.int64)
+    budgets = np.empty(max_depth, dtype=np.int64)
+    last = np.empty(max_depth, dtype=np.int64)  # the node string's last code point
+    rep = np.empty(max_depth, dtype=np.int64)  # the row of the nearest reported node on the path
+    for j in range(m + 1):
+        rows[0, j] = j
+    los[0], his[0], cursor[0], budgets[0], last[0], rep[0] = root_lo, root_hi, root_lo, budget, -1, -1
+    if root_lo < root_hi and indptr[root_lo + 1] == indptr[root_lo]:
+        cursor[0] = root_lo + 1  # the empty label has no child
+    top = 0
+    while top >= 0:
+        p = cursor[top]
+        hi = his[top]
+        if p >= hi:
+            top -= 1
+            continue
+        c = chars[indptr[p] + top]
+        e = _run_end(indptr, chars, p, hi, top, c)
+        cursor[top] = e
+        if top == 0 and p == skip_lo:
+            continue
+        visited += 1
+        if visited > max_nodes:
+            return visited, 1, out, n_out
+        k = top + 1  # the child's depth; its string ends with c, its parent's with last[top]
+        parent = rows[top]
+        row = rows[k]
+        row[0] = k
+        pc = last[top]
+        low = row[0]
+        for j in range(1, m + 1):
+            t = typed[j - 1]
+            v = parent[j - 1] + (0 if c == t else 1)
+            if parent[j] + 1 < v:
+                v = parent[j] + 1
+            if row[j - 1] + 1 < v:
+                v = row[j - 1] + 1
+            if k >= 2 and j >= 2 and c == typed[j - 2] and pc == t and rows[top - 1, j - 2] + 1 < v:
+                v = rows[top - 1, j - 2] + 1
+            row[j] = v
+            if v < low:
+                low = v
+        child_budget = budgets[top]
+        cost = row[m]
+        reported = rep[top]
+        if cost <= child_budget:
+            if reported < 0 or out[reported, 0] != p or out[reported, 1] != e:
+                # a new range; when the cheaper node spans the same labels as its reported
+                # ancestor (a chain of single children), it takes that row over instead
+                if n_out == out.shape[0]:
+                    grown = np.empty((2 * out.shape[0], 4), dtype=np.int64)
+                    grown[:n_out] = out
+                    out = grown
+                reported = n_out
+                n_out += 1
+            out[reported, 0], out[reported, 1], out[reported, 2], out[reported, 3] = p, e, cost + penalty, k
+            child_budget = cost - 1
+        if low <= child_budget:
+            first = p
+            if indptr[p + 1] - indptr[p] == k:
+                first = p + 1  # the label equal to the child's string has no child
+            if first < e:
+                los[k], his[k], cursor[k], budgets[k], last[k], rep[k] = (
+                    p,
+                    e,
+                    first,
+                    child_budget,
+                    c,
+                    reported,
+                )
+                top = k
+    return visited, 0, out, n_out
+
+
+@numba.njit(cache=True)
+def fuzzy_walk(
+    indptr: np.ndarray,
+    chars: np.ndarray,
+    typed: np.ndarray,
+    max_distance: int,
+    first_char_exact: bool,
+    first_char_penalty: int,
+    max_nodes: int,
+    max_ranges: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, bool]:
+    """The label ranges whose common prefix is within ``max_distance`` edits of ``typed``.
+
+    ``indptr``/``chars``: the sorted labels' code point CSR; ``typed``: int32 code points.
+    Returns ``lo``, ``hi`` (int64), ``cost``, ``matched_len`` (int32), sorted by cost then ``lo``
+    and cut to ``max_ranges``; the nodes visited; whether the node bound cut the walk short.
+    An empty ``typed`` matches every label at cost 0 (the exact prefix range of "").
+    """
+    n = indptr.shape[0] - 1
+    m = typed.shape[0]
+    out = np.empty((16, 4), dtype=np.int64)
+    n_out = 0
+    visited = 0
+    truncated = 0
+    if m == 0:
+        if n > 0:
+            out[0, 0], out[0, 1], out[0, 2], out[0, 3] = 0, n, 0, 0
+            n_out = 1
+    elif first_char_exact:
+        lo, hi = prefix_range(indptr, chars, typed[:1])
+        visited, truncated, out, n_out = _walk(
+            indptr, chars, typed, max_distance, 0, lo, hi, -1, max_nodes, visited, out, n_out
+        )
+        if n_out == 0 and truncated == 0:
+            visited, truncated, out, n_out = _walk(
+                indptr, chars, typed, max_distance, first_char_penalty, 0, n, lo if lo < hi else -1,
+                max_nodes, visited, out, n_out,
+            )  # fmt: skip
+    else:
+        visited, truncated, out, n_out = _walk(
+            indptr, chars, typed, max_distance, 0, 0, n, -1, max_nodes, visited, out, n_out
+        )
+    rows = out[:n_out]
+    order = np.argsort(rows[:, 2] * (n + 1) + rows[:, 0], kind="mergesort")[:max_ranges]
+    r = order.shape[0]
+    lo_out = np.empty(r, dtype=np.int64)
+    hi_out = np.empty(r, dtype=np.int64)
+    cost_out = np.empty(r, dtype=np.int32)
+    len_out = np.empty(r, dtype=np.int32)
+    for i in range(r):
+        row = rows[order[i]]
+        lo_out[i], hi_out[i], cost_out[i], len_out[i] = row[0], row[1], row[2], row[3]
+    return lo_out, hi_out, cost_out, len_out, min(visited, max_nodes), truncated == 1
+
+
+def fuzzy_ranges(indptr: np.ndarray, chars: np.ndarray, typed: str, params: FuzzyParams) -> FuzzyRanges:
+    """:func:`fuzzy_walk` for an already normalized typed text, with the distance from ``params``."""
+    points = encode(typed)
+    lo, hi, cost, matched_len, visited, truncated = fuzzy_walk(
+        indptr,
+        chars,
+        points,
+        params.max_distance(points.shape[0]),
+        params.first_char_exact,
+        params.first_char_penalty,
+        params.max_nodes,
+        params.max_ranges,
+    )
+    return FuzzyRanges(lo, hi, cost, matched_len, int(visited), bool(truncated))
+
+
+@numba.njit(cache=True)
+def top_in_ranges(
+    table: np.ndarray,
+    counts: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    cost: np.ndarray,
+    matched_len: np.ndarray,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` most popular labels in the union of the ranges, best first, with each one's cost
+    and matched length (those of the cheapest range containing it).
+
+    ``table`` is MPC's sparse table over ``counts`` (:func:`autocomplete.popular.build_sparse_table`),
+    queried in O(1) per interval; ties go to the lower id, as in MPC. Nested ranges (the walk's
+    output) are merged into their outermost ones first, so each label is drawn once.
+    """
+    r = lo.shape[0]
+    # the outermost ranges, disjoint: sort by lo, longer first, and keep those past the last end
+    order = np.argsort(lo * (counts.shape[0] + 1) - hi, kind="mergesort")
+    starts = np.empty(r + 2 * k + 1, dtype=np.int64)
+    ends = np.empty(r + 2 * k + 1, dtype=np.int64)
+    bests = np.empty(r + 2 * k + 1, dtype=np.int64)
+    n_int = 0
+    reach = -1
+    total = 0
+    for i in order:
+        if lo[i] >= reach and hi[i] > lo[i]:
+            starts[n_int], ends[n_int] = lo[i], hi[i]
+            bests[n_int] = _range_best(table, counts, lo[i], hi[i])
+            n_int += 1
+            total += hi[i] - lo[i]
+            reach = hi[i]
+    take = min(k, total)
+    ids = np.empty(take, dtype=np.int64)
+    for out in range(take):
+        pick = 0
+        for j in range(1, n_int):
+            if _better(counts, bests[j], bests[pick]):
+                pick = j
+        best, s, e = bests[pick], starts[pick], ends[pick]
+        ids[out] = best
+        n_int -= 1
+        starts[pick], ends[pick], bests[pick] = starts[n_int], ends[n_int], bests[n_int]
+        if s < best:
+            starts[n_int], ends[n_int], bests[n_int] = s, best, _range_best(table, counts, s, best)
+            n_int += 1
+        if best + 1 < e:
+            starts[n_int], ends[n_int], bests[n_int] = best + 1, e, _range_best(table, counts, best + 1, e)
+            n_int += 1
+    id_cost = np.empty(take, dtype=np.int32)
+    id_len = np.empty(take, dtype=np.int32)
+    for out in range(take):
+        label = ids[out]
+        c = 2147483647
+        length = 0
+        for i in range(r):
+            if lo[i] <= label < hi[i] and (cost[i] < c or (cost[i] == c and matched_len[i] < length)):
+                c, length = cost[i], matched_len[i]
+        id_cost[out], id_len[out] = c, length
+    return ids, id_cost, id_len
