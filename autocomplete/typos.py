@@ -90,21 +90,25 @@ def _edits(prefix: str, kind: str, first: int) -> list[str]:
 def apply_typo(prefix: str, rng: random.Random, variant: str = "A") -> tuple[str, str]:
     """``prefix`` with one keyboard typo, and the kind of edit (``"none"`` below three characters).
 
-    The kind is drawn with :data:`WEIGHTS` among the kinds that have at least one possible edit
-    (the weights renormalized over them; all four are possible for any ordinary word prefix),
-    then one of that kind's distinct results uniformly. Two draws from ``rng`` per typo.
+    The kind is drawn with :data:`WEIGHTS`; if it has no possible edit here (rare: e.g. no
+    transposition in "abb" under variant A), it is drawn again among the other kinds, so the
+    weights are renormalized over the kinds that are possible. Then one of that kind's distinct
+    results is drawn uniformly.
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown typo variant {variant!r}; choose one of {VARIANTS}")
     if len(prefix) < MIN_LENGTH:
         return prefix, "none"
     first = 1 if variant == "A" else 0
-    options = [(kind, weight, _edits(prefix, kind, first)) for kind, weight in zip(KINDS, WEIGHTS)]
-    options = [option for option in options if option[2]]
-    if not options:
-        return prefix, "none"
-    kind, _, results = rng.choices(options, weights=[w for _, w, _ in options])[0]
-    return results[rng.randrange(len(results))], kind
+    remaining = list(zip(KINDS, WEIGHTS))
+    while remaining:
+        pick = rng.choices(range(len(remaining)), weights=[w for _, w in remaining])[0]
+        kind = remaining[pick][0]
+        results = _edits(prefix, kind, first)
+        if results:
+            return results[rng.randrange(len(results))], kind
+        del remaining[pick]
+    return prefix, "none"
 
 
 def typo_examples(
