@@ -119,6 +119,9 @@ def _run_end(indptr: np.ndarray, chars: np.ndarray, start: int, hi: int, depth: 
     return lo
 
 
+_FAR = 1 << 20  # a distance past any budget
+
+
 @numba.njit(cache=True)
 def _walk(
     indptr: np.ndarray,
@@ -172,8 +175,17 @@ def _walk(
         row = rows[k]
         row[0] = k
         pc = last[top]
-        low = row[0]
-        for j in range(1, m + 1):
+        low = k
+        # only cells within the budget of the diagonal can be <= budget (D[k, j] >= |k - j|);
+        # the cells just outside the band are marked far, which is all a deeper row reads of them
+        child_budget = budgets[top]
+        j_lo = max(1, k - child_budget)
+        j_hi = min(m, k + child_budget)
+        if j_lo > 1:
+            row[j_lo - 1] = _FAR
+        if j_hi < m:
+            row[j_hi + 1] = _FAR
+        for j in range(j_lo, j_hi + 1):
             t = typed[j - 1]
             v = parent[j - 1] + (0 if c == t else 1)
             if parent[j] + 1 < v:
@@ -185,8 +197,7 @@ def _walk(
             row[j] = v
             if v < low:
                 low = v
-        child_budget = budgets[top]
-        cost = row[m]
+        cost = row[m] if j_hi == m else _FAR
         reported = rep[top]
         if cost <= child_budget:
             if reported < 0 or out[reported, 0] != p or out[reported, 1] != e:

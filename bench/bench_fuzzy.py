@@ -1,0 +1,151 @@
+"""Time the fuzzy prefix walk on synthetic word-like label sets (run by hand).
+
+    PYTHONPATH=$PWD .venv/bin/python bench/bench_fuzzy.py --labels 60000 350000 --calls 20000
+
+Labels are one to four words drawn Zipf-like from a seeded vocabulary of syllable words, so that
+they share prefixes the way queries do ("cheap flights", "cheap flights to rome", ...); counts
+are Zipf-like too. Typed texts follow the ``sampled`` protocol (a label drawn by popularity, a
+prefix length uniform over its length), each once clean and once with a variant A typo from
+:mod:`autocomplete.typos` (prefixes of three or more characters). Every call is timed alone
+with ``perf_counter_ns`` after a warm-up: :func:`autocomplete.fuzzy.fuzzy_ranges` from the typed
+string to the sorted ranges, then :func:`autocomplete.fuzzy.top_in_ranges` for the top 10.
+Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import numpy as np
+
+from autocomplete.fuzzy import FuzzyParams, fuzzy_ranges, top_in_ranges
+from autocomplete.popular import build_sparse_table
+from autocomplete.typos import apply_typo
+from indexer.labels import LabelSet, encode, prefix_range
+
+_ONSETS = "b c d f g h j k l m n p r s t v w y z br ch cl cr dr fl fr gr pl pr sh st th tr".split()
+_VOWELS = "a e i o u ai ea ee oo ou".split()
+_CODAS = [""] * 6 + "n r s t l m nd st ng ck".split()
+
+
+def vocabulary(n_words: int, rng: random.Random) -> list[str]:
+    words: set[str] = set()
+    while len(words) < n_words:
+        syllables = rng.choices([1, 2, 3, 4], weights=[3, 5, 3, 1])[0]
+        words.add(
+            "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(syllables))
+        )
+    return sorted(words, key=lambda w: (rng.random(), w))
+
+
+def word_labels(n_labels: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """``n_labels`` distinct word-like labels and their Zipf-like counts."""
+    rng = random.Random(seed)
+    words = vocabulary(max(2000, n_labels // 4), rng)
+    weights = [1.0 / (rank + 1) ** 1.05 for rank in range(len(words))]
+    labels: set[str] = set()
+    while len(labels) < n_labels:
+        n_words = rng.choices([1, 2, 3, 4], weights=[2, 4, 3, 1])[0]
+        labels.add(" ".join(rng.choices(words, weights, k=n_words)))
+    texts = sorted(labels)
+    np_rng = np.random.default_rng(seed)
+    counts = np.maximum(1, (1e5 / np.arange(1, n_labels + 1) ** 1.1).astype(np.int64))
+    return texts, counts[np_rng.permutation(n_labels)]
+
+
+def typed_texts(labels: list[str], counts: np.ndarray, n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    targets = rng.choices(labels, weights=counts.tolist(), k=n)
+    return [t[: rng.randint(1, len(t))] for t in targets]
+
+
+def percentiles(times_ns: list[int]) -> tuple[float, float]:
+    a = np.asarray(times_ns) / 1000.0
+    return float(np.median(a)), float(np.percentile(a, 99))
+
+
+def time_calls(
+    label_set: LabelSet, table: np.ndarray, texts: list[str], params: FuzzyParams, repeats: int
+) -> dict:
+    walk_ns, top_ns, nodes, found, truncated = [], [], [], 0, 0
+    indptr, chars, counts = label_set.indptr, label_set.chars, label_set.counts
+    for text in texts:
+        best_walk = best_top = 1 << 62
+        for _ in range(repeats):
+            t0 = time.perf_counter_ns()
+            r = fuzzy_ranges(indptr, chars, text, params)
+            t1 = time.perf_counter_ns()
+            top_in_ranges(table, counts, r.lo, r.hi, r.cost, r.matched_len, 10)
+            t2 = time.perf_counter_ns()
+            best_walk, best_top = min(best_walk, t1 - t0), min(best_top, t2 - t1)
+        walk_ns.append(best_walk)
+        top_ns.append(best_top)
+        nodes.append(r.nodes_visited)
+        found += len(r.lo) > 0
+        truncated += r.truncated
+    return {
+        "walk": percentiles(walk_ns),
+        "top": percentiles(top_ns),
+        "nodes": (float(np.median(nodes)), float(np.percentile(nodes, 99))),
+        "found": found / len(texts),
+        "truncated": truncated / len(texts),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labels", type=int, nargs="+", default=[60000, 350000])
+    parser.add_argument("--calls", type=int, default=20000)
+    parser.add_argument("--warmup", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="time each call this many times and keep the fastest (on a shared machine, 3 removes "
+        "the scheduler's preemptions from the tail)",
+    )
+    args = parser.parse_args()
+    params = FuzzyParams()
+    print(f"{params}, each call timed {args.repeats}x, fastest kept\n")
+    print(
+        "| labels | typed | d | calls | walk p50 µs | walk p99 µs | top-10 p50 µs | top-10 p99 µs "
+        "| nodes p50 | nodes p99 | found | node bound hit |"
+    )
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in args.labels:
+        texts, counts = word_labels(n, args.seed)
+        label_set = LabelSet(texts, counts)
+        table = build_sparse_table(label_set.counts)
+        clean = typed_texts(texts, label_set.counts, args.calls, args.seed + 1)
+        rng = random.Random(0)
+        typo = [apply_typo(t, rng, "A")[0] for t in clean]
+        time_calls(label_set, table, clean[: args.warmup] + typo[: args.warmup], params, 1)
+        exact_ns = []
+        for text in clean:
+            t0 = time.perf_counter_ns()
+            prefix_range(label_set.indptr, label_set.chars, encode(text))
+            exact_ns.append(time.perf_counter_ns() - t0)
+        p50, p99 = percentiles(exact_ns)
+        print(f"| {n} | clean, exact prefix_range only | 0 | {len(clean)} | {p50:.1f} | {p99:.1f} | | | | | | |")
+        groups = {
+            "clean": clean,
+            "typo A": typo,
+        }
+        for name, group in groups.items():
+            for label, keep in (("all", lambda m: True), ("1", lambda m: m == 1), ("2", lambda m: m == 2)):
+                subset = [t for t in group if keep(params.max_distance(len(t)))]
+                if not subset:
+                    continue
+                s = time_calls(label_set, table, subset, params, args.repeats)
+                print(
+                    f"| {n} | {name} | {label} | {len(subset)} | {s['walk'][0]:.1f} | {s['walk'][1]:.1f} "
+                    f"| {s['top'][0]:.1f} | {s['top'][1]:.1f} | {s['nodes'][0]:.0f} | {s['nodes'][1]:.0f} "
+                    f"| {s['found']:.1%} | {s['truncated']:.2%} |"
+                )
+
+
+if __name__ == "__main__":
+    main()
