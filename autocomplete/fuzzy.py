@@ -360,3 +360,13 @@ def top_in_ranges(
                 c, length = cost[i], matched_len[i]
         id_cost[out], id_len[out] = c, length
     return ids, id_cost, id_len
+
+
+def warm_up(indptr: np.ndarray, chars: np.ndarray, table: np.ndarray, counts: np.ndarray) -> None:
+    """Compile the kernels for these very arrays (memory-mapped ones are read-only, a type of
+    their own to numba) before the first request: a walk with each pass and a top-k pick."""
+    params = FuzzyParams()
+    first = chr(int(chars[0])) if chars.shape[0] else "a"
+    for typed in ("", first + "bcdefghij", "\x00bcd"):
+        r = fuzzy_ranges(indptr, chars, typed, params)
+        top_in_ranges(table, counts, r.lo, r.hi, r.cost, r.matched_len, 10)

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autocomplete.fuzzy import FuzzyParams, fuzzy_ranges, fuzzy_walk, top_in_ranges
+from autocomplete.fuzzy import FuzzyParams, fuzzy_ranges, fuzzy_walk, top_in_ranges, warm_up
 from autocomplete.popular import build_sparse_table
 from indexer.labels import LabelSet, encode
 from tests.edit_distance import osa_distance
@@ -234,3 +234,16 @@ def test_top_in_ranges_picks_the_most_popular_labels_of_the_union(counts, typed,
     expected = sorted(matches, key=lambda q: (-counts[q], label_set.id_of(q)))[:k]
     assert [label_set.text(i) for i in ids] == expected
     assert [(int(c), int(n)) for c, n in zip(cost, length)] == [matches[q] for q in expected]
+
+
+def test_after_warm_up_a_request_on_memory_mapped_labels_compiles_nothing(tmp_path):
+    LabelSet(["rose bush", "roses"], [2, 1]).save(tmp_path)
+    loaded = LabelSet.load(tmp_path)
+    table = build_sparse_table(np.asarray(loaded.counts))
+    warm_up(loaded.indptr, loaded.chars, table, loaded.counts)
+    kernels = (fuzzy_walk, top_in_ranges)
+    compiled = [len(kernel.signatures) for kernel in kernels]
+    r = fuzzy_ranges(loaded.indptr, loaded.chars, "rosse", FuzzyParams())
+    ids, _, _ = top_in_ranges(table, loaded.counts, r.lo, r.hi, r.cost, r.matched_len, 10)
+    assert [loaded.text(i) for i in ids] == ["rose bush", "roses"]
+    assert [len(kernel.signatures) for kernel in kernels] == compiled
