@@ -21,6 +21,11 @@ The first character is matched exactly (Elasticsearch's ``prefix_length: 1``): t
 under the typed first character, and only when nothing is found there does a second pass search
 the labels starting with any other character, adding ``first_char_penalty`` to their cost
 (Meilisearch counts a first-letter typo double). Both passes share one bound on nodes visited.
+
+Each pass goes budget by budget: a walk within one edit reports all ranges of cost 0 and 1, then
+a walk within two adds only those of cost 2 (the result is the same as one walk within two; the
+first walk costs about a tenth of the second). So when the node bound stops a walk, it is the
+dearest matches that are missing, never the close ones.
 """
 
 from __future__ import annotations
@@ -132,13 +137,16 @@ def _walk(
     root_lo: int,
     root_hi: int,
     skip_lo: int,
+    min_record: int,
     max_nodes: int,
     visited: int,
     out: np.ndarray,
     n_out: int,
 ) -> tuple[int, int, np.ndarray, int]:
     """Depth-first walk under the root ``(0, root_lo, root_hi)``, skipping the root child at
-    ``skip_lo``; reports rows ``(lo, hi, cost + penalty, depth)`` into ``out`` (grown as needed).
+    ``skip_lo``; reports rows ``(lo, hi, cost + penalty, depth)`` of cost ``>= min_record`` into
+    ``out`` (grown as needed): the cheaper ones were reported by a walk with a lower budget, and a
+    row here whose range such a cheaper node spans too is marked deleted (cost -1).
     Returns the nodes visited so far (``max_nodes + 1`` when the bound stopped it), 1 when it was
     truncated, ``out`` and its number of rows."""
     m = typed.shape[0]
@@ -199,8 +207,13 @@ def _walk(
                 low = v
         cost = row[m] if j_hi == m else _FAR
         reported = rep[top]
-        if cost <= child_budget:
-            if reported < 0 or out[reported, 0] != p or out[reported, 1] != e:
+        same = reported >= 0 and out[reported, 0] == p and out[reported, 1] == e
+        if cost <= child_budget and cost < min_record:
+            if same:
+                out[reported, 2] = -1
+            child_budget = cost - 1
+        elif cost <= child_budget:
+            if not same:
                 # a new range; when the cheaper node spans the same labels as its reported
                 # ancestor (a chain of single children), it takes that row over instead
                 if n_out == out.shape[0]:
@@ -226,6 +239,38 @@ def _walk(
                 )
                 top = k
     return visited, 0, out, n_out
+
+
+@numba.njit(cache=True)
+def _tiers(
+    indptr: np.ndarray,
+    chars: np.ndarray,
+    typed: np.ndarray,
+    max_distance: int,
+    penalty: int,
+    root_lo: int,
+    root_hi: int,
+    skip_lo: int,
+    max_nodes: int,
+    visited: int,
+    out: np.ndarray,
+    n_out: int,
+) -> tuple[int, int, np.ndarray, int]:
+    """One pass, budget by budget: a walk within 1 edit reports every range of cost 0 and 1, then
+    a walk within 2 adds those of cost 2 (the same ranges a single walk within 2 reports, for about
+    a tenth more nodes), so a node bound only ever cuts the dearest tier short."""
+    budget = min(1, max_distance)
+    min_record = 0
+    truncated = 0
+    while True:
+        visited, truncated, out, n_out = _walk(
+            indptr, chars, typed, budget, penalty, root_lo, root_hi, skip_lo, min_record, max_nodes,
+            visited, out, n_out,
+        )  # fmt: skip
+        if truncated == 1 or budget >= max_distance:
+            return visited, truncated, out, n_out
+        min_record = budget + 1
+        budget += 1
 
 
 @numba.njit(cache=True)
@@ -258,19 +303,19 @@ def fuzzy_walk(
             n_out = 1
     elif first_char_exact:
         lo, hi = prefix_range(indptr, chars, typed[:1])
-        visited, truncated, out, n_out = _walk(
+        visited, truncated, out, n_out = _tiers(
             indptr, chars, typed, max_distance, 0, lo, hi, -1, max_nodes, visited, out, n_out
         )
         if n_out == 0 and truncated == 0:
-            visited, truncated, out, n_out = _walk(
+            visited, truncated, out, n_out = _tiers(
                 indptr, chars, typed, max_distance, first_char_penalty, 0, n, lo if lo < hi else -1,
                 max_nodes, visited, out, n_out,
             )  # fmt: skip
     else:
-        visited, truncated, out, n_out = _walk(
+        visited, truncated, out, n_out = _tiers(
             indptr, chars, typed, max_distance, 0, 0, n, -1, max_nodes, visited, out, n_out
         )
-    rows = out[:n_out]
+    rows = out[:n_out][out[:n_out, 2] >= 0]
     order = np.argsort(rows[:, 2] * (n + 1) + rows[:, 0], kind="mergesort")[:max_ranges]
     r = order.shape[0]
     lo_out = np.empty(r, dtype=np.int64)

@@ -168,6 +168,16 @@ def test_the_node_bound_is_respected_and_a_cut_walk_reports_a_subset():
     partial = per_label(label_set, cut)
     assert len(partial) < len(everything)
     assert all(everything[q][0] <= cost for q, (cost, _) in partial.items())
+    # the walk goes budget by budget: a bound past what one edit needs keeps every match within one
+    one_edit = walk(label_set, "abcdefghij", FuzzyParams(two_typos=11))
+    assert one_edit.nodes_visited < full.nodes_visited - 100
+    cut = walk(label_set, "abcdefghij", FuzzyParams(max_nodes=one_edit.nodes_visited + 50))
+    assert cut.truncated
+    partial = per_label(label_set, cut)
+    assert {q: v for q, v in partial.items() if v[0] <= 1} == {
+        q: v for q, v in everything.items() if v[0] <= 1
+    }
+    assert any(v[0] == 1 for v in partial.values())
     few = walk(label_set, "abcdefghij", FuzzyParams(max_ranges=3))
     assert list(zip(few.cost, few.lo, few.hi)) == list(zip(full.cost, full.lo, full.hi))[:3]
 
