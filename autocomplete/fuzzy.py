@@ -345,41 +345,66 @@ def fuzzy_ranges(indptr: np.ndarray, chars: np.ndarray, typed: str, params: Fuzz
 
 
 @numba.njit(cache=True)
-def top_in_ranges(
-    table: np.ndarray,
-    counts: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    cost: np.ndarray,
-    matched_len: np.ndarray,
-    k: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``k`` most popular labels in the union of the ranges, best first, with each one's cost
-    and matched length (those of the cheapest range containing it).
-
-    ``table`` is MPC's sparse table over ``counts`` (:func:`autocomplete.popular.build_sparse_table`),
-    queried in O(1) per interval; ties go to the lower id, as in MPC. Nested ranges (the walk's
-    output) are merged into their outermost ones first, so each label is drawn once.
-    """
+def _segments(
+    lo: np.ndarray, hi: np.ndarray, cost: np.ndarray, matched_len: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The union of nested (laminar) ranges cut into disjoint segments sorted by position, each
+    with the cost and matched length of the cheapest range covering it."""
     r = lo.shape[0]
-    # the outermost ranges, disjoint: sort by lo, longer first, and keep those past the last end
-    order = np.argsort(lo * (counts.shape[0] + 1) - hi, kind="mergesort")
+    order = np.argsort(lo * (np.max(hi) + 1 if r else 1) - hi, kind="mergesort")  # outer first
+    seg = np.empty((2 * r + 1, 4), dtype=np.int64)
+    n_seg = 0
+    stack = np.empty((r + 1, 3), dtype=np.int64)  # (hi, cost, matched_len) of the open ranges
+    depth = 0
+    pos = 0
+    for step in range(r + 1):
+        start = lo[order[step]] if step < r else (1 << 62)
+        while depth > 0 and stack[depth - 1, 0] <= start:  # close the ranges ending before
+            end = stack[depth - 1, 0]
+            if pos < end:
+                seg[n_seg, 0], seg[n_seg, 1] = pos, end
+                seg[n_seg, 2], seg[n_seg, 3] = stack[depth - 1, 1], stack[depth - 1, 2]
+                n_seg += 1
+                pos = end
+            depth -= 1
+        if step == r:
+            break
+        i = order[step]
+        if hi[i] <= lo[i]:
+            continue
+        if depth > 0 and pos < lo[i]:  # the enclosing range's part before this one
+            seg[n_seg, 0], seg[n_seg, 1] = pos, lo[i]
+            seg[n_seg, 2], seg[n_seg, 3] = stack[depth - 1, 1], stack[depth - 1, 2]
+            n_seg += 1
+        pos = max(pos, lo[i])
+        c, length = cost[i], matched_len[i]
+        if depth > 0 and stack[depth - 1, 1] <= c:  # a dearer range inside a cheaper one
+            c, length = stack[depth - 1, 1], stack[depth - 1, 2]
+        stack[depth, 0], stack[depth, 1], stack[depth, 2] = hi[i], c, length
+        depth += 1
+    return seg[:n_seg, 0].copy(), seg[:n_seg, 1].copy(), seg[:n_seg, 2].copy(), seg[:n_seg, 3].copy()
+
+
+@numba.njit(cache=True)
+def _top_in_intervals(
+    table: np.ndarray, counts: np.ndarray, lo: np.ndarray, hi: np.ndarray, mask: np.ndarray, k: int
+) -> np.ndarray:
+    """The ``k`` most popular ids in the disjoint intervals ``[lo, hi)`` selected by ``mask``:
+    MPC's interval splitting, started from several intervals."""
+    r = lo.shape[0]
     starts = np.empty(r + 2 * k + 1, dtype=np.int64)
     ends = np.empty(r + 2 * k + 1, dtype=np.int64)
     bests = np.empty(r + 2 * k + 1, dtype=np.int64)
     n_int = 0
-    reach = -1
     total = 0
-    for i in order:
-        if lo[i] >= reach and hi[i] > lo[i]:
+    for i in range(r):
+        if mask[i] and hi[i] > lo[i]:
             starts[n_int], ends[n_int] = lo[i], hi[i]
             bests[n_int] = _range_best(table, counts, lo[i], hi[i])
             n_int += 1
             total += hi[i] - lo[i]
-            reach = hi[i]
-    take = min(k, total)
-    ids = np.empty(take, dtype=np.int64)
-    for out in range(take):
+    ids = np.empty(min(k, total), dtype=np.int64)
+    for out in range(ids.shape[0]):
         pick = 0
         for j in range(1, n_int):
             if _better(counts, bests[j], bests[pick]):
@@ -394,17 +419,40 @@ def top_in_ranges(
         if best + 1 < e:
             starts[n_int], ends[n_int], bests[n_int] = best + 1, e, _range_best(table, counts, best + 1, e)
             n_int += 1
-    id_cost = np.empty(take, dtype=np.int32)
-    id_len = np.empty(take, dtype=np.int32)
-    for out in range(take):
-        label = ids[out]
-        c = 2147483647
-        length = 0
-        for i in range(r):
-            if lo[i] <= label < hi[i] and (cost[i] < c or (cost[i] == c and matched_len[i] < length)):
-                c, length = cost[i], matched_len[i]
-        id_cost[out], id_len[out] = c, length
-    return ids, id_cost, id_len
+    return ids
+
+
+@numba.njit(cache=True)
+def top_in_ranges(
+    table: np.ndarray,
+    counts: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    cost: np.ndarray,
+    matched_len: np.ndarray,
+    k: int,
+    by_cost: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` most popular labels in the union of the ranges, with each one's cost and matched
+    length (those of the cheapest range containing it).
+
+    ``table`` is MPC's sparse table over ``counts`` (:func:`autocomplete.popular.build_sparse_table`),
+    queried in O(1) per interval; ties go to the lower id, as in MPC. ``by_cost``: the cheapest
+    labels first, by popularity within a cost (exact matches before any correction), instead of
+    by popularity alone. About O(r log r + k (r + k)) for ``r`` ranges.
+    """
+    seg_lo, seg_hi, seg_cost, seg_len = _segments(lo, hi, cost, matched_len)
+    if by_cost:
+        ids = np.empty(0, dtype=np.int64)
+        for c in np.unique(seg_cost):
+            if ids.shape[0] >= k:
+                break
+            more = _top_in_intervals(table, counts, seg_lo, seg_hi, seg_cost == c, k - ids.shape[0])
+            ids = np.concatenate((ids, more))
+    else:
+        ids = _top_in_intervals(table, counts, seg_lo, seg_hi, seg_cost >= 0, k)
+    where = np.searchsorted(seg_lo, ids, side="right") - 1
+    return ids, seg_cost[where].astype(np.int32), seg_len[where].astype(np.int32)
 
 
 def warm_up(indptr: np.ndarray, chars: np.ndarray, table: np.ndarray, counts: np.ndarray) -> None:

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from autocomplete.fuzzy import FuzzyParams, fuzzy_ranges, top_in_ranges
-from autocomplete.popular import build_sparse_table
+from autocomplete.popular import build_sparse_table, top_k_in_range
 from autocomplete.typos import apply_typo
 from indexer.labels import LabelSet, encode, prefix_range
 
@@ -56,10 +56,11 @@ def word_labels(n_labels: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     return texts, counts[np_rng.permutation(n_labels)]
 
 
-def typed_texts(labels: list[str], counts: np.ndarray, n: int, seed: int) -> list[str]:
+def typed_texts(labels: list[str], counts: np.ndarray, n: int, seed: int) -> tuple[list[str], list[str]]:
+    """``n`` sampled-protocol prefixes and the labels they were cut from."""
     rng = random.Random(seed)
     targets = rng.choices(labels, weights=counts.tolist(), k=n)
-    return [t[: rng.randint(1, len(t))] for t in targets]
+    return [t[: rng.randint(1, len(t))] for t in targets], targets
 
 
 def percentiles(times_ns: list[int]) -> tuple[float, float]:
@@ -70,7 +71,7 @@ def percentiles(times_ns: list[int]) -> tuple[float, float]:
 def time_calls(
     label_set: LabelSet, table: np.ndarray, texts: list[str], params: FuzzyParams, repeats: int
 ) -> dict:
-    walk_ns, top_ns, nodes, found, truncated = [], [], [], 0, 0
+    walk_ns, top_ns, nodes, tops, found, truncated = [], [], [], [], 0, 0
     indptr, chars, counts = label_set.indptr, label_set.chars, label_set.counts
     for text in texts:
         best_walk = best_top = 1 << 62
@@ -78,12 +79,13 @@ def time_calls(
             t0 = time.perf_counter_ns()
             r = fuzzy_ranges(indptr, chars, text, params)
             t1 = time.perf_counter_ns()
-            top_in_ranges(table, counts, r.lo, r.hi, r.cost, r.matched_len, 10)
+            ids, _, _ = top_in_ranges(table, counts, r.lo, r.hi, r.cost, r.matched_len, 10)
             t2 = time.perf_counter_ns()
             best_walk, best_top = min(best_walk, t1 - t0), min(best_top, t2 - t1)
         walk_ns.append(best_walk)
         top_ns.append(best_top)
         nodes.append(r.nodes_visited)
+        tops.append(ids.tolist())
         found += len(r.lo) > 0
         truncated += r.truncated
     return {
@@ -92,6 +94,7 @@ def time_calls(
         "nodes": (float(np.median(nodes)), float(np.percentile(nodes, 99))),
         "found": found / len(texts),
         "truncated": truncated / len(texts),
+        "tops": tops,
     }
 
 
@@ -101,6 +104,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20000)
     parser.add_argument("--warmup", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-nodes", type=int, nargs="+", default=[20000, 2000], help="node bounds to time")
     parser.add_argument(
         "--repeats",
         type=int,
@@ -109,45 +113,51 @@ def main() -> None:
         "the scheduler's preemptions from the tail)",
     )
     args = parser.parse_args()
-    params = FuzzyParams()
-    print(f"{params}, each call timed {args.repeats}x, fastest kept\n")
+    print(f"{FuzzyParams()}; each call timed {args.repeats}x, the fastest kept\n")
     print(
-        "| labels | typed | d | calls | walk p50 µs | walk p99 µs | top-10 p50 µs | top-10 p99 µs "
-        "| nodes p50 | nodes p99 | found | node bound hit |"
+        "| labels | typed | d | max nodes | calls | walk p50 µs | walk p99 µs | top-10 p50 µs "
+        "| top-10 p99 µs | nodes p50 | nodes p99 | bound hit | found | target in top 10 "
+        "| top 10 as unbounded |"
     )
-    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.labels:
         texts, counts = word_labels(n, args.seed)
         label_set = LabelSet(texts, counts)
         table = build_sparse_table(label_set.counts)
-        clean = typed_texts(texts, label_set.counts, args.calls, args.seed + 1)
+        clean, targets = typed_texts(texts, label_set.counts, args.calls, args.seed + 1)
         rng = random.Random(0)
         typo = [apply_typo(t, rng, "A")[0] for t in clean]
-        time_calls(label_set, table, clean[: args.warmup] + typo[: args.warmup], params, 1)
-        exact_ns = []
-        for text in clean:
-            t0 = time.perf_counter_ns()
-            prefix_range(label_set.indptr, label_set.chars, encode(text))
-            exact_ns.append(time.perf_counter_ns() - t0)
-        p50, p99 = percentiles(exact_ns)
-        print(
-            f"| {n} | clean, exact prefix_range only | 0 | {len(clean)} | {p50:.1f} | {p99:.1f} |" + " |" * 6
-        )
-        groups = {
-            "clean": clean,
-            "typo A": typo,
-        }
-        for name, group in groups.items():
-            for label, keep in (("all", lambda m: True), ("1", lambda m: m == 1), ("2", lambda m: m == 2)):
-                subset = [t for t in group if keep(params.max_distance(len(t)))]
-                if not subset:
-                    continue
-                s = time_calls(label_set, table, subset, params, args.repeats)
-                print(
-                    f"| {n} | {name} | {label} | {len(subset)} | {s['walk'][0]:.1f} | {s['walk'][1]:.1f} "
-                    f"| {s['top'][0]:.1f} | {s['top'][1]:.1f} | {s['nodes'][0]:.0f} | {s['nodes'][1]:.0f} "
-                    f"| {s['found']:.1%} | {s['truncated']:.2%} |"
-                )
+        time_calls(label_set, table, clean[: args.warmup] + typo[: args.warmup], FuzzyParams(), 1)
+        target_ids = [label_set.id_of(t) for t in targets]
+        for name, group in (("clean", clean), ("typo A", typo)):
+            exact_ns, hits = [], []
+            for i, text in enumerate(group):
+                t0 = time.perf_counter_ns()
+                lo, hi = prefix_range(label_set.indptr, label_set.chars, encode(text))
+                ids = top_k_in_range(table, label_set.counts, lo, hi, 10)
+                exact_ns.append(time.perf_counter_ns() - t0)
+                hits.append(target_ids[i] in ids)
+            p50, p99 = percentiles(exact_ns)
+            print(
+                f"| {n} | {name}: exact range + MPC top 10, no fuzzy | 0 | | {len(group)} | {p50:.1f} "
+                f"| {p99:.1f} |" + " |" * 6 + f" {np.mean(hits):.1%} | |"
+            )
+        unbounded = FuzzyParams(max_nodes=10**9)
+        for name, group in (("clean", clean), ("typo A", typo)):
+            for d in ("all", 1, 2):
+                keep = [i for i, t in enumerate(group) if d == "all" or unbounded.max_distance(len(t)) == d]
+                subset = [group[i] for i in keep]
+                reference = time_calls(label_set, table, subset, unbounded, 1)["tops"]
+                for bound in args.max_nodes:
+                    s = time_calls(label_set, table, subset, FuzzyParams(max_nodes=bound), args.repeats)
+                    hit = np.mean([target_ids[i] in top for i, top in zip(keep, s["tops"])])
+                    same = np.mean([a == b for a, b in zip(s["tops"], reference)])
+                    print(
+                        f"| {n} | {name} | {d} | {bound} | {len(subset)} | {s['walk'][0]:.1f} "
+                        f"| {s['walk'][1]:.1f} | {s['top'][0]:.1f} | {s['top'][1]:.1f} "
+                        f"| {s['nodes'][0]:.0f} | {s['nodes'][1]:.0f} | {s['truncated']:.2%} "
+                        f"| {s['found']:.1%} | {hit:.1%} | {same:.1%} |"
+                    )
 
 
 if __name__ == "__main__":

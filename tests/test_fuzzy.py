@@ -226,24 +226,43 @@ def test_bad_thresholds_are_refused():
         FuzzyParams(max_nodes=0)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     counts=st.dictionaries(st.text(ALPHABET, min_size=1, max_size=6), st.integers(1, 5), max_size=40),
     typed=TYPED.filter(lambda s: len(s) >= 2),
-    k=st.integers(1, 12),
+    k=st.integers(1, 45),
+    by_cost=st.booleans(),
 )
-def test_top_in_ranges_picks_the_most_popular_labels_of_the_union(counts, typed, k):
+def test_top_in_ranges_picks_the_most_popular_labels_of_the_union(counts, typed, k, by_cost):
     labels = list(counts)
     label_set = LabelSet(labels, [counts[q] for q in labels])
     result = walk(label_set, typed, FuzzyParams(one_typo=2, two_typos=3))
     table = build_sparse_table(label_set.counts)
     ids, cost, length = top_in_ranges(
-        table, label_set.counts, result.lo, result.hi, result.cost, result.matched_len, k
+        table, label_set.counts, result.lo, result.hi, result.cost, result.matched_len, k, by_cost
     )
     matches = per_label(label_set, result)
-    expected = sorted(matches, key=lambda q: (-counts[q], label_set.id_of(q)))[:k]
+
+    def key(q):
+        popularity = (-counts[q], label_set.id_of(q))
+        return (matches[q][0], *popularity) if by_cost else popularity
+
+    expected = sorted(matches, key=key)[:k]
     assert [label_set.text(i) for i in ids] == expected
     assert [(int(c), int(n)) for c, n in zip(cost, length)] == [matches[q] for q in expected]
+
+
+def test_by_cost_an_exact_match_comes_before_a_more_popular_correction():
+    label_set = LabelSet(["rose bush", "rosary", "roses", "ruse"], [1, 50, 2, 40])
+    r = walk(label_set, "rose", FuzzyParams())
+    table = build_sparse_table(label_set.counts)
+    args = (table, label_set.counts, r.lo, r.hi, r.cost, r.matched_len, 3)
+    ids, cost, length = top_in_ranges(*args, True)
+    assert [label_set.text(i) for i in ids] == ["roses", "rose bush", "rosary"]
+    assert cost.tolist() == [0, 0, 1] and length.tolist() == [4, 4, 3]
+    ids, cost, _ = top_in_ranges(*args, False)
+    assert [label_set.text(i) for i in ids] == ["rosary", "ruse", "roses"]
+    assert cost.tolist() == [1, 1, 0]
 
 
 def test_after_warm_up_a_request_on_memory_mapped_labels_compiles_nothing(tmp_path):
