@@ -14,9 +14,10 @@ LABELS = st.lists(st.text(ALPHABET, min_size=1, max_size=7), min_size=0, max_siz
 TYPED = st.text(ALPHABET, min_size=0, max_size=9)
 
 
-def brute_force(labels, typed, distance, first_char_exact=True, penalty=1):
+def brute_force(labels, typed, distance, first_char_exact=True, penalty=1, enough=0):
     """label -> (cost, matched length): the cheapest non-empty prefix within ``distance`` of
-    ``typed`` (the shortest such prefix), scanning every prefix of every label."""
+    ``typed`` (the shortest such prefix), scanning every prefix of every label; two edits away
+    only when fewer than ``enough`` labels are within one (if ``enough``)."""
     if not typed:
         return dict.fromkeys(labels, (0, 0))
 
@@ -25,8 +26,10 @@ def brute_force(labels, typed, distance, first_char_exact=True, penalty=1):
         return (cost, length) if cost <= distance else None
 
     def scan(group, extra):
-        found = {label: best(label) for label in group}
-        return {label: (c + extra, p) for label, (c, p) in ((k, v) for k, v in found.items() if v)}
+        found = {label: v for label, v in ((q, best(q)) for q in group) if v}
+        if distance == 2 and enough and sum(c <= 1 for c, _ in found.values()) >= enough:
+            found = {label: (c, p) for label, (c, p) in found.items() if c <= 1}
+        return {label: (c + extra, p) for label, (c, p) in found.items()}
 
     if not first_char_exact:
         return scan(labels, 0)
@@ -79,13 +82,16 @@ def labels_and_typed(draw):
     one_typo=st.integers(2, 4),
     extra=st.integers(0, 3),
     first_char_exact=st.booleans(),
+    enough=st.sampled_from([0, 0, 1, 3]),
 )
-def test_the_trie_walk_finds_what_a_brute_force_scan_finds(case, one_typo, extra, first_char_exact):
+def test_the_trie_walk_finds_what_a_brute_force_scan_finds(case, one_typo, extra, first_char_exact, enough):
     labels, typed = case
-    params = FuzzyParams(one_typo=one_typo, two_typos=one_typo + extra, first_char_exact=first_char_exact)
+    params = FuzzyParams(
+        one_typo=one_typo, two_typos=one_typo + extra, first_char_exact=first_char_exact, enough_labels=enough
+    )
     label_set = LabelSet(labels)
     result = walk(label_set, typed, params)
-    expected = brute_force(labels, typed, params.max_distance(len(typed)), first_char_exact)
+    expected = brute_force(labels, typed, params.max_distance(len(typed)), first_char_exact, enough=enough)
     assert per_label(label_set, result) == expected
     assert not result.truncated and result.nodes_visited <= params.max_nodes
 
