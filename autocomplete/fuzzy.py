@@ -54,8 +54,8 @@ class FuzzyParams:
     ``max_nodes``: trie nodes (rows computed) per call, over both passes; ``max_ranges``: ranges
     returned, the cheapest. ``enough_labels``: when at least this many labels are within one
     edit, do not look two edits away (0: always look as far as allowed); with a top 10 ranked by
-    cost first, 10 changes no top 10 (but saves only a tenth of the walk on word-like labels:
-    eight typed characters rarely leave ten labels within one edit).
+    cost first, 10 changes no top 10 and cuts the median two-edit walk by a quarter to two
+    fifths on word-like labels (not the tail: there, few labels are within one edit).
     """
 
     one_typo: int = 4
