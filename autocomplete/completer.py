@@ -1,25 +1,41 @@
-"""The completer interface every model kind implements, and the loader that picks the kind.
+"""The completer every caller knows, built from a model object as a chain of candidate generators.
 
 ``complete(prefix, previous, k)`` takes the raw typed text and the session's previous queries
-(most recent last) and returns at most ``k`` ranked completions. Each starts with the
-normalized prefix; ``source`` says which part of the model produced it.
+(most recent last, already normalized: the server normalizes a submitted query once, when it
+stores it) and returns at most ``k`` ranked completions. Each starts with the normalized prefix;
+``source`` says which link of the chain produced it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from indexer.modelio import ModelFileError, read_params
+import numpy as np
+
+from autocomplete.candidates import CandidateChain, ChainOrderRanker, Ranker, Source
+from autocomplete.generation import Generator
+from autocomplete.generators import (
+    ExactPrefix,
+    FollowedBefore,
+    Generated,
+    PopularFill,
+    PopularRange,
+    UnseenTails,
+    XmrScorer,
+)
+from autocomplete.ranking import LearnedRanker
+from indexer.model import MpcModel, XmrModel, load_model
+from indexer.normalize import get_normalizer, normalize_prefix
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Completion:
     text: str
     score: float
-    source: str = "model"
+    source: str = Source.EXACT
 
 
 class Completer(Protocol):
@@ -31,24 +47,106 @@ class Completer(Protocol):
 
     def normalize_prefix(self, prefix: str) -> str: ...
 
+    def normalize_query(self, query: str) -> str: ...
+
     def warm_up(self) -> None: ...
 
 
-def load_completer(folder: str | Path, warm_up: bool = True) -> Completer:
-    """Load any model folder written by ``autocomplete train``; JIT-warm it unless told not to."""
-    params = read_params(folder)
-    kind = params.get("kind")
-    completer: Completer
-    if kind == "mpc":
-        from autocomplete.popular import PopularCompleter
+class ChainCompleter:
+    """A model's candidate chain behind the :class:`Completer` interface.
 
-        completer = PopularCompleter.load(folder)
-    elif kind == "xmr":
-        from autocomplete.xmr import XmrCompleter
+    Parameters
+    ----------
+    kind : str
+        The model kind (``mpc``, ``xmr``), reported by ``/readyz``.
+    chain : CandidateChain
+    normalization : str
+        The scheme the model's labels were normalized with; typed text gets the same.
+    """
 
-        completer = XmrCompleter.load(folder)
+    def __init__(self, kind: str, chain: CandidateChain, normalization: str) -> None:
+        self.kind = kind
+        self.chain = chain
+        self.normalization = normalization
+        self._normalize = get_normalizer(normalization)
+
+    def normalize_prefix(self, prefix: str) -> str:
+        return normalize_prefix(prefix, self.normalization)
+
+    def normalize_query(self, query: str) -> str:
+        return self._normalize(query)
+
+    def complete(self, prefix: str, previous: Sequence[str] = (), k: int = 10) -> list[Completion]:
+        if k <= 0:
+            return []
+        request = self.chain.request(self.normalize_prefix(prefix), previous[-1] if previous else "", k)
+        return [Completion(text, score, source) for text, score, source in self.chain.run(request)]
+
+    def warm_up(self) -> None:
+        self.chain.warm_up()
+        self.complete("a", ["warm up"], 10)
+        self.complete("", [], 10)
+
+
+def build_completer(model: MpcModel | XmrModel) -> ChainCompleter:
+    """The chain of a model: MPC alone; for XMR exact prefix -> tails -> popular fill, and with a
+    language model and a learned ranker also the followed-before and generated links."""
+    if isinstance(model, MpcModel):
+        chain = CandidateChain(model.labels, [PopularRange(model.popularity_)], ChainOrderRanker())
     else:
-        raise ModelFileError(f"{Path(folder) / 'params.json'} names unknown model kind {kind!r}.")
+        chain = xmr_chain(model, model.ranker_ is not None)
+    return ChainCompleter(model.kind, chain, model.normalization)
+
+
+def xmr_chain(model: XmrModel, learned: bool) -> CandidateChain:
+    """The XMR model's chain; ``learned``: every link feeds a pool to :class:`LearnedRanker`
+    (scored by ``model.ranker_``, or left in chain order while the ranker is being trained)."""
+    scorer = XmrScorer(model)
+    if not learned:
+        generators: list = [ExactPrefix(scorer), UnseenTails(scorer, model.search.unseen_tails)]
+        generators.append(PopularFill(model.popularity_))
+        return CandidateChain(model.labels, generators, ChainOrderRanker())
+    generators = [ExactPrefix(scorer, pool=model.search.candidates)]
+    if model.pairs_ is not None:
+        generators.append(FollowedBefore(model.pairs_, model.labels, model.search.followed))
+    generators.append(UnseenTails(scorer, model.search.unseen_tails))
+    if model.language_ is not None:
+        lang = model.language
+        generator = Generator(
+            model.language_,
+            max_new_words=lang.max_new_words,
+            beam=lang.beam,
+            expand=lang.expand,
+            reserve=lang.reserve,
+            min_end_fraction=lang.min_end_fraction,
+        )
+        generators.append(Generated(generator, lang.candidates))
+    generators.append(PopularFill(model.popularity_))
+    ranker: Ranker = LearnedRanker(model.labels, model.pairs_, model.ranker_)
+    return CandidateChain(model.labels, generators, ranker)
+
+
+def candidate_rows(model: XmrModel) -> Callable[[str, str], tuple[list[str], np.ndarray]]:
+    """For training the ranker: (previous query, typed prefix) -> the chain's distinct candidate
+    texts and their feature rows, before any learned scoring."""
+    chain = xmr_chain(model, learned=True)
+    merge = LearnedRanker(model.labels, model.pairs_, None)
+    normalize = get_normalizer(model.normalization)
+
+    def rows(previous: str, prefix: str) -> tuple[list[str], np.ndarray]:
+        request = chain.request(normalize_prefix(prefix, model.normalization), normalize(previous), 10)
+        batches = chain.batches(request)
+        if not batches:
+            return [], np.empty((0, 0), dtype=np.float32)
+        texts, _, X, _ = merge.features(request, batches)
+        return texts, X
+
+    return rows
+
+
+def load_completer(folder: str | Path, warm_up: bool = True) -> ChainCompleter:
+    """Load any model folder written by ``autocomplete train``; JIT-warm it unless told not to."""
+    completer = build_completer(load_model(folder))
     if warm_up:
         completer.warm_up()
     return completer

@@ -25,10 +25,12 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from autocomplete import protocol
+from autocomplete import openapi, opensearch, protocol
+from autocomplete.bodylimit import BodyLimit
 from autocomplete.completer import Completer, load_completer
 from autocomplete.config import ServeConfig, load_serve_config
 from autocomplete.cors import ListedOriginsCORS
+from autocomplete.holder import ModelHolder
 from autocomplete.metrics import CONTENT_TYPE, ServiceMetrics
 from autocomplete.protocol import ProtocolError
 from autocomplete.service import Service
@@ -81,7 +83,8 @@ def create_app(
         )
         if not await sessions.ping():
             logger.warning("the session store does not answer; serving without context until it does")
-        service = Service(loaded, sessions, config, metrics, Service.limits_of(config), ready=True)
+        limits = Service.limits_of(config)
+        service = Service(ModelHolder(loaded), sessions, config, metrics, limits, ready=True)
         logger.info("ready: %s model, %s session store", loaded.kind, type(sessions.store).__name__)
         try:
             yield {"service": service}
@@ -98,18 +101,21 @@ def create_app(
         Route("/v1/submit", submit_endpoint, methods=["POST"]),
         Route("/v1/session", session_endpoint),
         WebSocketRoute("/v1/ws", websocket_endpoint),
+        *openapi.ROUTES,
+        *opensearch.ROUTES,
     ]
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
     middleware: list[Middleware] = []
     if config.allowed_origins:  # pages of other origins may use the HTTP fallback
         middleware.append(Middleware(ListedOriginsCORS, allowed=config.allowed_origins))
+    # inside CORS, so that a refused body's 413 carries its headers
+    middleware.append(Middleware(BodyLimit, max_bytes=config.max_frame_bytes))
     return Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, ProtocolError: _protocol_error},
-        max_body_size=config.max_frame_bytes,
     )
 
 
@@ -149,7 +155,7 @@ async def readyz(request: Request) -> Response:
     if not service.ready:
         return JSONResponse({"status": "starting or stopping"}, status_code=503)
     store = "ok" if service.sessions.healthy else "degraded"
-    return JSONResponse({"status": "ready", "model": service.completer.kind, "session_store": store})
+    return JSONResponse({"status": "ready", "model": service.model.current.kind, "session_store": store})
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -200,7 +206,7 @@ async def submit_endpoint(request: Request) -> Response:
     requested = data.get("session") or request.cookies.get(service.config.cookie_name)
     session = await service.sessions.resume(requested if isinstance(requested, str) else None)
     service.metrics.submits.labels("http").inc()
-    stored = await service.sessions.record(session, text)
+    stored = await service.sessions.record(session, service.normalize_query(text))
     body = protocol.submitted(text, stored)
     body["session"] = session
     response = JSONResponse(body)

@@ -328,8 +328,9 @@ async def _answer_frames(websocket: WebSocket, service: Service, context: _Conte
             await _send(websocket, protocol.completions(item.seq, item.text, found, ms))
         elif isinstance(item, SubmitMessage):
             metrics.websocket_submits.inc()
-            stored = await service.sessions.record(context.session, item.text)
-            context.submitted(item.text, stored)
+            query = service.normalize_query(item.text)
+            stored = await service.sessions.record(context.session, query)
+            context.submitted(query, stored)
             await _send(websocket, protocol.submitted(item.text, stored))
         elif isinstance(item, ProtocolError):
             metrics.errors.labels(item.code).inc()

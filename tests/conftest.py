@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from autocomplete.build import build_model
-from autocomplete.config import load_train_config
+from autocomplete.completer import candidate_rows
+from indexer.config import load_train_config
+from indexer.pipeline import build_model
 from indexer.synthetic import generate_log
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,7 @@ def live_server():
     """Start real servers: ``live_server(model_folder, redis_url=None, workers=1, config=None, env=None)``
     runs ``autocomplete serve`` on a free loopback port and returns a ``ServerProcess`` (``.url``,
     ``.ws_url``, ``.output()``); every server started is stopped when the test ends."""
-    from autocomplete.serve_process import ServerProcess
+    from autocomplete.evaluation.server_process import ServerProcess
 
     started: list[ServerProcess] = []
 
@@ -52,5 +53,7 @@ def live_server():
 def demo_model(synthetic_log: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The full context-aware model (configs/demo.toml) built from ``synthetic_log``."""
     out = tmp_path_factory.mktemp("models") / "xmr"
-    build_model(synthetic_log, load_train_config(ROOT / "configs" / "demo.toml"), out)
+    build_model(
+        synthetic_log, load_train_config(ROOT / "configs" / "demo.toml"), out, candidate_rows=candidate_rows
+    )
     return out

@@ -1,0 +1,264 @@
+"""The candidate generators: the chain's links, each (request, batches so far) -> a batch.
+
+- :class:`ExactPrefix`: the labels that start with the typed text, found by the XMR model's
+  prefix-constrained beam search and re-ranked with their popularity.
+- :class:`FollowedBefore`: the labels that followed the session's previous query in training and
+  start with the typed text, most frequent first.
+- :class:`UnseenTails`: when no label starts with the typed text, its longest word-boundary tail
+  that does ("cheap flights to par" -> "flights to par"), completed the same way, the typed head
+  put back in front.
+- :class:`Generated`: the typed words with the unfinished word completed and further words added
+  by the word language model (queries nobody typed whole).
+- :class:`PopularFill`: the most popular labels of the prefix, when the links before it came back
+  with fewer than ``min(k, matching labels)`` (never expected from the beam; visible as ``popular``).
+- :class:`PopularRange`: the most-popular-completion baseline's only link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from autocomplete.candidates import CandidateBatch, Feature, Request, Source, concatenate, empty_features
+from autocomplete.generation import Generator
+from autocomplete.search import BeamSearcher
+from indexer.cooccurrence import PairCounts
+from indexer.labels import LabelSet, encode, prefix_range
+from indexer.model import XmrModel
+from indexer.popularity import PopularityIndex
+
+
+def label_batch(
+    labels: LabelSet, ids: np.ndarray, scores: np.ndarray, source: Source, head: str = ""
+) -> CandidateBatch:
+    """A batch of labels ``ids`` (after ``head``: then the texts are no labels) with their own scores."""
+    ids = np.asarray(ids, dtype=np.int64)
+    features = empty_features(len(ids), source)
+    features[:, Feature.HEAD_CHARS] = len(head)
+    features[:, Feature.LOG_COUNT] = np.log1p(labels.counts[ids].astype(np.float64))
+    texts = [head + labels.text(int(i)) for i in ids]
+    label_ids = np.full(len(ids), -1, dtype=np.int64) if head else ids
+    return CandidateBatch(
+        texts, [source] * len(ids), np.asarray(scores, dtype=np.float64), features, label_ids
+    )
+
+
+class XmrScorer:
+    """The model's ranking of a label range: beam search, then ``log score + w * log(1 + count)``."""
+
+    def __init__(self, model: XmrModel) -> None:
+        self.model = model
+        self.labels = model.labels
+        self.searcher = BeamSearcher.from_tree(model.weights_, model.tree_)
+        self.search = model.search
+        self._bias_index = np.array([self.searcher.n_features - 1], dtype=np.int32)
+        self._bias_value = np.array([model.training.bias], dtype=np.float32)
+        self.log_counts = np.log1p(np.asarray(self.labels.counts, dtype=np.float64))
+
+    def ranked(
+        self, typed: str, context: str, lo: int, hi: int, n: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The best ``n`` labels of ``[lo, hi)``: ids, their re-ranked score relative to the best
+        (1 for the first), and their log model score."""
+        indices, data = self.model.vectorizer_.transform_one(typed, context)
+        indices = np.concatenate((indices, self._bias_index))
+        data = np.concatenate((data, self._bias_value))
+        pool = max(n, self.search.candidates)
+        ids, scores = self.searcher.search(indices, data, lo, hi, len(typed), self.search.beam_width, pool)
+        if not len(ids):
+            return ids, np.empty(0), np.empty(0)
+        log_scores = np.log(np.maximum(scores, 1e-30))
+        ranked = log_scores + self.search.popularity_weight * self.log_counts[ids]
+        order = np.argsort(-ranked, kind="stable")[:n]
+        return ids[order], np.exp(ranked[order] - ranked[order[0]]), log_scores[order]
+
+    def batch(
+        self, request: Request, typed: str, lo: int, hi: int, n: int, head: str, source: Source
+    ) -> CandidateBatch:
+        """The ``n`` best labels of ``[lo, hi)`` after ``head``, filled from popularity when short."""
+        ids, scores, log_scores = self.ranked(typed, request.context, lo, hi, n)
+        batch = label_batch(self.labels, ids, scores, source, head)
+        batch.features[:, Feature.MODEL_LOG_SCORE] = log_scores
+        want = min(n, hi - lo)
+        if len(batch) < want:  # the beam came back short: never expected, visible as "popular"
+            pool = want + len(batch)
+            extra = popular_batch(
+                self.model.popularity_, typed, head, want - len(batch), set(batch.texts), pool
+            )
+            batch = concatenate([batch, extra])
+        return batch
+
+    def warm_up(self) -> None:
+        self.searcher.warm_up()
+        self.ranked("a", "warm up", 0, len(self.labels), 10)
+
+
+def popular_batch(
+    popularity: PopularityIndex, typed: str, head: str, room: int, seen: set[str], pool: int
+) -> CandidateBatch:
+    """At most ``room`` of the ``pool`` most popular labels of ``typed`` not in ``seen``, after ``head``."""
+    ids = [int(i) for i in popularity.top_ids(typed, pool)]
+    kept = []
+    for i in ids:
+        text = head + popularity.labels.text(i)
+        if text not in seen and len(kept) < room:
+            seen.add(text)
+            kept.append(i)
+    return label_batch(
+        popularity.labels, np.array(kept, dtype=np.int64), np.zeros(len(kept)), Source.POPULAR, head
+    )
+
+
+class ExactPrefix:
+    """The labels that start with the typed text, ranked by the model with the context; ``pool``
+    of them (default: the answer's ``k``) go on to the ranking step."""
+
+    def __init__(self, scorer: XmrScorer, pool: int = 0) -> None:
+        self.scorer = scorer
+        self.pool = pool
+
+    def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
+        if request.hi <= request.lo or request.k <= 0:
+            return None
+        n = max(self.pool, request.k)
+        return self.scorer.batch(request, request.typed, request.lo, request.hi, n, "", Source.EXACT)
+
+    def warm_up(self) -> None:
+        self.scorer.warm_up()
+
+
+class FollowedBefore:
+    """The labels that followed the session's previous query in training, starting with the
+    typed text, most frequent first (at most ``limit``)."""
+
+    def __init__(self, pairs: PairCounts, labels: LabelSet, limit: int) -> None:
+        self.pairs = pairs
+        self.labels = labels
+        self.limit = limit
+
+    def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
+        if not request.context or request.hi <= request.lo or self.limit <= 0:
+            return None
+        ids, counts = self.pairs.row(request.context)
+        inside = (ids >= request.lo) & (ids < request.hi)
+        ids, counts = ids[inside][: self.limit], counts[inside][: self.limit]
+        if not len(ids):
+            return None
+        return label_batch(self.labels, ids, counts.astype(np.float64), Source.FOLLOWED)
+
+    def warm_up(self) -> None:
+        self.pairs.row("warm up")
+
+
+class UnseenTails:
+    """No label starts with the typed text: keep its first words and complete the rest.
+
+    "cheap flights to par" may never have been searched whole, but "flights to paris" was: the
+    tails that start at a word boundary are tried longest first (at most ``max_tails`` of them),
+    each ranked by the model with the same context; no candidate scores above the one before it.
+    """
+
+    def __init__(self, scorer: XmrScorer, max_tails: int) -> None:
+        self.scorer = scorer
+        self.max_tails = max_tails
+
+    def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
+        if request.hi > request.lo or request.k <= 0 or self.max_tails <= 0:
+            return None
+        typed, labels = request.typed, self.scorer.labels
+        kept: list[CandidateBatch] = []
+        seen: set[str] = set()
+        floor, tails, n = 1.0, 0, 0
+        for start in range(1, len(typed)):
+            if typed[start - 1] != " " or tails >= self.max_tails or n >= request.k:
+                continue
+            lo, hi = prefix_range(labels.indptr, labels.chars, encode(typed[start:]))
+            if lo == hi:
+                continue
+            tails += 1
+            batch = self.scorer.batch(request, typed[start:], lo, hi, request.k, typed[:start], Source.TAIL)
+            rows = [i for i, text in enumerate(batch.texts) if text not in seen][: request.k - n]
+            seen.update(batch.texts[i] for i in rows)
+            scores = np.minimum(batch.scores[rows], floor)
+            kept.append(
+                CandidateBatch(
+                    [batch.texts[i] for i in rows],
+                    [batch.sources[i] for i in rows],
+                    scores,
+                    batch.features[rows],
+                    batch.label_ids[rows],
+                )
+            )
+            n += len(rows)
+            floor = float(scores[-1]) if len(rows) else floor
+        return concatenate(kept) if kept else None
+
+    def warm_up(self) -> None:
+        self.scorer.warm_up()
+
+
+class Generated:
+    """Queries nobody may have typed whole: the typed words, the unfinished one completed from
+    the vocabulary, then up to a few more words, from the word language model."""
+
+    def __init__(self, generator: Generator, limit: int) -> None:
+        self.generator = generator
+        self.limit = limit
+
+    def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
+        if self.limit <= 0 or not request.typed.strip():
+            return None
+        made = self.generator.generate(request.typed, self.limit)
+        n = len(made.text)
+        if not n:
+            return None
+        features = empty_features(n, Source.GENERATED)
+        features[:, Feature.LM_LOGPROB] = made.logprob
+        features[:, Feature.LM_END_LOGPROB] = made.end_logprob
+        features[:, Feature.WORDS_ADDED] = made.n_added
+        features[:, Feature.COMPLETED_COUNT] = np.log1p(made.completed_count)
+        features[:, Feature.BACKOFF_STEPS] = made.backoff_steps
+        scores = made.logprob + made.end_logprob
+        return CandidateBatch(list(made.text), [Source.GENERATED] * n, scores, features, np.full(n, -1))
+
+    def warm_up(self) -> None:
+        self.generator.warm_up()
+
+
+class PopularFill:
+    """Tops up a short answer with the prefix's most popular labels (score 0, after the rest)."""
+
+    def __init__(self, popularity: PopularityIndex) -> None:
+        self.popularity = popularity
+
+    def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
+        want = min(request.k, request.hi - request.lo)
+        have = sum(len(b) for b in found)
+        if have >= want:
+            return None
+        seen = {text for b in found for text in b.texts}
+        return popular_batch(self.popularity, request.typed, "", want - have, seen, request.k + have)
+
+    def warm_up(self) -> None:
+        self.popularity.top_ids("a", 10)
+
+
+class PopularRange:
+    """Most-popular completion: the ``k`` most frequent labels that start with the typed text,
+    ties broken by the label text; score = the label's share of all training counts."""
+
+    def __init__(self, popularity: PopularityIndex) -> None:
+        self.popularity = popularity
+        counts = np.asarray(popularity.labels.counts)
+        self._share = counts / float(max(int(counts.sum()), 1))
+
+    def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
+        if request.k <= 0:
+            return None
+        ids = self.popularity.top_ids(request.typed, request.k)
+        return label_batch(self.popularity.labels, ids, self._share[ids], Source.POPULAR)
+
+    def warm_up(self) -> None:
+        self.popularity.top_ids("a", 10)
+        self.popularity.top_ids("", 10)
