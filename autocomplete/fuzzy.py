@@ -36,8 +36,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from autocomplete.popular import _better, _range_best
 from indexer.labels import encode, prefix_range
+from indexer.popularity import _better, _range_best
 
 
 @dataclasses.dataclass(frozen=True)
@@ -465,7 +465,7 @@ def top_in_ranges(
     """The ``k`` most popular labels in the union of the ranges, with each one's cost and matched
     length (those of the cheapest range containing it).
 
-    ``table`` is MPC's sparse table over ``counts`` (:func:`autocomplete.popular.build_sparse_table`),
+    ``table`` is MPC's sparse table over ``counts`` (:func:`indexer.popularity.build_sparse_table`),
     queried in O(1) per interval; ties go to the lower id, as in MPC. ``by_cost``: the cheapest
     labels first, by popularity within a cost (exact matches before any correction), instead of
     by popularity alone. About O(r log r + k (r + k)) for ``r`` ranges.

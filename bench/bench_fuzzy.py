@@ -1,12 +1,12 @@
 """Time the fuzzy prefix walk on synthetic word-like label sets (run by hand).
 
-    PYTHONPATH=$PWD .venv/bin/python bench/bench_fuzzy.py --labels 60000 350000 --calls 20000 --repeats 3
+    .venv/bin/python -m bench.bench_fuzzy --labels 60000 350000 --calls 20000 --repeats 3
 
 Labels are one to four words drawn Zipf-like from a seeded vocabulary of syllable words, so that
 they share prefixes the way queries do ("cheap flights", "cheap flights to rome", ...); counts
 are Zipf-like too. Typed texts follow the ``sampled`` protocol (a label drawn by popularity, a
 prefix length uniform over its length), each once clean and once with a variant A typo from
-:mod:`autocomplete.typos` (prefixes of three or more characters). Every call is timed alone
+:mod:`autocomplete.evaluation.typos` (prefixes of three or more characters). Every call is timed alone
 with ``perf_counter_ns`` after a warm-up: :func:`autocomplete.fuzzy.fuzzy_ranges` from the typed
 string to the sorted ranges, then :func:`autocomplete.fuzzy.top_in_ranges` for the top 10 by
 cost then popularity. "target in top 10" asks whether the label the prefix was cut from is
@@ -24,10 +24,10 @@ import time
 
 import numpy as np
 
+from autocomplete.evaluation.typos import apply_typo
 from autocomplete.fuzzy import FuzzyParams, fuzzy_ranges, top_in_ranges
-from autocomplete.popular import build_sparse_table, top_k_in_range
-from autocomplete.typos import apply_typo
 from indexer.labels import LabelSet, encode, prefix_range
+from indexer.popularity import build_sparse_table, top_k_in_range
 
 _ONSETS = "b c d f g h j k l m n p r s t v w y z br ch cl cr dr fl fr gr pl pr sh st th tr".split()
 _VOWELS = "a e i o u ai ea ee oo ou".split()

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autocomplete.fuzzy import FuzzyParams, fuzzy_ranges, fuzzy_walk, top_in_ranges, warm_up
-from autocomplete.popular import build_sparse_table
-from indexer.labels import LabelSet, encode
+from indexer.labels import LabelSet, encode, prefix_range
+from indexer.popularity import build_sparse_table
 from tests.edit_distance import osa_distance
 
 # a small alphabet makes near misses common; "é" and an astral code point check non-ASCII
@@ -110,7 +110,7 @@ def test_reported_ranges_are_whole_trie_nodes_sorted_and_never_nested_at_equal_o
     assert keys == sorted(keys)
     for a, b, n in zip(lo, hi, length):
         # the range is exactly the labels starting with the matched characters
-        assert (a, b) == label_set.range_of(texts[a][:n])
+        assert (a, b) == prefix_range(label_set.indptr, label_set.chars, encode(texts[a][:n]))
     assert len(set(zip(lo.tolist(), hi.tolist()))) == len(lo)  # each range once, at its best
     for i in range(len(lo)):
         for j in range(len(lo)):

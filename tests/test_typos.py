@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autocomplete.typos import KINDS, QWERTY_NEIGHBOURS, WEIGHTS, apply_typo, typo_examples
+from autocomplete.evaluation.typos import KINDS, QWERTY_NEIGHBOURS, WEIGHTS, apply_typo, typo_examples
 from indexer.normalize import normalize_prefix
 from tests.edit_distance import osa_distance
 
