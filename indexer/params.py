@@ -168,9 +168,9 @@ class RankerParams:
     holdout_fraction: float = 0.1
     refit: bool = True
     prefixes_per_pair: int = 2
-    n_trees: int = 200
-    learning_rate: float = 0.05
-    num_leaves: int = 31
+    n_trees: int = 50
+    learning_rate: float = 0.1
+    num_leaves: int = 15
     min_data_in_leaf: int = 50
     random_state: int = 0
 
