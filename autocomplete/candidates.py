@@ -27,6 +27,7 @@ class Source(enum.StrEnum):
     FOLLOWED = "followed"  # a logged query that followed the session's previous query in training
     TAIL = "tail"  # typed head + a logged query that starts with the prefix's longest known tail
     GENERATED = "generated"  # the typed words + a completed word and further words from the word LM
+    FUZZY = "fuzzy"  # a logged query whose prefix is a few edits from the typed text (a typo corrected)
     POPULAR = "popular"  # most popular logged queries that start with the prefix
 
 
@@ -54,6 +55,8 @@ class Feature(enum.IntEnum):
     FROM_POPULAR = 17
     SOURCE_RANK = 18  # 1 / (1 + position in its generator's own order)
     ECHO = 19  # the text is exactly what was typed
+    FROM_FUZZY = 20
+    EDIT_COST = 21  # edits between the typed text and the matched prefix (fuzzy candidates)
 
 
 N_FEATURES = len(Feature)
@@ -64,6 +67,7 @@ FROM = {
     Source.TAIL: Feature.FROM_TAIL,
     Source.GENERATED: Feature.FROM_GENERATED,
     Source.POPULAR: Feature.FROM_POPULAR,
+    Source.FUZZY: Feature.FROM_FUZZY,
 }
 
 
@@ -80,14 +84,20 @@ class Request:
 
 @dataclasses.dataclass(slots=True)
 class CandidateBatch:
-    """What one generator adds: ``texts[i]`` with ``sources[i]``, ``scores[i]``, ``features[i]``
-    and ``label_ids[i]`` (the logged query's label id, -1 for a text the generator made)."""
+    """What one generator adds: ``texts[i]`` with ``sources[i]``, ``scores[i]``, ``features[i]``,
+    ``label_ids[i]`` (the logged query's label id, -1 for a text the generator made) and, for
+    a text that does not start with the typed text, ``matched[i]``: how many of its leading
+    characters correspond to what was typed (-1: it starts with the typed text)."""
 
     texts: list[str]
     sources: list[Source]
     scores: np.ndarray  # float64, shape (n,): the generator's own score, higher is better
     features: np.ndarray  # float32, shape (n, N_FEATURES)
     label_ids: np.ndarray  # int64, shape (n,)
+    matched: np.ndarray | None = None  # int32, shape (n,), or None: every text starts with the typed text
+
+    def matched_or_default(self) -> np.ndarray:
+        return np.full(len(self.texts), -1, dtype=np.int32) if self.matched is None else self.matched
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -110,12 +120,16 @@ def concatenate(batches: Sequence[CandidateBatch]) -> CandidateBatch:
     """One batch holding ``batches`` in order."""
     if not batches:
         return CandidateBatch([], [], np.empty(0), empty_features(0), np.empty(0, dtype=np.int64))
+    matched = None
+    if any(b.matched is not None for b in batches):
+        matched = np.concatenate([b.matched_or_default() for b in batches])
     return CandidateBatch(
         [t for b in batches for t in b.texts],
         [s for b in batches for s in b.sources],
         np.concatenate([b.scores for b in batches]),
         np.concatenate([b.features for b in batches]),
         np.concatenate([b.label_ids for b in batches]),
+        matched,
     )
 
 
@@ -127,26 +141,28 @@ class CandidateGenerator(Protocol):
     def warm_up(self) -> None: ...
 
 
-class Ranker(Protocol):
-    """The ranking step: every batch of the chain in, the best ``k`` (text, score, source) out."""
+Ranked = tuple[str, float, Source, int]  # text, score, source, matched (-1: starts with the typed text)
 
-    def rank(
-        self, request: Request, batches: Sequence[CandidateBatch]
-    ) -> list[tuple[str, float, Source]]: ...
+
+class Ranker(Protocol):
+    """The ranking step: every batch of the chain in, the best ``k`` :data:`Ranked` out."""
+
+    def rank(self, request: Request, batches: Sequence[CandidateBatch]) -> list[Ranked]: ...
 
 
 class ChainOrderRanker:
     """Candidates in the order the chain found them (each generator's batch already sorted by its
     own score), each text once. The ranking every generator's own score defines; no learned part."""
 
-    def rank(self, request: Request, batches: Sequence[CandidateBatch]) -> list[tuple[str, float, Source]]:
-        out: list[tuple[str, float, Source]] = []
+    def rank(self, request: Request, batches: Sequence[CandidateBatch]) -> list[Ranked]:
+        out: list[Ranked] = []
         seen: set[str] = set()
         for batch in batches:
-            for text, source, score in zip(batch.texts, batch.sources, batch.scores):
+            matched = batch.matched_or_default().tolist()
+            for text, source, score, m in zip(batch.texts, batch.sources, batch.scores, matched):
                 if text not in seen:
                     seen.add(text)
-                    out.append((text, float(score), source))
+                    out.append((text, float(score), source, m))
                     if len(out) == request.k:
                         return out
         return out
@@ -186,7 +202,7 @@ class CandidateChain:
                 batches.append(batch)
         return batches
 
-    def run(self, request: Request) -> list[tuple[str, float, Source]]:
+    def run(self, request: Request) -> list[Ranked]:
         return self.ranker.rank(request, self.batches(request))
 
     def warm_up(self) -> None:

@@ -20,6 +20,7 @@ from autocomplete.generation import Generator
 from autocomplete.generators import (
     ExactPrefix,
     FollowedBefore,
+    FuzzyPrefix,
     Generated,
     PopularFill,
     PopularRange,
@@ -33,9 +34,17 @@ from indexer.normalize import get_normalizer, normalize_prefix
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Completion:
+    """One suggestion. ``matched``: for a corrected completion (one that does not start with the
+    typed text), how many of its leading characters stand for what was typed; -1 otherwise."""
+
     text: str
     score: float
     source: str = Source.EXACT
+    matched: int = -1
+
+    @property
+    def corrected(self) -> bool:
+        return self.matched >= 0
 
 
 class Completer(Protocol):
@@ -80,7 +89,7 @@ class ChainCompleter:
         if k <= 0:
             return []
         request = self.chain.request(self.normalize_prefix(prefix), previous[-1] if previous else "", k)
-        return [Completion(text, score, source) for text, score, source in self.chain.run(request)]
+        return [Completion(*ranked) for ranked in self.chain.run(request)]
 
     def warm_up(self) -> None:
         self.chain.warm_up()
@@ -121,6 +130,7 @@ def xmr_chain(model: XmrModel, learned: bool) -> CandidateChain:
             min_end_fraction=lang.min_end_fraction,
         )
         generators.append(Generated(generator, lang.candidates))
+    generators.append(FuzzyPrefix(model.popularity_, model.fuzzy))
     generators.append(PopularFill(model.popularity_))
     ranker: Ranker = LearnedRanker(model.labels, model.pairs_, model.ranker_)
     return CandidateChain(model.labels, generators, ranker)
@@ -138,7 +148,7 @@ def candidate_rows(model: XmrModel) -> Callable[[str, str], tuple[list[str], np.
         batches = chain.batches(request)
         if not batches:
             return [], np.empty((0, 0), dtype=np.float32)
-        texts, _, X, _ = merge.features(request, batches)
+        texts, _, X, _, _ = merge.features(request, batches)
         return texts, X
 
     return rows

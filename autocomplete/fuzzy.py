@@ -30,58 +30,14 @@ dearest matches that are missing, never the close ones.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import NamedTuple
 
 import numba
 import numpy as np
 
 from indexer.labels import encode, prefix_range
+from indexer.params import FuzzyParams
 from indexer.popularity import _better, _range_best
-
-
-@dataclasses.dataclass(frozen=True)
-class FuzzyParams:
-    """How many typos to forgive, and how far to look.
-
-    ``one_typo`` / ``two_typos``: typed lengths (code points) from which one or two edits are
-    allowed; shorter texts get exact prefix matching only. The defaults (1 from 4, 2 from 8)
-    sit between Elasticsearch's ``fuzziness: AUTO`` (1 from 3, 2 from 6) and Meilisearch (1 from
-    5, 2 from 9). Both must be at least 2 so that the allowed distance is always shorter than the
-    typed text (otherwise the empty prefix, and so every label, would match).
-    ``first_char_exact``: search under the typed first character first (see the module);
-    ``first_char_penalty`` is added to the cost of matches found by the second pass.
-    ``max_nodes``: trie nodes (rows computed) per call, over both passes; ``max_ranges``: ranges
-    returned, the cheapest. ``enough_labels``: when at least this many labels are within one
-    edit, do not look two edits away (0: always look as far as allowed); with a top 10 ranked by
-    cost first, 10 changes no top 10 and cuts the median two-edit walk by a quarter to two
-    fifths on word-like labels (not the tail: there, few labels are within one edit).
-    """
-
-    one_typo: int = 4
-    two_typos: int = 8
-    first_char_exact: bool = True
-    first_char_penalty: int = 1
-    max_nodes: int = 20000
-    max_ranges: int = 128
-    enough_labels: int = 0
-
-    def __post_init__(self) -> None:
-        if not 2 <= self.one_typo <= self.two_typos:
-            raise ValueError(
-                f"FuzzyParams: need 2 <= one_typo <= two_typos, got one_typo={self.one_typo}, "
-                f"two_typos={self.two_typos}"
-            )
-        if self.first_char_penalty < 0 or self.enough_labels < 0 or self.max_nodes < 1 or self.max_ranges < 1:
-            raise ValueError(
-                "FuzzyParams: first_char_penalty and enough_labels must be >= 0, max_nodes and "
-                f"max_ranges >= 1, got {self.first_char_penalty}, {self.enough_labels}, "
-                f"{self.max_nodes}, {self.max_ranges}"
-            )
-
-    def max_distance(self, typed_length: int) -> int:
-        """Edits allowed for a typed text of ``typed_length`` code points."""
-        return 2 if typed_length >= self.two_typos else 1 if typed_length >= self.one_typo else 0
 
 
 class FuzzyRanges(NamedTuple):

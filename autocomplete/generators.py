@@ -21,11 +21,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from autocomplete.candidates import CandidateBatch, Feature, Request, Source, concatenate, empty_features
+from autocomplete.fuzzy import fuzzy_ranges, top_in_ranges
+from autocomplete.fuzzy import warm_up as fuzzy_warm_up
 from autocomplete.generation import Generator
 from autocomplete.search import BeamSearcher
 from indexer.cooccurrence import PairCounts
 from indexer.labels import LabelSet, encode, prefix_range
 from indexer.model import XmrModel
+from indexer.params import FuzzyParams
 from indexer.popularity import PopularityIndex
 
 
@@ -224,6 +227,45 @@ class Generated:
 
     def warm_up(self) -> None:
         self.generator.warm_up()
+
+
+class FuzzyPrefix:
+    """Typos: the most popular logged queries whose prefix is a few edits from the typed text,
+    cheapest first, when fewer than ``params.when_fewer`` logged queries start with it. Each
+    says how many of its leading characters stand for the typed text (``matched``)."""
+
+    def __init__(self, popularity: PopularityIndex, params: FuzzyParams) -> None:
+        self.popularity = popularity
+        self.params = params
+
+    def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
+        p = self.params
+        if (
+            not p.enabled
+            or request.hi - request.lo >= p.when_fewer
+            or p.max_distance(len(request.typed)) == 0
+        ):
+            return None
+        labels = self.popularity.labels
+        ranges = fuzzy_ranges(labels.indptr, labels.chars, request.typed, p)
+        if not len(ranges.lo):
+            return None
+        ids, cost, matched = top_in_ranges(
+            self.popularity.table, labels.counts, ranges.lo, ranges.hi, ranges.cost, ranges.matched_len,
+            p.candidates, True,
+        )  # fmt: skip
+        outside = (ids < request.lo) | (ids >= request.hi)
+        ids, cost, matched = ids[outside], cost[outside], matched[outside]
+        if not len(ids):
+            return None
+        batch = label_batch(labels, ids, -cost.astype(np.float64), Source.FUZZY)
+        batch.features[:, Feature.EDIT_COST] = cost
+        batch.matched = matched.astype(np.int32)
+        return batch
+
+    def warm_up(self) -> None:
+        labels = self.popularity.labels
+        fuzzy_warm_up(labels.indptr, labels.chars, self.popularity.table, labels.counts)
 
 
 class PopularFill:

@@ -116,11 +116,18 @@ def check_k(k: Any, max_k: int, seq: int | None = None) -> int:
 
 
 def items(completions: Iterable[Completion]) -> list[dict[str, Any]]:
-    """The completions as frame items; a score is rounded to 6 decimals, 0.0 if not finite."""
-    return [
-        {"text": c.text, "score": round(score, 6) if isfinite(score := float(c.score)) else 0.0}
-        for c in completions
-    ]
+    """The completions as frame items; a score is rounded to 6 decimals, 0.0 if not finite. A
+    corrected completion (a typo fixed: it does not start with the typed text) also says which of
+    its characters stand for what was typed: ``"matched": [0, end]`` (code points) and
+    ``"corrected": true``."""
+    out = []
+    for c in completions:
+        item: dict[str, Any] = {"text": c.text, "score": round(s, 6) if isfinite(s := float(c.score)) else 0.0}
+        if c.matched >= 0:
+            item["matched"] = [0, c.matched]
+            item["corrected"] = True
+        out.append(item)
+    return out
 
 
 def encode(frame: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from autocomplete.candidates import CandidateBatch, Feature, Request, Source, concatenate
+from autocomplete.candidates import CandidateBatch, Feature, Ranked, Request, Source, concatenate
 from indexer.cooccurrence import PairCounts
 from indexer.labels import LabelSet
 from indexer.ranking import TreeRanker
@@ -39,8 +39,9 @@ class LearnedRanker:
 
     def features(
         self, request: Request, batches: Sequence[CandidateBatch]
-    ) -> tuple[list[str], list[Source], np.ndarray, np.ndarray]:
-        """Distinct texts (first proposal first), their sources, feature rows and chain scores."""
+    ) -> tuple[list[str], list[Source], np.ndarray, np.ndarray, np.ndarray]:
+        """Distinct texts (first proposal first), their sources, feature rows, chain scores and
+        matched spans (-1: the text starts with the typed text)."""
         joined = concatenate(batches)
         first: dict[str, int] = {}
         for i, text in enumerate(joined.texts):
@@ -71,12 +72,13 @@ class LearnedRanker:
         X[:, Feature.TYPED_CHARS] = len(request.typed)
         X[:, Feature.HAS_CONTEXT] = float(bool(request.context))
         X[:, Feature.ECHO] = X[:, Feature.CHARS_ADDED] == 0
-        return texts, [joined.sources[i] for i in rows], X, joined.scores[rows]
+        matched = joined.matched_or_default()[rows]
+        return texts, [joined.sources[i] for i in rows], X, joined.scores[rows], matched
 
-    def rank(self, request: Request, batches: Sequence[CandidateBatch]) -> list[tuple[str, float, Source]]:
+    def rank(self, request: Request, batches: Sequence[CandidateBatch]) -> list[Ranked]:
         if not batches:
             return []
-        texts, sources, X, chain_scores = self.features(request, batches)
+        texts, sources, X, chain_scores, matched = self.features(request, batches)
         if self.model is None:
             order = np.arange(len(texts))[: request.k]
             scores = chain_scores[order]
@@ -84,4 +86,4 @@ class LearnedRanker:
             raw = self.model.score(X)
             order = np.argsort(-raw, kind="stable")[: request.k]
             scores = np.exp(raw[order] - raw[order[0]])
-        return [(texts[i], float(s), sources[i]) for i, s in zip(order, scores)]
+        return [(texts[i], float(s), sources[i], int(matched[i])) for i, s in zip(order, scores)]

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from autocomplete.evaluation.typos import apply_typo
+from indexer.typos import apply_typo
 from autocomplete.fuzzy import FuzzyParams, fuzzy_ranges, top_in_ranges
 from indexer.labels import LabelSet, encode, prefix_range
 from indexer.popularity import build_sparse_table, top_k_in_range

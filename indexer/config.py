@@ -18,6 +18,7 @@ from indexer.params import (
     ConfigError,
     EvalParams,
     FeatureParams,
+    FuzzyParams,
     LanguageParams,
     LogParams,
     PrivacyParams,
@@ -41,6 +42,7 @@ class TrainConfig:
     search: SearchParams = SearchParams()
     language: LanguageParams = LanguageParams()
     ranker: RankerParams = RankerParams()
+    fuzzy: FuzzyParams = FuzzyParams()
     eval: EvalParams = EvalParams()
     model: str = "xmr"
 
@@ -57,6 +59,7 @@ _TRAIN_SECTIONS: dict[str, type] = {
     "search": SearchParams,
     "language": LanguageParams,
     "ranker": RankerParams,
+    "fuzzy": FuzzyParams,
     "eval": EvalParams,
 }
 

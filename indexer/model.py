@@ -26,7 +26,15 @@ from indexer.labels import LabelSet
 from indexer.language import WordLanguageModel
 from indexer.modelio import load_array, read_params, save_params
 from indexer.normalize import get_normalizer
-from indexer.params import FeatureParams, LanguageParams, SearchParams, TrainParams, TreeParams, from_mapping
+from indexer.params import (
+    FeatureParams,
+    FuzzyParams,
+    LanguageParams,
+    SearchParams,
+    TrainParams,
+    TreeParams,
+    from_mapping,
+)
 from indexer.popularity import PopularityIndex
 from indexer.ranking import TreeRanker
 from indexer.training import TrainingReport, train_scorers
@@ -35,7 +43,7 @@ from indexer.tree import HybridTree
 _WEIGHT_ARRAYS = ("data", "indices", "indptr")
 _PARTS = ("language", "pairs", "ranker")  # optional parts, each saved in a sub-folder of its name
 _FEATURES, _TREE, _TRAINING, _SEARCH = FeatureParams(), TreeParams(), TrainParams(), SearchParams()
-_LANGUAGE = LanguageParams()
+_LANGUAGE, _FUZZY = LanguageParams(), FuzzyParams()
 
 
 class MpcModel:
@@ -89,6 +97,8 @@ class XmrModel:
         How serving searches and re-ranks; saved with the model.
     language : LanguageParams
         How generated completions are made from ``language_``.
+    fuzzy : FuzzyParams
+        When and how far typos are corrected.
 
     Attributes
     ----------
@@ -120,6 +130,7 @@ class XmrModel:
         training: TrainParams = _TRAINING,
         search: SearchParams = _SEARCH,
         language: LanguageParams = _LANGUAGE,
+        fuzzy: FuzzyParams = _FUZZY,
     ) -> None:
         self.normalization = normalization
         self.features = features
@@ -127,6 +138,7 @@ class XmrModel:
         self.training = training
         self.search = search
         self.language = language
+        self.fuzzy = fuzzy
 
     @property
     def labels(self) -> LabelSet:
@@ -201,6 +213,7 @@ class XmrModel:
             "training": dataclasses.asdict(self.training),
             "search": dataclasses.asdict(self.search),
             "language": dataclasses.asdict(self.language),
+            "fuzzy": dataclasses.asdict(self.fuzzy),
         }
         parts = [name for name in _PARTS if getattr(self, f"{name}_", None) is not None]
         for name in parts:
@@ -221,6 +234,7 @@ class XmrModel:
             ),
             search=from_mapping(SearchParams, params["search"], "search"),
             language=from_mapping(LanguageParams, params.get("language"), "language"),
+            fuzzy=from_mapping(FuzzyParams, params.get("fuzzy"), "fuzzy"),
         )
         self.popularity_ = PopularityIndex.load(folder)
         self.vectorizer_ = InputVectorizer.load(folder / "features")

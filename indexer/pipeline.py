@@ -27,6 +27,7 @@ from indexer.privacy import filter_labels
 from indexer.querylog import Pairs, QueryLog, Session, read_query_log
 from indexer.ranking import TreeRanker
 from indexer.training import training_examples
+from indexer.typos import apply_typo
 
 
 @dataclasses.dataclass
@@ -134,6 +135,7 @@ def _fit_xmr(data: TrainingData, config: TrainConfig, progress: bool, summary: d
         training=config.training,
         search=config.search,
         language=config.language,
+        fuzzy=config.fuzzy,
     ).fit(previous, prefixes, targets, data.labels, progress=progress)
     seconds.update(xmr.seconds_)
     summary.update(xmr.shape_summary())
@@ -172,7 +174,10 @@ def ranker_examples(
     blocks, labels, groups = [], [], []
     for previous, nxt in zip(pairs.previous, pairs.next):
         for _ in range(params.prefixes_per_pair):
-            texts, X = rows_of(previous, nxt[: rng.randint(1, len(nxt))])
+            prefix = nxt[: rng.randint(1, len(nxt))]
+            if rng.random() < params.typo_share:
+                prefix, _ = apply_typo(prefix, rng, "A")
+            texts, X = rows_of(previous, prefix)
             hit = np.array([t == nxt for t in texts], dtype=np.float32)
             if len(texts) > 1 and hit.any():
                 blocks.append(X)

@@ -24,7 +24,7 @@ def test_the_same_text_from_two_links_is_one_candidate_with_both_features():
     ranker = LearnedRanker(LABELS, PAIRS, None)
     exact = batch(["rose garden", "rose bush"], Source.EXACT, [1, 0], MODEL_LOG_SCORE=[-1.0, -2.0])
     made = batch(["rose garden", "rose gardens"], Source.GENERATED, [-1, -1], LM_LOGPROB=[-0.5, -3.0])
-    texts, sources, X, _ = ranker.features(Request("rose g", "garden", 10, 0, 2), [exact, made])
+    texts, sources, X, _, _ = ranker.features(Request("rose g", "garden", 10, 0, 2), [exact, made])
     assert texts == ["rose garden", "rose bush", "rose gardens"]
     assert sources == [Source.EXACT, Source.EXACT, Source.GENERATED]
     garden = X[0]
@@ -37,7 +37,9 @@ def test_the_same_text_from_two_links_is_one_candidate_with_both_features():
 
 def test_a_generated_text_that_is_a_logged_query_gets_its_count():
     ranker = LearnedRanker(LABELS, None, None)
-    texts, _, X, _ = ranker.features(Request("ro", "", 10, 0, 3), [batch(["roses"], Source.GENERATED, [-1])])
+    texts, _, X, _, _ = ranker.features(
+        Request("ro", "", 10, 0, 3), [batch(["roses"], Source.GENERATED, [-1])]
+    )
     assert X[0, Feature.IS_LABEL] == 1.0 and X[0, Feature.LOG_COUNT] == np.float32(np.log1p(1))
 
 
@@ -45,7 +47,7 @@ def test_a_generated_text_that_is_a_logged_query_gets_its_count():
 @given(st.lists(st.sampled_from(["rose bush", "rose garden", "roses", "rose hips"]), min_size=1, max_size=12))
 def test_every_text_is_kept_once_in_first_seen_order(texts):
     ranker = LearnedRanker(LABELS, None, None)
-    texts_out, _, X, _ = ranker.features(
+    texts_out, _, X, _, _ = ranker.features(
         Request("rose", "", 10, 0, 3), [batch(texts, Source.GENERATED, [-1] * len(texts))]
     )
     assert texts_out == list(dict.fromkeys(texts)) and X.shape == (len(texts_out), len(Feature))

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autocomplete.evaluation.typos import KINDS, QWERTY_NEIGHBOURS, WEIGHTS, apply_typo, typo_examples
 from indexer.normalize import normalize_prefix
+from indexer.typos import KINDS, QWERTY_NEIGHBOURS, WEIGHTS, apply_typo, typo_examples
 from tests.edit_distance import osa_distance
 
 WORDS = st.text(st.sampled_from(list("abcdefghijklmnopqrstuvwxyz0123456789")), min_size=1, max_size=7)
