@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -141,6 +142,15 @@ class CandidateGenerator(Protocol):
     def warm_up(self) -> None: ...
 
 
+_PUNCTUATION = re.compile(r"[^\w\s]+")
+
+
+def variant_key(text: str) -> str:
+    """What two spellings of one query share: case, punctuation and spacing folded away
+    ("House plants?" and "house  plants" are one query)."""
+    return " ".join(_PUNCTUATION.sub(" ", text.casefold()).split())
+
+
 Ranked = tuple[str, float, Source, int]  # text, score, source, matched (-1: starts with the typed text)
 
 
@@ -152,7 +162,14 @@ class Ranker(Protocol):
 
 class ChainOrderRanker:
     """Candidates in the order the chain found them (each generator's batch already sorted by its
-    own score), each text once. The ranking every generator's own score defines; no learned part."""
+    own score), each query once. The ranking every generator's own score defines; no learned part.
+
+    ``fold_variants``: spellings that differ only in case, punctuation or spacing count as one
+    query, shown as its first (for a popularity-ordered chain: its most popular) spelling.
+    """
+
+    def __init__(self, fold_variants: bool = False) -> None:
+        self.fold_variants = fold_variants
 
     def rank(self, request: Request, batches: Sequence[CandidateBatch]) -> list[Ranked]:
         out: list[Ranked] = []
@@ -160,8 +177,9 @@ class ChainOrderRanker:
         for batch in batches:
             matched = batch.matched_or_default().tolist()
             for text, source, score, m in zip(batch.texts, batch.sources, batch.scores, matched):
-                if text not in seen:
-                    seen.add(text)
+                key = variant_key(text) if self.fold_variants else text
+                if key not in seen:
+                    seen.add(key)
                     out.append((text, float(score), source, m))
                     if len(out) == request.k:
                         return out

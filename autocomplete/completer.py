@@ -101,7 +101,8 @@ def build_completer(model: MpcModel | XmrModel) -> ChainCompleter:
     """The chain of a model: MPC alone; for XMR exact prefix -> tails -> popular fill, and with a
     language model and a learned ranker also the followed-before and generated links."""
     if isinstance(model, MpcModel):
-        chain = CandidateChain(model.labels, [PopularRange(model.popularity_)], ChainOrderRanker())
+        ranker = ChainOrderRanker(fold_variants=_folds(model))
+        chain = CandidateChain(model.labels, [PopularRange(model.popularity_)], ranker)
     else:
         chain = xmr_chain(model, model.ranker_ is not None)
     return ChainCompleter(model.kind, chain, model.normalization)
@@ -114,7 +115,7 @@ def xmr_chain(model: XmrModel, learned: bool) -> CandidateChain:
     if not learned:
         generators: list = [ExactPrefix(scorer), UnseenTails(scorer, model.search.unseen_tails)]
         generators.append(PopularFill(model.popularity_))
-        return CandidateChain(model.labels, generators, ChainOrderRanker())
+        return CandidateChain(model.labels, generators, ChainOrderRanker(fold_variants=_folds(model)))
     generators = [ExactPrefix(scorer, pool=model.search.candidates)]
     if model.pairs_ is not None:
         generators.append(FollowedBefore(model.pairs_, model.labels, model.search.followed))
@@ -132,15 +133,21 @@ def xmr_chain(model: XmrModel, learned: bool) -> CandidateChain:
         generators.append(Generated(generator, lang.candidates))
     generators.append(FuzzyPrefix(model.popularity_, model.fuzzy))
     generators.append(PopularFill(model.popularity_))
-    ranker: Ranker = LearnedRanker(model.labels, model.pairs_, model.ranker_)
+    ranker: Ranker = LearnedRanker(model.labels, model.pairs_, model.ranker_, fold_variants=_folds(model))
     return CandidateChain(model.labels, generators, ranker)
+
+
+def _folds(model: MpcModel | XmrModel) -> bool:
+    """Spelling variants are folded unless the normalization already does it (``aol``: lower case,
+    no punctuation, single spaces)."""
+    return model.normalization != "aol"
 
 
 def candidate_rows(model: XmrModel) -> Callable[[str, str], tuple[list[str], np.ndarray]]:
     """For training the ranker: (previous query, typed prefix) -> the chain's distinct candidate
     texts and their feature rows, before any learned scoring."""
     chain = xmr_chain(model, learned=True)
-    merge = LearnedRanker(model.labels, model.pairs_, None)
+    merge = LearnedRanker(model.labels, model.pairs_, None, fold_variants=_folds(model))
     normalize = get_normalizer(model.normalization)
 
     def rows(previous: str, prefix: str) -> tuple[list[str], np.ndarray]:

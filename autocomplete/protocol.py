@@ -122,7 +122,10 @@ def items(completions: Iterable[Completion]) -> list[dict[str, Any]]:
     ``"corrected": true``."""
     out = []
     for c in completions:
-        item: dict[str, Any] = {"text": c.text, "score": round(s, 6) if isfinite(s := float(c.score)) else 0.0}
+        item: dict[str, Any] = {
+            "text": c.text,
+            "score": round(s, 6) if isfinite(s := float(c.score)) else 0.0,
+        }
         if c.matched >= 0:
             item["matched"] = [0, c.matched]
             item["corrected"] = True

@@ -13,10 +13,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from autocomplete.candidates import CandidateBatch, Feature, Ranked, Request, Source, concatenate
+from autocomplete.candidates import CandidateBatch, Feature, Ranked, Request, Source, concatenate, variant_key
 from indexer.cooccurrence import PairCounts
 from indexer.labels import LabelSet
 from indexer.ranking import TreeRanker
+
+
+def _most_popular_spelling(
+    texts: list[str], slot: np.ndarray, spellings: list[str], log_counts: np.ndarray
+) -> list[str]:
+    best = np.full(len(texts), -np.inf)
+    out = list(texts)
+    for i, s in enumerate(slot.tolist()):
+        if log_counts[i] > best[s]:
+            best[s] = log_counts[i]
+            out[s] = spellings[i]
+    return out
 
 
 class LearnedRanker:
@@ -29,12 +41,22 @@ class LearnedRanker:
         (previous query -> next label) counts, for the ``PAIR_LOG_COUNT`` feature.
     model : TreeRanker or None
         None: the rows are still built (for training), ``rank`` keeps the chain order.
+    fold_variants : bool
+        Spellings differing only in case, punctuation or spacing are one candidate, shown in its
+        most popular logged spelling.
     """
 
-    def __init__(self, labels: LabelSet, pairs: PairCounts | None, model: TreeRanker | None) -> None:
+    def __init__(
+        self,
+        labels: LabelSet,
+        pairs: PairCounts | None,
+        model: TreeRanker | None,
+        fold_variants: bool = False,
+    ) -> None:
         self.labels = labels
         self.pairs = pairs
         self.model = model
+        self.fold_variants = fold_variants
         self._log_counts = np.log1p(np.asarray(labels.counts, dtype=np.float64))
 
     def features(
@@ -43,16 +65,20 @@ class LearnedRanker:
         """Distinct texts (first proposal first), their sources, feature rows, chain scores and
         matched spans (-1: the text starts with the typed text)."""
         joined = concatenate(batches)
+        keys = [variant_key(t) for t in joined.texts] if self.fold_variants else joined.texts
         first: dict[str, int] = {}
-        for i, text in enumerate(joined.texts):
-            first.setdefault(text, i)
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
         rows = np.fromiter(first.values(), dtype=np.int64, count=len(first))
-        texts = list(first)
+        texts = [joined.texts[i] for i in rows]
         X = joined.features[rows].copy()
         ids = joined.label_ids[rows].copy()
-        if len(rows) < len(joined.texts):  # merge each duplicate's row into its first one
-            where = np.array([first[t] for t in joined.texts])
-            slot = np.searchsorted(rows, where)
+        if len(rows) < len(keys):  # merge each duplicate's row into its first one
+            slot = np.searchsorted(rows, np.array([first[key] for key in keys]))
+            if self.fold_variants:  # show each query in its most popular logged spelling
+                texts = _most_popular_spelling(
+                    texts, slot, joined.texts, joined.features[:, Feature.LOG_COUNT]
+                )
             np.maximum.at(X, slot, joined.features)
             np.maximum.at(ids, slot, joined.label_ids)
         for i in np.flatnonzero(ids < 0).tolist():  # a generated text may be a logged query

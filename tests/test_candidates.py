@@ -85,3 +85,13 @@ def test_a_typo_finds_the_logged_query_and_says_which_part_matched():
     assert answer[0][0] == "house plants" and answer[0][2] == Source.FUZZY
     assert answer[0][3] == len("house pl")  # the matched span: the part that stands for "hosue pl"
     assert chain.run(chain.request("house pl", "", 5)) == []  # an exact match: no correction asked
+
+
+def test_chain_order_folds_spelling_variants_when_asked():
+    made = Fixed(
+        ["house plants", "House plants?", "house  plants", "house music"], Source.POPULAR, [4, 3, 2, 1]
+    )
+    chain = CandidateChain(LABELS, [made], ChainOrderRanker(fold_variants=True))
+    assert [t for t, _, _, _ in chain.run(chain.request("", "", 10))] == ["house plants", "house music"]
+    plain = CandidateChain(LABELS, [made], ChainOrderRanker())
+    assert len(plain.run(plain.request("", "", 10))) == 4

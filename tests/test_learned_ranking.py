@@ -51,3 +51,14 @@ def test_every_text_is_kept_once_in_first_seen_order(texts):
         Request("rose", "", 10, 0, 3), [batch(texts, Source.GENERATED, [-1] * len(texts))]
     )
     assert texts_out == list(dict.fromkeys(texts)) and X.shape == (len(texts_out), len(Feature))
+
+
+def test_spelling_variants_are_one_candidate_in_their_most_popular_spelling():
+    labels = LabelSet(["House plants", "house plants?", "house plants"], [1, 2, 9])
+    ranker = LearnedRanker(labels, None, None, fold_variants=True)
+    found = batch(
+        ["house plants?", "House plants", "house plants", "house music"], Source.EXACT, [1, 0, 2, -1]
+    )
+    found.features[:, Feature.LOG_COUNT] = np.log1p([2, 1, 9, 0])
+    texts, _, _, _, _ = ranker.features(Request("house", "", 10, 0, 3), [found])
+    assert texts == ["house plants", "house music"]
