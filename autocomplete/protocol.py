@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from math import isfinite
 from typing import Any
@@ -98,6 +99,11 @@ def check_text(text: Any, name: str, max_chars: int, seq: int | None = None) -> 
         raise ProtocolError("too_long", f'"{name}" is limited to {max_chars} characters', seq)
     if _FORBIDDEN.search(text):
         raise ProtocolError("control_characters", f'"{name}" must not contain control characters', seq)
+    # the model normalizes (NFKC, casefold): one character may become up to 18, and cost as many
+    if not text.isascii() and len(unicodedata.normalize("NFKC", text).casefold()) > max_chars:
+        raise ProtocolError(
+            "too_long", f'"{name}" is limited to {max_chars} characters after Unicode normalization', seq
+        )
     return text
 
 
@@ -141,7 +147,9 @@ def superseded(seq: int) -> dict[str, Any]:
     return {"type": "superseded", "seq": seq}
 
 
-def submitted(text: str, stored: bool) -> dict[str, Any]:
+def submitted(text: str, stored: bool | str) -> dict[str, Any]:
+    """``stored``: ``True`` once in the session store, ``"pending"`` while queued for it, ``False``
+    when it was refused (the queue was full) or given up."""
     return {"type": "submitted", "text": text, "stored": stored}
 
 

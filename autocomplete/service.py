@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from autocomplete.completer import Completer, Completion
 from autocomplete.config import ServeConfig
+from autocomplete.limits import ClientLimits
 from autocomplete.metrics import ServiceMetrics
 from autocomplete.protocol import Limits
 from sessions.guard import GuardedSessionStore
@@ -25,6 +26,16 @@ class Service:
     metrics: ServiceMetrics
     limits: Limits
     ready: bool = False
+    client_limits: ClientLimits = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        config = self.config
+        self.client_limits = ClientLimits(
+            max_connections=config.max_connections,
+            max_per_address=config.max_connections_per_ip,
+            inputs_per_second_per_address=config.max_inputs_per_second_per_ip,
+            trusted_proxies=config.trusted_proxies,
+        )
 
     @classmethod
     def limits_of(cls, config: ServeConfig) -> Limits:

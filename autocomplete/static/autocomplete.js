@@ -10,7 +10,8 @@
  *
  * Events dispatched on the input element:
  *   autocomplete:select     cancellable; detail {text, index}; not cancelled = submit the query
- *   autocomplete:submitted  detail {text, session}; the service recorded the query as context
+ *   autocomplete:submitted  detail {text, session, stored}; stored true: recorded as context,
+ *                           'pending': queued (another event follows), false: not recorded
  *   autocomplete:transport  detail {transport: 'websocket' | 'http'}
  */
 'use strict';
@@ -299,8 +300,8 @@ class Autocomplete {
         break;
       case 'superseded':
         break;  // a newer input of ours is on its way; its answer will come
-      case 'submitted':
-        this.emit('autocomplete:submitted', {text: message.text, session: this.session});
+      case 'submitted':  // stored: true, false, or 'pending' (a second 'submitted' follows)
+        this.emit('autocomplete:submitted', {text: message.text, session: this.session, stored: message.stored});
         break;
       case 'error':
         console.warn(`autocomplete: service error ${message.code}: ${message.message}`);
@@ -349,9 +350,10 @@ class Autocomplete {
     const url = new URL('v1/complete', this.base);
     url.searchParams.set('q', text);
     url.searchParams.set('k', String(this.options.k));
-    if (this.session) url.searchParams.set('session', this.session);
+    // the session goes in a header, never in a URL (links, logs, Referer)
+    const headers = this.session ? {'X-Autocomplete-Session': this.session} : {};
     try {
-      const response = await fetch(url, {signal: abort.signal, credentials: 'include'});
+      const response = await fetch(url, {signal: abort.signal, credentials: 'include', headers});
       if (!response.ok) throw new Error(`GET /v1/complete answered ${response.status}`);
       const body = await response.json();
       if (body.session && !this.session) this.saveSession(body.session);
@@ -394,7 +396,7 @@ class Autocomplete {
       if (!response.ok) throw new Error(`POST /v1/submit answered ${response.status}`);
       const body = await response.json().catch(() => ({}));
       if (body.session) this.saveSession(body.session);
-      this.emit('autocomplete:submitted', {text, session: this.session});
+      this.emit('autocomplete:submitted', {text, session: this.session, stored: body.stored});
     }).catch((error) => console.warn('autocomplete: submit failed', error));
   }
 
@@ -405,8 +407,10 @@ class Autocomplete {
     this.reconnectTimer = null;
     const url = new URL('v1/ws', this.base);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    if (this.session) url.searchParams.set('session', this.session);
-    const ws = new WebSocket(url);
+    // the session rides in the Sec-WebSocket-Protocol header, never in the URL
+    const protocols = ['autocomplete.v1'];
+    if (this.session) protocols.push(`autocomplete.session.${this.session}`);
+    const ws = new WebSocket(url, protocols);
     this.ws = ws;
     ws.addEventListener('message', (event) => this.onMessage(event));
     ws.addEventListener('close', (event) => this.onClose(ws, event));
