@@ -356,10 +356,14 @@ async def _read_frames(
                 )
                 continue
             timer.paused = True  # over budget twice over: stop reading until the budget allows one
-            await asyncio.sleep(max(inputs.wait(now), address_inputs.wait(now)))
+            while True:
+                await asyncio.sleep(max(inputs.wait(now), address_inputs.wait(now), 0.001))
+                now = time.monotonic()
+                if inputs.wait(now) == 0 and address_inputs.wait(now) == 0:
+                    inputs.take(now)
+                    address_inputs.take(now)
+                    break
             timer.paused = False
-            inputs.take(time.monotonic())
-            address_inputs.take(time.monotonic())
         try:
             parsed = protocol.parse_client_frame(frame, limits)
         except FrameTooBig as exc:

@@ -7,9 +7,9 @@ in-process store that never waits). A failure or timeout degrades to "no context
 a made-up id is never adopted, store or no store.
 
 The guard opens (leaves the store alone for ``retry_after`` seconds, so a dead Redis costs nothing
-per keystroke) only on real failures: an error from the store, or calls that kept timing out with
-no call succeeding for ``retry_after`` seconds (a hung store). A slow call under load, or a wait
-for a pooled connection that ran out, costs only that call its answer.
+per keystroke) only on real failures: an error from the store, or calls that kept timing out, none
+succeeding in between, for ``retry_after`` seconds (a hung store). A slow call under load, or a
+wait for a pooled connection that ran out, costs only that call its answer.
 
 Submits go through an :class:`~sessions.outbox.Outbox`: one tried at once and stored answers
 ``stored=True``; one the store did not take is queued and retried (``stored="pending"``, its
@@ -76,7 +76,7 @@ class GuardedSessionStore:
         self._last_log = float("-inf")
         self._reported = False  # a warning went out for the current outage
         self._timeouts = 0  # consecutive calls that timed out
-        self._last_success = clock()
+        self._slow_since = float("inf")  # when the first of them started
         self.healthy = True
         self.outbox = Outbox(
             self._retry_write,
@@ -165,19 +165,19 @@ class GuardedSessionStore:
                 async with asyncio.timeout(timeout):
                     result = await call()
         except SessionStoreBusy as exc:
-            self._slow(op, exc, session_id)
+            self._slow(op, now, exc, session_id)
             return fallback
         except SessionStoreError as exc:
             self._failed(op, self._clock(), exc, session_id, open_guard=True)
             return fallback
         except TimeoutError as exc:
-            self._slow(op, exc, session_id)
+            self._slow(op, now, exc, session_id)
             return fallback
         finally:
             if self._on_call is not None:
                 self._on_call(op, time.perf_counter() - start)
         self._timeouts = 0
-        self._last_success = self._clock()
+        self._slow_since = float("inf")
         if not self.healthy:
             self.healthy = True
             if self._reported:
@@ -186,11 +186,13 @@ class GuardedSessionStore:
                 self._reported = False
         return result
 
-    def _slow(self, op: str, exc: BaseException, session_id: str | None) -> None:
-        """A call that ran out of time: load, unless nothing has succeeded for a while."""
+    def _slow(self, op: str, started: float, exc: BaseException, session_id: str | None) -> None:
+        """A call that ran out of time: load, unless calls have kept timing out, with none
+        succeeding, for ``retry_after`` seconds (a hung store)."""
         self._timeouts += 1
+        self._slow_since = min(self._slow_since, started)
         now = self._clock()
-        hung = self._timeouts >= _SUSTAINED_TIMEOUTS and now - self._last_success >= self.retry_after
+        hung = self._timeouts >= _SUSTAINED_TIMEOUTS and now - self._slow_since >= self.retry_after
         self._failed(op, now, exc, session_id, open_guard=hung)
 
     def _failed(

@@ -71,7 +71,8 @@ def test_session_ids_are_url_safe_distinct_and_verify_only_under_their_key() -> 
 def test_a_rotated_secret_keeps_old_ids_valid_through_the_grace_key() -> None:
     old = SessionIds("the secret of last month, 16+ chars")
     issued = old.issue()
-    rotated = SessionIds("the secret of this month, 16+ chars", grace=("the secret of last month, 16+ chars",))
+    last_month = "the secret of last month, 16+ chars"
+    rotated = SessionIds("the secret of this month, 16+ chars", grace=(last_month,))
     assert rotated.verify(issued) and rotated.verify(rotated.issue())
     assert not SessionIds("the secret of this month, 16+ chars").verify(issued)  # grace over
     with pytest.raises(ValueError, match="16 characters"):
