@@ -153,5 +153,10 @@ def submitted(text: str, stored: bool | str) -> dict[str, Any]:
     return {"type": "submitted", "text": text, "stored": stored}
 
 
+def stored(text: str, stored: bool) -> dict[str, Any]:
+    """What became of a submit answered ``"pending"``: written (``True``) or given up."""
+    return {"type": "stored", "text": text, "stored": stored}
+
+
 def error(code: str, message: str, seq: int | None = None) -> dict[str, Any]:
     return {"type": "error", "seq": seq, "code": code, "message": message}

@@ -417,7 +417,7 @@ async def _answer_frames(websocket: WebSocket, service: Service, context: _Conte
             await _send(websocket, service, protocol.submitted(item.text, submit.stored))
         elif isinstance(item, _Stored):
             context.submitted(item.text, item.stored)
-            await _send(websocket, service, protocol.submitted(item.text, item.stored))
+            await _send(websocket, service, protocol.stored(item.text, item.stored))
         elif isinstance(item, ProtocolError):
             metrics.errors.labels(item.code).inc()
             await _send(websocket, service, protocol.error(item.code, item.message, item.seq))

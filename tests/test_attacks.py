@@ -282,7 +282,7 @@ def test_redis_refusing_writes_leaves_submits_pending_then_stored_once(mpc_model
                 assert json.loads(ws.recv(timeout=10))["stored"] == "pending"  # not lost, not a lie
                 client.config_set("maxmemory", 0)
                 later = json.loads(ws.recv(timeout=15))
-                assert later == {"type": "submitted", "text": "zanzibar hose", "stored": True}
+                assert later == {"type": "stored", "text": "zanzibar hose", "stored": True}
             assert client.lrange(f"autocomplete:h:{session}", 0, -1) == [b"zanzibar hose"]  # once
             log = server.output()
             assert "zanzibar" not in log and session not in log  # the OOM errors name no query or id

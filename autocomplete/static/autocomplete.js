@@ -300,7 +300,8 @@ class Autocomplete {
         break;
       case 'superseded':
         break;  // a newer input of ours is on its way; its answer will come
-      case 'submitted':  // stored: true, false, or 'pending' (a second 'submitted' follows)
+      case 'submitted':  // stored: true, false, or 'pending' (then a 'stored' frame follows)
+      case 'stored':
         this.emit('autocomplete:submitted', {text: message.text, session: this.session, stored: message.stored});
         break;
       case 'error':
