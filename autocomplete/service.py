@@ -7,6 +7,8 @@ Built once per worker process in the app's lifespan and handed to handlers throu
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import time
 from collections.abc import Sequence
 
@@ -16,6 +18,8 @@ from autocomplete.limits import ClientLimits
 from autocomplete.metrics import ServiceMetrics
 from autocomplete.protocol import Limits
 from sessions.guard import GuardedSessionStore
+
+logger = logging.getLogger("autocomplete.server")
 
 
 @dataclasses.dataclass
@@ -27,6 +31,21 @@ class Service:
     limits: Limits
     ready: bool = False
     client_limits: ClientLimits = dataclasses.field(init=False)
+
+    _refusals: dict[str, int] = dataclasses.field(init=False, default_factory=dict)
+    _refusals_logged: float = dataclasses.field(init=False, default=-math.inf)
+
+    def refused(self, reason: str) -> None:
+        """A connection refused or dropped by a limit: counted, and logged at most once a minute
+        (an address's flood must be seen, but not write a line per connection)."""
+        self.metrics.refused.labels(reason).inc()
+        self._refusals[reason] = self._refusals.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._refusals_logged >= 60.0:
+            counts = ", ".join(f"{n} {r}" for r, n in sorted(self._refusals.items()))
+            logger.warning("connections refused or dropped by a limit since the last report: %s", counts)
+            self._refusals.clear()
+            self._refusals_logged = now
 
     def __post_init__(self) -> None:
         config = self.config

@@ -60,7 +60,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return
         self._peer = self.client[0] if self.client else None
         if not service.client_limits.acquire_peer(self._peer):
-            service.metrics.refused.labels("per_ip_tcp").inc()
+            service.refused("per_ip_tcp")
             transport.write(_plain(b"503 Service Unavailable", b"too many connections from your address"))
             transport.close()
             return
@@ -79,7 +79,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if service is not None and self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > service.config.max_header_bytes:
-                service.metrics.refused.labels("header_too_big").inc()
+                service.refused("header_too_big")
                 self._disarm()
                 self.transport.write(_plain(b"431 Request Header Fields Too Large", b"request head too big"))
                 self.transport.close()
@@ -131,7 +131,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing() or self._upgraded:
             return
         if self._service is not None:
-            self._service.metrics.refused.labels(reason).inc()
+            self._service.refused(reason)
         if self.cycle is None or self.cycle.response_complete or not self.cycle.response_started:
             self.transport.write(_plain(b"408 Request Timeout", b"request not received in time"))
         self.transport.close()
@@ -164,7 +164,7 @@ class LimitedWebSocketProtocol(WebSocketsSansIOProtocol):
         self._handshake_timer = None
         if not self.handshake_complete and not self.transport.is_closing():
             if self._service is not None:
-                self._service.metrics.refused.labels("handshake_timeout").inc()
+                self._service.refused("handshake_timeout")
             self.transport.abort()
 
     def handle_ping(self) -> None:
@@ -176,7 +176,7 @@ class LimitedWebSocketProtocol(WebSocketsSansIOProtocol):
         if service is None or self.transport.is_closing():
             return
         if self.transport.get_write_buffer_size() > service.config.max_outgoing_bytes:
-            service.metrics.refused.labels("outgoing_queue_full").inc()
+            service.refused("outgoing_queue_full")
             logger.debug("websocket dropped: its client does not read what it is sent")
             self.transport.abort()
 

@@ -228,7 +228,7 @@ async def serve_connection(websocket: WebSocket, service: Service) -> None:
     subprotocol = SUBPROTOCOL if SUBPROTOCOL in websocket.scope.get("subprotocols", ()) else None
     if not origin_allowed(websocket, config.allowed_origins):
         service.metrics.errors.labels("origin_not_allowed").inc()
-        logger.info("websocket refused: origin not allowed")
+        logger.debug("websocket refused: origin not allowed")
         await websocket.accept(subprotocol=subprotocol)
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="origin not allowed")
         return
@@ -237,7 +237,7 @@ async def serve_connection(websocket: WebSocket, service: Service) -> None:
     address = limits.address(client, websocket.headers.get("x-forwarded-for"))
     refused = limits.acquire(address)
     if refused is not None:
-        service.metrics.refused.labels("too_many" if "server" in refused else "per_ip").inc()
+        service.refused("too_many" if "server" in refused else "per_ip")
         await websocket.accept(subprotocol=subprotocol)
         await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason=refused)
         return
@@ -267,7 +267,7 @@ async def _serve(websocket: WebSocket, service: Service, address: str, context: 
     except WebSocketDisconnect:
         pass
     except TimeoutError:
-        service.metrics.refused.labels("not_reading").inc()
+        service.refused("not_reading")
         logger.debug("websocket dropped: its client did not read its answers")
     except (RuntimeError, OSError) as exc:  # uvicorn closed the transport itself (keepalive timeout)
         logger.debug("websocket transport closed under the server: %s", type(exc).__name__)
@@ -400,8 +400,10 @@ async def _answer_frames(websocket: WebSocket, service: Service, context: _Conte
                 continue
             try:
                 found, ms = service.complete(item.text, previous, item.k)
-            except Exception:
-                logger.exception("the completer failed on an input")
+            except Exception as exc:
+                # the error class only: a message or traceback may quote the typed text
+                logger.error("the completer failed on an input: %s", type(exc).__name__)
+                logger.debug("the completer's traceback", exc_info=True)
                 metrics.errors.labels("internal").inc()
                 failure = protocol.error("internal", "the server could not complete this input", item.seq)
                 await _send(websocket, service, failure)
