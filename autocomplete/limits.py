@@ -8,6 +8,7 @@ worker, built in the app's lifespan.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections.abc import Iterable, Sequence
@@ -90,6 +91,7 @@ class ClientLimits:
         self.open = 0
         self._per_address: dict[str, int] = {}
         self._buckets: dict[str, tuple[TokenBucket, TokenBucket]] = {}  # inputs, refusals
+        self._gates: dict[str, asyncio.Lock] = {}
         # TCP connections per peer (trusted proxies not counted), before any request is read
         self._peers: dict[str, int] = {}
 
@@ -118,6 +120,7 @@ class ClientLimits:
         if held <= 0:
             self._per_address.pop(address, None)
             self._buckets.pop(address, None)
+            self._gates.pop(address, None)
         else:
             self._per_address[address] = held
 
@@ -127,6 +130,14 @@ class ClientLimits:
         if buckets is None:  # not counted (cannot happen while one of its connections is open)
             buckets = self._buckets[address] = self._new_buckets()
         return buckets
+
+    def gate(self, address: str) -> asyncio.Lock:
+        """Held by the one connection of ``address`` that waits for its budget: the others queue
+        behind it instead of all waking at every new token."""
+        gate = self._gates.get(address)
+        if gate is None:
+            gate = self._gates[address] = asyncio.Lock()
+        return gate
 
     def acquire_peer(self, peer: str | None) -> bool:
         """Count a TCP connection of ``peer``; ``False`` when it holds too many already."""

@@ -324,6 +324,12 @@ def _seq_of(frame: str | bytes | None) -> int | None:
     )
 
 
+async def _wait_for(bucket: TokenBucket) -> None:
+    """Sleep until ``bucket`` has a token, and take it."""
+    while not bucket.take(time.monotonic()):
+        await asyncio.sleep(max(bucket.wait(time.monotonic()), 0.001))
+
+
 async def _read_frames(
     websocket: WebSocket, service: Service, address: str, inbox: _Inbox, timer: _IdleTimer
 ) -> None:
@@ -356,13 +362,9 @@ async def _read_frames(
                 )
                 continue
             timer.paused = True  # over budget twice over: stop reading until the budget allows one
-            while True:
-                await asyncio.sleep(max(inputs.wait(now), address_inputs.wait(now), 0.001))
-                now = time.monotonic()
-                if inputs.wait(now) == 0 and address_inputs.wait(now) == 0:
-                    inputs.take(now)
-                    address_inputs.take(now)
-                    break
+            await _wait_for(inputs)
+            async with service.client_limits.gate(address):  # one waiter per address at a time
+                await _wait_for(address_inputs)
             timer.paused = False
         try:
             parsed = protocol.parse_client_frame(frame, limits)

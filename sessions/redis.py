@@ -9,7 +9,8 @@ its expiry, and a refused write (out of memory) leaves nothing behind.
 
 A call waits up to ``pool_timeout`` seconds for a pooled connection (a burst queues instead of
 failing with "Too many connections"); a wait that runs out raises
-:class:`~sessions.base.SessionStoreBusy`, which the guard does not take for an outage.
+:class:`~sessions.base.SessionStoreBusy`, as does an answer slower than ``socket_timeout``: the
+guard does not take either for an outage.
 
 Reading the trail is the per-keystroke call, a Lua script that returns at most ``n`` items and
 drops any longer than ``max_item_bytes`` (a value planted in the store costs Redis a copy and
@@ -26,6 +27,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sessions.base import SessionStoreBusy, SessionStoreError
 from sessions.ids import SessionIds
@@ -61,6 +63,8 @@ def _failed(op: str, exc: BaseException) -> SessionStoreError:
     session id and the query text)."""
     if isinstance(exc, RedisConnectionError) and "No connection available" in str(exc):
         return SessionStoreBusy(f"Redis {op}: no pooled connection came free in time")
+    if isinstance(exc, RedisTimeoutError):  # an answer slower than socket_timeout: load, maybe a hang
+        return SessionStoreBusy(f"Redis {op}: no answer within the socket timeout")
     return SessionStoreError(f"Redis {op} failed ({type(exc).__name__})")
 
 
@@ -72,10 +76,10 @@ class RedisSessionStore:
         prefix: str = "autocomplete:",
         ttl_seconds: int = 1800,
         history_length: int = 10,
-        socket_timeout: float = 0.05,
+        socket_timeout: float = 0.5,
         connect_timeout: float = 0.05,
         max_connections: int = 64,
-        pool_timeout: float = 0.25,
+        pool_timeout: float = 0.5,
         retries: int = 1,
         max_item_bytes: int = 800,
         ids: SessionIds | None = None,

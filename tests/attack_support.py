@@ -319,6 +319,93 @@ def many_connections_one_address(port: int, connections: int = 50, seconds: floa
     }
 
 
+# ---------------------------------------------------------------- sessions (for main(): any checkout)
+
+
+def burst_of_resumes(port: int, ws_url: str, n: int = 300) -> dict[str, Any]:
+    """``n`` sessions with one stored query each, then ``n`` concurrent ``GET /v1/session`` resumes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sessions = []
+    for i in range(n):
+        with connect(ws_url) as ws:
+            sessions.append(json.loads(ws.recv(timeout=10))["session"])
+            ws.send(json.dumps({"type": "submit", "text": f"query {i}"}))
+            ws.recv(timeout=10)
+
+    def resume(i: int) -> bool:
+        try:
+            status, _, body = http_get(
+                port, f"/v1/session?session={sessions[i]}", {"X-Autocomplete-Session": sessions[i]}
+            )
+        except OSError:
+            return False
+        return status == 200 and body["session"] == sessions[i] and body["previous"] == [f"query {i}"]
+
+    with ThreadPoolExecutor(n) as pool:
+        results = list(pool.map(resume, range(n)))
+    return {"failed": results.count(False), "of": n}
+
+
+def forged_ids_adopted(port: int) -> int:
+    """Made-up ids of the old (22) and the new (43 characters) shape: how many were adopted."""
+    adopted = 0
+    for forged in ("Q" * 22, base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()):
+        status, _, body = http_get(port, f"/v1/session?session={forged}")
+        adopted += status == 200 and body["session"] == forged
+    return adopted
+
+
+def fixation_by_link(port: int) -> bool:
+    """Whether a link with somebody's session id sets that id as the visitor's cookie."""
+    victim = http_get(port, "/v1/session")[2]["session"]
+    _, headers, _ = http_get(port, f"/v1/session?session={victim}")
+    return victim in headers.get("set-cookie", headers.get("Set-Cookie", ""))
+
+
+def planted_megabyte(ws_url: str, redis_port: int, keystrokes: int = 20) -> dict[str, Any]:
+    import redis
+
+    with connect(ws_url) as ws:
+        session = json.loads(ws.recv(timeout=10))["session"]
+        ws.send(json.dumps({"type": "submit", "text": "garden hose"}))
+        ws.recv(timeout=10)
+    redis.Redis(port=redis_port).lpush(f"autocomplete:h:{session}", "x" * (1 << 20))
+    timings = []
+    with connect(f"{ws_url}?session={session}") as ws:
+        json.loads(ws.recv(timeout=10))
+        for seq in range(keystrokes):
+            start = time.perf_counter()
+            ws.send(json.dumps({"type": "input", "seq": seq, "text": "ga"}))
+            ws.recv(timeout=30)
+            timings.append((time.perf_counter() - start) * 1000)
+            time.sleep(0.06)
+    return {
+        "keystroke_max_ms": round(max(timings), 1),
+        "keystroke_p50_ms": round(statistics.median(timings), 1),
+    }
+
+
+def redis_out_of_memory(ws_url: str, redis_port: int) -> dict[str, Any]:
+    """Redis refuses writes, a submit is sent, Redis is given memory again: what the client was
+    told, and whether the query is in Redis 3 s later."""
+    import redis
+
+    client = redis.Redis(port=redis_port)
+    with connect(ws_url) as ws:
+        session = json.loads(ws.recv(timeout=10))["session"]
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", max(1, int(client.info("memory")["used_memory"]) - 1024))
+        ws.send(json.dumps({"type": "submit", "text": "oom query"}))
+        told = json.loads(ws.recv(timeout=10)).get("stored")
+        client.config_set("maxmemory", 0)
+        time.sleep(3)
+    return {
+        "told": told,
+        "in_redis_after": client.lrange(f"autocomplete:h:{session}", 0, -1).count(b"oom query"),
+    }
+
+
 def main() -> None:  # pragma: no cover - a measuring tool, run by hand
     import sys
 
@@ -343,6 +430,26 @@ def main() -> None:  # pragma: no cover - a measuring tool, run by hand
                 results[name] = {"error": repr(exc)}
             results[name]["server_alive"] = server.process.poll() is None
         print(name, results[name], flush=True)
+    from server_support import own_redis
+
+    from autocomplete.serve_process import drop_redis_keys, free_port
+
+    redis_port = free_port()
+    with own_redis(redis_port) as redis_process:
+        url = f"redis://127.0.0.1:{redis_port}/0"
+        big = dict(env, AUTOCOMPLETE_MAX_CONNECTIONS_PER_IP="1000")
+        with ServerProcess(model, redis_url=url, env=big) as server:
+            results["burst_of_300_resumes"] = burst_of_resumes(server.port, server.ws_url)
+            results["fixation_by_link"] = {"cookie_set": fixation_by_link(server.port)}
+            results["planted_megabyte"] = planted_megabyte(server.ws_url, redis_port)
+            results["redis_out_of_memory"] = redis_out_of_memory(server.ws_url, redis_port)
+            drop_redis_keys(url, "autocomplete:")
+            redis_process.kill()
+            redis_process.wait()
+            results["forged_ids_while_redis_down"] = {"adopted": forged_ids_adopted(server.port)}
+        for name in ("burst_of_300_resumes", "fixation_by_link", "planted_megabyte", "redis_out_of_memory"):
+            print(name, results[name], flush=True)
+        print("forged_ids_while_redis_down", results["forged_ids_while_redis_down"], flush=True)
     print(json.dumps(results, indent=1, default=str))
 
 
