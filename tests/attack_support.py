@@ -245,47 +245,29 @@ def connection_flood(port: int, connections: int = 300) -> dict[str, Any]:
     }
 
 
-def malformed_flood(port: int, seconds: float = 3.0) -> dict[str, Any]:
-    """One connection sends malformed frames as fast as it can (reading what comes back);
-    a bystander types meanwhile."""
-    stop = threading.Event()
-    counts = {"sent": 0, "answered": 0, "seconds": 0.0}
-
-    def flood() -> None:
-        with ws_from("127.0.0.1", port) as ws:
-            ws.recv(timeout=10)
-            start = time.perf_counter()
-            while not stop.is_set() and counts["sent"] < 200_000:
-                for frame in ("{", "[]", '{"type": 7}', "\u00ff" * 300):
-                    ws.send(frame)
-                counts["sent"] += 4
-                while True:
-                    try:
-                        ws.recv(timeout=0)
-                        counts["answered"] += 1
-                    except TimeoutError:
-                        break
-            counts["seconds"] = time.perf_counter() - start  # a blocked send may outlast the stop
-
-    quiet = Bystander(port)
-    quiet.measure(1.0)
-    flooder = in_thread(flood)
-    time.sleep(0.3)
-    bystander = Bystander(port)
-    bystander.measure(seconds)
-    stop.set()
-    flooder.join(20)
-    return {
-        "bystander_quiet": quiet.figures(),
-        "bystander": bystander.figures(),
-        "bystander_failures": bystander.failures,
-        "frames_sent_per_s": round(counts["sent"] / max(counts["seconds"], 0.1)),
-        "answered_per_s": round(counts["answered"] / max(counts["seconds"], 0.1)),
-    }
+def _flood(port: int, seconds: float, out: Any) -> None:
+    """The attacker of :func:`malformed_flood`, in a process of its own."""
+    sent = answered = 0
+    with ws_from("127.0.0.1", port) as ws:
+        ws.recv(timeout=10)
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds and sent < 200_000:
+            for frame in ("{", "[]", '{"type": 7}', "\u00ff" * 300):
+                ws.send(frame)
+            sent += 4
+            while True:
+                try:
+                    ws.recv(timeout=0)
+                    answered += 1
+                except TimeoutError:
+                    break
+        elapsed = time.perf_counter() - start  # a blocked send may outlast ``seconds``
+    out.put((sent, answered, elapsed))
 
 
-def many_connections_one_address(port: int, connections: int = 50, seconds: float = 3.0) -> dict[str, Any]:
-    """``connections`` websockets from one address, each typing as fast as it is answered."""
+def _typists(port: int, connections: int, seconds: float, out: Any) -> None:
+    """The attacker of :func:`many_connections_one_address`: ``connections`` websockets of one
+    address, each typing as fast as it is answered, in a process of its own."""
     stop = threading.Event()
     answered = [0]
 
@@ -302,20 +284,61 @@ def many_connections_one_address(port: int, connections: int = 50, seconds: floa
         except Exception:  # noqa: BLE001 - refused or closed: this typist stops
             pass
 
-    quiet = Bystander(port)
-    quiet.measure(1.0)
     threads = [in_thread(typist) for _ in range(connections)]
-    time.sleep(0.5)
-    bystander = Bystander(port)
-    bystander.measure(seconds)
+    time.sleep(seconds)
     stop.set()
     for thread in threads:
         thread.join(20)
+    out.put((answered[0], seconds))
+
+
+def _attacker(target: Callable[..., None], *args: Any) -> tuple[Any, Any]:
+    """Run ``target(*args, queue)`` in another process, so that the bystander measured here does not
+    wait for the attacker's threads (one interpreter lock)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=target, args=(*args, queue), daemon=True)
+    process.start()
+    return process, queue
+
+
+def malformed_flood(port: int, seconds: float = 3.0) -> dict[str, Any]:
+    """One connection sends malformed frames as fast as it can (reading what comes back);
+    a bystander types meanwhile."""
+    quiet = Bystander(port)
+    quiet.measure(1.0)
+    process, queue = _attacker(_flood, port, seconds + 1.0)
+    time.sleep(1.0)  # the attacker's interpreter starts
+    bystander = Bystander(port)
+    bystander.measure(seconds)
+    sent, answered, elapsed = queue.get(timeout=60)
+    process.join(20)
     return {
         "bystander_quiet": quiet.figures(),
         "bystander": bystander.figures(),
         "bystander_failures": bystander.failures,
-        "attacker_answers_per_s": round(answered[0] / (seconds + 0.5)),
+        "frames_sent_per_s": round(sent / max(elapsed, 0.1)),
+        "answered_per_s": round(answered / max(elapsed, 0.1)),
+    }
+
+
+def many_connections_one_address(port: int, connections: int = 50, seconds: float = 3.0) -> dict[str, Any]:
+    """``connections`` websockets from one address, each typing as fast as it is answered."""
+    quiet = Bystander(port)
+    quiet.measure(1.0)
+    process, queue = _attacker(_typists, port, connections, seconds + 1.5)
+    time.sleep(1.5)  # the attacker's interpreter starts and connects
+    bystander = Bystander(port)
+    bystander.measure(seconds)
+    answered, elapsed = queue.get(timeout=60)
+    process.join(20)
+    return {
+        "bystander_quiet": quiet.figures(),
+        "bystander": bystander.figures(),
+        "bystander_failures": bystander.failures,
+        "attacker_answers_per_s": round(answered / elapsed),
     }
 
 
