@@ -332,7 +332,8 @@ def test_a_planted_megabyte_in_redis_costs_a_keystroke_nothing(demo_model: Path)
                 f"\nplanted 1 MB: keystroke p50 {timings[20]:.1f} ms, max {timings[-1]:.1f} ms, "
                 f"RSS +{grown:.1f} MB"
             )
-            assert timings[-1] < 100 and grown < 64
+            # before: every keystroke of the session paid for the planted context (p50 257 ms)
+            assert timings[20] < 20 and timings[-1] < 250 and grown < 64
         finally:
             server.stop()
 
