@@ -52,16 +52,16 @@ lint: install
 	.venv/bin/mypy autocomplete indexer sessions
 
 bench: .venv/.bench-installed
-	$(AC) bench --log $(LOG) --config configs/aol.toml --out bench
+	$(PY) -m bench.quality --log $(LOG) --config configs/aol.toml --out bench
 
 bench-scale: .venv/.bench-installed
-	$(AC) bench --scale --log $(BIGLOG) --config configs/aol1m.toml --out bench
+	$(PY) -m bench.scale --log $(BIGLOG) --config configs/aol1m.toml --out bench
 
 # The service over loopback: 1 client p50/p99, 64 sessions at human and full speed, memory and Redis, 1 and 2 workers.
 SERVE_MODEL ?= $(MODEL)
 SERVE_LOG   ?= $(LOG)
 bench-serve: demo-model redis
-	$(PY) -m autocomplete.bench_serve --model $(SERVE_MODEL) --log $(SERVE_LOG) --config configs/serve.toml \
+	$(PY) -m bench.serve --model $(SERVE_MODEL) --log $(SERVE_LOG) --config configs/serve.toml \
 		--redis-url redis://127.0.0.1:6379/0 --out bench
 
 # The test split's sessions replayed through the server (Redis; 1 and 2 workers) at concurrency 1, 16, 64, 256.
@@ -70,7 +70,7 @@ REPLAY_MODEL ?= models/aol1k-dev
 $(REPLAY_MODEL)/params.json:
 	$(AC) train --config configs/aol.toml --log $(LOG) --out $(REPLAY_MODEL) --quiet
 bench-replay: install redis $(REPLAY_MODEL)/params.json
-	$(PY) -m autocomplete.bench_replay --model $(REPLAY_MODEL) --log $(LOG) --config configs/aol.toml \
+	$(PY) -m bench.replay --model $(REPLAY_MODEL) --log $(LOG) --config configs/aol.toml \
 		--serve-config configs/serve.toml --redis-url redis://127.0.0.1:6379/0 --out bench
 
 clean:

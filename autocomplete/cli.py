@@ -1,4 +1,8 @@
-"""``autocomplete``: train | eval | serve | replay | bench | demo."""
+"""``autocomplete``: train | eval | serve | replay | demo.
+
+A domain error (:class:`indexer.errors.AutocompleteError`: config, log, model file, replay target)
+is printed as one line and exits with code 2; anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from indexer.params import ConfigError
+from indexer.errors import AutocompleteError, ConfigError
 
 
 def _train(args: argparse.Namespace) -> int:
-    from autocomplete.build import build_model
-    from autocomplete.config import load_train_config
+    from indexer.config import load_train_config
+    from indexer.pipeline import build_model
 
     config = load_train_config(args.config, args.set)
     if args.model:
@@ -27,8 +31,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from autocomplete.completer import load_completer
-    from autocomplete.config import load_train_config, train_config_from_mapping
-    from autocomplete.evaluation import evaluate, make_examples
+    from autocomplete.evaluation.metrics import evaluate
+    from autocomplete.evaluation.protocols import make_examples
+    from indexer.config import load_train_config, train_config_from_mapping
     from indexer.modelio import read_params
     from indexer.querylog import read_query_log
 
@@ -80,23 +85,47 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from autocomplete.replay import main_replay
+    """The ``autocomplete replay`` command; exits 1 when the server broke the protocol."""
+    from autocomplete.evaluation.replay import run_replay
+    from autocomplete.evaluation.replay_plan import markdown, plan_replay
+    from indexer.config import load_train_config
+    from indexer.querylog import read_query_log
 
-    return main_replay(args)
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from autocomplete.bench import main_bench
-
-    return main_bench(args)
+    if args.concurrency < 1:
+        raise ConfigError(f"--concurrency must be at least 1, got {args.concurrency}")
+    config = load_train_config(args.config)
+    log = read_query_log(args.log, config.log, progress=True)
+    plan = plan_replay(log, args.split, args.protocol, config.eval.seed, args.sessions)
+    report, _ = run_replay(
+        args.url,
+        plan,
+        concurrency=args.concurrency,
+        speed=args.speed,
+        k=config.eval.k,
+        seed=config.eval.seed,
+        progress=True,
+    )
+    report["log"] = Path(args.log).name
+    text = json.dumps(report, indent=2)
+    for path, content in ((args.json, text + "\n"), (args.markdown, markdown(report))):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(content, encoding="utf-8")
+    print(markdown(report))
+    if report["inputs"]["errors"].get("rate_limited"):
+        print(
+            "note: the server rate-limited this client; for --speed max start it with "
+            "AUTOCOMPLETE_MAX_INPUTS_PER_SECOND=100000"
+        )
+    return 1 if report["violations"] else 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     """Build the demo model from the project's own synthetic log, unless a loadable one is there."""
-    from autocomplete.build import build_model
     from autocomplete.completer import load_completer
-    from autocomplete.config import load_train_config
-    from indexer.modelio import ModelFileError
+    from indexer.config import load_train_config
+    from indexer.errors import ModelFileError
+    from indexer.pipeline import build_model
     from indexer.synthetic import generate_log
 
     out = Path(args.out)
@@ -165,16 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", help="write a Markdown table here")
     p.set_defaults(func=_replay)
 
-    p = sub.add_parser("bench", help="train and evaluate every system on one split, write JSON/Markdown/PNG")
-    p.add_argument("--log", required=True)
-    p.add_argument("--config", default="configs/aol.toml")
-    p.add_argument("--out", default="bench")
-    p.add_argument("--systems", default="all", help="comma-separated subset, e.g. mpc,xmr")
-    p.add_argument(
-        "--scale", action="store_true", help="the large-log run: training time, peak memory, latency"
-    )
-    p.set_defaults(func=_bench)
-
     p = sub.add_parser("demo", help="build the demo model from the synthetic log if it is missing")
     p.add_argument("--config", default="configs/demo.toml")
     p.add_argument("--out", default="models/demo")
@@ -189,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
+    except AutocompleteError as exc:
         print(f"autocomplete {args.command}: {exc}", file=sys.stderr)
         return 2
 

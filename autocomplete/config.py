@@ -1,8 +1,6 @@
-"""Configuration: ``configs/*.toml`` -> frozen dataclasses -> constructors.
+"""The serving configuration: the ``[serve]`` table of ``configs/*.toml``, then environment variables.
 
-A TOML file has one table per stage (``[log]``, ``[privacy]``, ``[features]``, ``[tree]``,
-``[training]``, ``[search]``, ``[eval]``, ``[serve]``); a missing table means that stage's defaults,
-an unknown table or key is an error. ``--set section.key=value`` overrides one value.
+The offline stages' tables are read by :mod:`indexer.config`; this module reads only ``[serve]``.
 """
 
 from __future__ import annotations
@@ -10,117 +8,12 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from indexer.params import (
-    ConfigError,
-    FeatureParams,
-    LogParams,
-    PrivacyParams,
-    TrainParams,
-    TreeParams,
-    coerce_section,
-    from_mapping,
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class SearchParams:
-    """Online prediction: the beam width, how many labels the beam returns for re-ranking, and
-    how much popularity counts in it (score = model score * (1 + count) ** popularity_weight).
-    ``unseen_tails``: for a prefix no logged query starts with, how many of its word-boundary
-    tails (longest first) are completed instead (0: answer nothing)."""
-
-    beam_width: int = 10
-    candidates: int = 30
-    popularity_weight: float = 1.0
-    unseen_tails: int = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalParams:
-    """The benchmark protocol: which split, which prefixes, how many completions are scored."""
-
-    split: str = "test"
-    protocol: str = "sampled"
-    seed: int = 0
-    k: int = 10
-    latency_warmup: int = 1000
-    latency_calls: int = 6000
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Everything ``autocomplete train`` and ``eval`` read; saved into the model folder."""
-
-    log: LogParams = LogParams()
-    privacy: PrivacyParams = PrivacyParams()
-    features: FeatureParams = FeatureParams()
-    tree: TreeParams = TreeParams()
-    training: TrainParams = TrainParams()
-    search: SearchParams = SearchParams()
-    eval: EvalParams = EvalParams()
-    model: str = "xmr"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-_TRAIN_SECTIONS: dict[str, type] = {
-    "log": LogParams,
-    "privacy": PrivacyParams,
-    "features": FeatureParams,
-    "tree": TreeParams,
-    "training": TrainParams,
-    "search": SearchParams,
-    "eval": EvalParams,
-}
-
-
-def read_toml(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Parse a TOML file (or nothing) and apply ``section.key=value`` overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file {path} does not exist") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        section, dot, name = key.strip().partition(".")
-        if not sep or not dot or not section or not name:
-            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. tree.trie_depth=2")
-        try:
-            value = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw.strip()  # a bare word is taken as a string
-        data.setdefault(section, {})[name] = value
-    return data
-
-
-def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
-    """The training/evaluation configuration; the ``[serve]`` table, if any, is ignored here."""
-    data = read_toml(path, overrides)
-    return train_config_from_mapping(data)
-
-
-def train_config_from_mapping(data: Mapping[str, Any]) -> TrainConfig:
-    unknown = sorted(set(data) - set(_TRAIN_SECTIONS) - {"serve", "model"})
-    if unknown:
-        raise ConfigError(f"unknown config table(s) {unknown}; known: {sorted(_TRAIN_SECTIONS)}")
-    sections: dict[str, Any] = {
-        name: from_mapping(cls, data.get(name), name) for name, cls in _TRAIN_SECTIONS.items()
-    }
-    model = data.get("model", "xmr")
-    if model not in ("xmr", "mpc"):
-        raise ConfigError(f"model must be 'xmr' or 'mpc', got {model!r}")
-    return TrainConfig(model=model, **sections)
+from indexer.config import read_toml
+from indexer.params import ConfigError, coerce_section
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ Every returned label lies in ``[lo, hi)``: completions always start with the pre
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -157,38 +157,47 @@ def _insert_top(top_labels, top_scores, n_top, label, score):  # type: ignore[no
     return n_top
 
 
+class FlatTree(NamedTuple):
+    """One model's tree and node weights as the arrays the kernel reads (see docs/architecture.md).
+
+    ``w_ptr``/``w_idx``/``w_val``: CSC weights (sorted row indices), one column per node; the
+    rest are ``indexer.tree.HybridTree``'s arrays; ``trie_depth`` the number of trie layers.
+    """
+
+    w_ptr: np.ndarray
+    w_idx: np.ndarray
+    w_val: np.ndarray
+    child_ptr: np.ndarray
+    parent: np.ndarray
+    node_layer: np.ndarray
+    node_label: np.ndarray
+    label_node: np.ndarray
+    node_lo: np.ndarray
+    node_hi: np.ndarray
+    label_order: np.ndarray
+    trie_depth: int
+
+
 @numba.njit(cache=True, fastmath=True)
-def beam_search(  # type: ignore[no-untyped-def]
-    q_idx,
-    q_val,
-    w_ptr,
-    w_idx,
-    w_val,
-    child_ptr,
-    parent,
-    node_layer,
-    node_label,
-    label_node,
-    node_lo,
-    node_hi,
-    label_order,
-    lo,
-    hi,
-    prefix_len,
-    trie_depth,
-    beam,
-    k,
-    dense,
-    mark,
-    stamp,
-):
+def _child_score(tree, c, path_score, lo, hi, check, q_idx, q_val, dense, mark, stamp):  # type: ignore[no-untyped-def]
+    """Path score through child ``c``, or -1 when ``c`` holds no label of ``[lo, hi)``."""
+    label = tree.node_label[c]
+    if label >= 0:
+        if label < lo or label >= hi:
+            return np.float32(-1.0)
+    elif not _holds_match(c, lo, hi, check, tree.label_order, tree.node_lo, tree.node_hi, mark, stamp):
+        return np.float32(-1.0)
+    return path_score * _node_score(tree.w_ptr, tree.w_idx, tree.w_val, q_idx, q_val, dense, c)
+
+
+@numba.njit(cache=True, fastmath=True)
+def beam_search(tree, q_idx, q_val, lo, hi, prefix_len, beam, k, dense, mark, stamp):  # type: ignore[no-untyped-def]
     """The ``k`` best labels in ``[lo, hi)`` for one query, best first: (label ids, scores).
 
-    ``q_idx``/``q_val``: the query's sparse features (bias included), indices strictly increasing.
-    ``w_*``: CSC weights (sorted row indices), one column per node. ``dense`` (float32,
-    n_features): all-zero scratch, left all-zero on return.
-    ``mark`` (int32, n_nodes): scratch where this call sets the inner nodes holding a match to
-    ``stamp``; give every call a stamp no entry of ``mark`` holds yet.
+    ``tree``: a :class:`FlatTree`. ``q_idx``/``q_val``: the query's sparse features (bias
+    included), indices strictly increasing. ``dense`` (float32, n_features): all-zero scratch,
+    left all-zero on return. ``mark`` (int32, n_nodes): scratch where this call sets the inner
+    nodes holding a match to ``stamp``; give every call a stamp no entry of ``mark`` holds yet.
     """
     n_features = dense.shape[0]
     for i in range(q_idx.shape[0]):
@@ -201,18 +210,19 @@ def beam_search(  # type: ignore[no-untyped-def]
     beam = max(beam, 1)
     for i in range(q_idx.shape[0]):
         dense[q_idx[i]] = q_val[i]
+    child_ptr, parent, node_label = tree.child_ptr, tree.parent, tree.node_label
 
-    start = label_node[lo]
-    start_layer = min(prefix_len, trie_depth)
-    while node_layer[start] > start_layer:
+    start = tree.label_node[lo]
+    start_layer = min(prefix_len, tree.trie_depth)
+    while tree.node_layer[start] > start_layer:
         start = parent[start]
     check = _CHECK_NONE
-    n_start = node_hi[start] - node_lo[start]
-    if prefix_len > trie_depth and hi - lo < n_start:
+    n_start = tree.node_hi[start] - tree.node_lo[start]
+    if prefix_len > tree.trie_depth and hi - lo < n_start:
         check = _CHECK_SCAN if (hi - lo) * _SCAN_SHARE >= n_start else _CHECK_MARK
     if check == _CHECK_MARK:  # stamp the inner nodes between the start and a matching label
         for j in range(lo, hi):
-            v = parent[label_node[j]]
+            v = parent[tree.label_node[j]]
             while v != start and mark[v] != stamp:
                 mark[v] = stamp
                 v = parent[v]
@@ -240,15 +250,11 @@ def beam_search(  # type: ignore[no-untyped-def]
         for b in range(n_cur):
             v = cur_nodes[b]
             for c in range(child_ptr[v], child_ptr[v + 1]):
-                label = node_label[c]
-                if label >= 0:
-                    if label < lo or label >= hi:
-                        continue
-                elif not _holds_match(c, lo, hi, check, label_order, node_lo, node_hi, mark, stamp):
+                score = _child_score(tree, c, cur_scores[b], lo, hi, check, q_idx, q_val, dense, mark, stamp)
+                if score < 0:
                     continue
-                score = cur_scores[b] * _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, c)
-                if label >= 0:
-                    n_top = _insert_top(top_labels, top_scores, n_top, label, score)
+                if node_label[c] >= 0:
+                    n_top = _insert_top(top_labels, top_scores, n_top, node_label[c], score)
                     n_found += 1
                 else:
                     next_nodes[m] = c
@@ -269,15 +275,11 @@ def beam_search(  # type: ignore[no-untyped-def]
     while n_found < need and n_pending > 0:  # widen: best dropped node first
         v, path_score, n_pending = _heap_pop(pending_nodes, pending_scores, n_pending)
         for c in range(child_ptr[v], child_ptr[v + 1]):
-            label = node_label[c]
-            if label >= 0:
-                if label < lo or label >= hi:
-                    continue
-            elif not _holds_match(c, lo, hi, check, label_order, node_lo, node_hi, mark, stamp):
+            score = _child_score(tree, c, path_score, lo, hi, check, q_idx, q_val, dense, mark, stamp)
+            if score < 0:
                 continue
-            score = path_score * _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, c)
-            if label >= 0:
-                n_top = _insert_top(top_labels, top_scores, n_top, label, score)
+            if node_label[c] >= 0:
+                n_top = _insert_top(top_labels, top_scores, n_top, node_label[c], score)
                 n_found += 1
             else:
                 pending_nodes, pending_scores, n_pending = _heap_push(
@@ -345,17 +347,20 @@ class BeamSearcher:
         self.n_nodes = n_nodes
         self.n_labels = len(label_node)
         self.trie_depth = int(trie_depth)
-        self._w_ptr = _frozen(csc.indptr, np.int64)
-        self._w_idx = _frozen(csc.indices, np.int32)
-        self._w_val = _frozen(csc.data, np.float32)
-        self._child_ptr = _frozen(child_ptr, np.int64)
-        self._parent = _frozen(parent, np.int32)
-        self._node_layer = _frozen(node_layer, np.int32)
-        self._node_label = _frozen(node_label, np.int32)
-        self._label_node = _frozen(label_node, np.int32)
-        self._node_lo = _frozen(node_lo, np.int32)
-        self._node_hi = _frozen(node_hi, np.int32)
-        self._label_order = _frozen(label_order, np.int32)
+        self.tree = FlatTree(
+            _frozen(csc.indptr, np.int64),
+            _frozen(csc.indices, np.int32),
+            _frozen(csc.data, np.float32),
+            _frozen(child_ptr, np.int64),
+            _frozen(parent, np.int32),
+            _frozen(node_layer, np.int32),
+            _frozen(node_label, np.int32),
+            _frozen(label_node, np.int32),
+            _frozen(node_lo, np.int32),
+            _frozen(node_hi, np.int32),
+            _frozen(label_order, np.int32),
+            self.trie_depth,
+        )
         self._local = threading.local()
 
     @classmethod
@@ -409,23 +414,12 @@ class BeamSearcher:
             return _EMPTY_LABELS, _EMPTY_SCORES
         dense, mark, stamp = self._scratch()
         return beam_search(  # type: ignore[no-any-return]
+            self.tree,
             np.ascontiguousarray(indices, dtype=np.int32),
             np.ascontiguousarray(data, dtype=np.float32),
-            self._w_ptr,
-            self._w_idx,
-            self._w_val,
-            self._child_ptr,
-            self._parent,
-            self._node_layer,
-            self._node_label,
-            self._label_node,
-            self._node_lo,
-            self._node_hi,
-            self._label_order,
             lo,
             hi,
             prefix_len,
-            self.trie_depth,
             beam,
             k,
             dense,

@@ -33,6 +33,7 @@ from autocomplete import protocol
 from autocomplete.completer import Completer, load_completer
 from autocomplete.config import ServeConfig, load_serve_config
 from autocomplete.cors import ListedOriginsCORS
+from autocomplete.holder import ModelHolder
 from autocomplete.limits import is_loopback
 from autocomplete.metrics import CONTENT_TYPE, ServiceMetrics
 from autocomplete.protocol import ProtocolError
@@ -93,7 +94,8 @@ def create_app(
         )
         if not await sessions.ping():
             logger.warning("the session store does not answer; serving without context until it does")
-        service = Service(loaded, sessions, config, metrics, Service.limits_of(config), ready=True)
+        limits = Service.limits_of(config)
+        service = Service(ModelHolder(loaded), sessions, config, metrics, limits, ready=True)
         logger.info("ready: %s model, %s session store", loaded.kind, type(sessions.store).__name__)
         try:
             yield {"service": service}
@@ -175,7 +177,7 @@ async def readyz(request: Request) -> Response:
     if not service.ready:
         return JSONResponse({"status": "starting or stopping"}, status_code=503)
     store = "ok" if service.sessions.healthy else "degraded"
-    return JSONResponse({"status": "ready", "model": service.completer.kind, "session_store": store})
+    return JSONResponse({"status": "ready", "model": service.model.current.kind, "session_store": store})
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -277,7 +279,7 @@ async def submit_endpoint(request: Request) -> Response:
     requested, from_cookie = _requested(request, service, data.get("session"))
     session = await service.sessions.resume(requested)
     service.metrics.submits.labels("http").inc()
-    submit = await service.sessions.record(session, text)
+    submit = await service.sessions.record(session, service.normalize_query(text))
     body = protocol.submitted(text, submit.stored)
     body["session"] = session
     return _respond(service, body, session, requested, from_cookie)

@@ -1,4 +1,4 @@
-"""What every request handler shares: the model, the session store, the limits and the metrics.
+"""What every request handler shares: the model holder, the session store, the limits and the metrics.
 
 Built once per worker process in the app's lifespan and handed to handlers through
 ``request.state.service``; nothing here is a module global.
@@ -12,8 +12,9 @@ import math
 import time
 from collections.abc import Sequence
 
-from autocomplete.completer import Completer, Completion
+from autocomplete.completer import Completion
 from autocomplete.config import ServeConfig
+from autocomplete.holder import ModelHolder
 from autocomplete.limits import ClientLimits
 from autocomplete.metrics import ServiceMetrics
 from autocomplete.protocol import Limits
@@ -24,7 +25,7 @@ logger = logging.getLogger("autocomplete.server")
 
 @dataclasses.dataclass
 class Service:
-    completer: Completer
+    model: ModelHolder
     sessions: GuardedSessionStore
     config: ServeConfig
     metrics: ServiceMetrics
@@ -68,8 +69,12 @@ class Service:
     def complete(self, text: str, previous: Sequence[str], k: int | None) -> tuple[list[Completion], float]:
         """The completions of ``text`` and the milliseconds they took (synchronous CPU work)."""
         start = time.perf_counter()
-        found = self.completer.complete(text, previous, k or self.config.k)
+        found = self.model.current.complete(text, previous, k or self.config.k)
         seconds = time.perf_counter() - start
         self.metrics.latency.observe(seconds)
         self.metrics.completed.inc()
         return found, seconds * 1000.0
+
+    def normalize_query(self, text: str) -> str:
+        """A submitted query as the model reads it: normalized once, when it is stored."""
+        return self.model.current.normalize_query(text)

@@ -42,9 +42,11 @@ class _Close:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Stored:
-    """A pending submit that the outbox has since written (or given up)."""
+    """A pending submit that the outbox has since written (or given up): the text as the client
+    sent it, the query as stored."""
 
     text: str
+    query: str
     stored: bool
 
 
@@ -413,14 +415,15 @@ async def _answer_frames(websocket: WebSocket, service: Service, context: _Conte
             await _send(websocket, service, protocol.completions(item.seq, item.text, found, ms))
         elif isinstance(item, SubmitMessage):
             metrics.websocket_submits.inc()
-            submit = await service.sessions.record(context.session, item.text)
-            context.submitted(item.text, submit.stored)
+            query = service.normalize_query(item.text)
+            submit = await service.sessions.record(context.session, query)
+            context.submitted(query, submit.stored)
             _count_submit(service, submit)
             if submit.done is not None:
-                submit.done.add_done_callback(_when_written(service, inbox, item.text))
+                submit.done.add_done_callback(_when_written(service, inbox, item.text, query))
             await _send(websocket, service, protocol.submitted(item.text, submit.stored))
         elif isinstance(item, _Stored):
-            context.submitted(item.text, item.stored)
+            context.submitted(item.query, item.stored)
             await _send(websocket, service, protocol.stored(item.text, item.stored))
         elif isinstance(item, ProtocolError):
             metrics.errors.labels(item.code).inc()
@@ -437,11 +440,13 @@ def _count_submit(service: Service, submit: Submit) -> None:
     service.metrics.outbox_results.labels(result).inc()
 
 
-def _when_written(service: Service, inbox: _Inbox, text: str) -> Callable[[asyncio.Future[bool]], None]:
+def _when_written(
+    service: Service, inbox: _Inbox, text: str, query: str
+) -> Callable[[asyncio.Future[bool]], None]:
     def done(future: asyncio.Future[bool]) -> None:
         stored = not future.cancelled() and future.result()
         service.metrics.outbox_results.labels("retried" if stored else "given_up").inc()
-        inbox.put(_Stored(text, stored))
+        inbox.put(_Stored(text, query, stored))
 
     return done
 

@@ -116,10 +116,6 @@ class LabelSet:
         key = self.trie.get(text)
         return -1 if key is None else int(self.label_ids[key])
 
-    def range_of(self, prefix: str) -> tuple[int, int]:
-        """Label ids ``[lo, hi)`` of the labels starting with ``prefix``."""
-        return prefix_range(self.indptr, self.chars, encode(prefix))
-
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

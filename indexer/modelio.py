@@ -13,11 +13,9 @@ from typing import Any
 import marisa_trie
 import numpy as np
 
+from indexer.errors import ModelFileError
+
 FORMAT_VERSION = 1
-
-
-class ModelFileError(ValueError):
-    """A model file is missing, truncated, corrupt or of another format version: rebuild the model."""
 
 
 def save_params(

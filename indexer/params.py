@@ -11,11 +11,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from indexer.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration section is missing a key, has an unknown one, or a value of the wrong type."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +106,31 @@ class TrainParams:
     tol: float = 0.1
     threshold: float = 0.1
     prefixes_per_pair: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchParams:
+    """Online prediction: the beam width, how many labels the beam returns for re-ranking, and
+    how much popularity counts in it (score = model score * (1 + count) ** popularity_weight).
+    ``unseen_tails``: for a prefix no logged query starts with, how many of its word-boundary
+    tails (longest first) are completed instead (0: answer nothing)."""
+
+    beam_width: int = 10
+    candidates: int = 30
+    popularity_weight: float = 1.0
+    unseen_tails: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalParams:
+    """The benchmark protocol: which split, which prefixes, how many completions are scored."""
+
+    split: str = "test"
+    protocol: str = "sampled"
+    seed: int = 0
+    k: int = 10
+    latency_warmup: int = 1000
+    latency_calls: int = 6000
 
 
 def from_mapping(cls: type[T], section: Mapping[str, Any] | None, name: str) -> T:

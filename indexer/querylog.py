@@ -20,14 +20,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from indexer.errors import LogFormatError
 from indexer.normalize import get_normalizer
 from indexer.params import ConfigError, LogParams
 
 SPLITS = ("train", "valid", "test")
-
-
-class LogFormatError(ValueError):
-    """The log cannot be read at all (no header, missing columns): fix the file or the [log] config."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -106,6 +103,8 @@ class QueryLog:
 def open_text_lines(path: str | Path) -> Iterator[bytes]:
     """Raw lines of a plain or gzip file (detected by its magic bytes), without line ends."""
     path = Path(path)
+    if not path.is_file():
+        raise LogFormatError(f"query log {path} does not exist or is not a file: check the --log path")
     with open(path, "rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
     with gzip.open(path, "rb") if gzipped else open(path, "rb") as fh:

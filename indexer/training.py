@@ -14,8 +14,9 @@ input ``x`` is ``[x, bias] . w``, where ``w`` is the node's column of the return
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import numba
@@ -32,6 +33,27 @@ from indexer.solver import (
     shuffle_within_groups,
     solve_grouped,
 )
+
+
+def training_examples(
+    previous: Sequence[str], following: Sequence[str], prefixes_per_pair: int, seed: int
+) -> tuple[list[str], list[str], list[str]]:
+    """(previous, prefix, next) examples: ``prefixes_per_pair`` distinct prefix lengths per pair
+    drawn uniformly (every length when 0 or when the query is that short)."""
+    rng = random.Random(seed)
+    prev_out, prefix_out, next_out = [], [], []
+    for prev, nxt in zip(previous, following):
+        n = len(nxt)
+        if prefixes_per_pair <= 0 or n <= prefixes_per_pair:
+            lengths: Sequence[int] = range(1, n + 1)
+        else:
+            lengths = rng.sample(range(1, n + 1), prefixes_per_pair)
+        for length in lengths:
+            prev_out.append(prev)
+            prefix_out.append(nxt[:length])
+            next_out.append(nxt)
+    return prev_out, prefix_out, next_out
+
 
 # Most weights one solver call may hold before pruning (int32 + float32 each): bounds memory.
 MAX_SLOTS = 1 << 24
@@ -125,25 +147,10 @@ def train_scorers(
         are dropped; indices are sorted.
     """
     _check_params(params)
-    parent = np.asarray(tree.parent_, dtype=np.int64)
-    node_layer = np.asarray(tree.node_layer_, dtype=np.int64)
-    layer_ptr = np.asarray(tree.layer_ptr_, dtype=np.int64)
-    label_node = np.asarray(tree.label_node_, dtype=np.int64)
-    y = np.asarray(y)
-    n_examples, n_features = X.shape
-    if y.shape != (n_examples,):
-        raise ValueError(
-            f"train_scorers: y has shape {y.shape}, expected ({n_examples},), one label per row of X"
-        )
-    if y.size and (y.min() < 0 or y.max() >= label_node.shape[0]):
-        raise ValueError(
-            f"train_scorers: label ids must lie in [0, {label_node.shape[0]}), the tree's labels"
-        )
+    parent, node_layer, layer_ptr, label_node = _check_tree_inputs(X, y, tree)
     n_nodes = parent.shape[0]
-    if layer_ptr[-1] != n_nodes or node_layer.shape[0] != n_nodes:
-        raise ValueError(
-            "train_scorers: tree arrays disagree (layer_ptr_[-1] and node_layer_ must match parent_)"
-        )
+    n_features = X.shape[1]
+    y = np.asarray(y)
 
     indptr, indices, data = csr_arrays(X)
     sqnorm = row_sqnorms(indptr, data)
@@ -181,6 +188,40 @@ def train_scorers(
                     mean_passes=passes / max(len(nodes), 1),
                 )
             )
+    return _weight_matrix(col_nnz, pieces_indices, pieces_data, n_features)
+
+
+def _check_tree_inputs(
+    X: sp.spmatrix | sp.sparray, y: np.ndarray, tree: LabelTree
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The tree's arrays as int64, after checking they agree with each other and with ``X``, ``y``."""
+    parent = np.asarray(tree.parent_, dtype=np.int64)
+    node_layer = np.asarray(tree.node_layer_, dtype=np.int64)
+    layer_ptr = np.asarray(tree.layer_ptr_, dtype=np.int64)
+    label_node = np.asarray(tree.label_node_, dtype=np.int64)
+    y = np.asarray(y)
+    n_examples = X.shape[0]
+    if y.shape != (n_examples,):
+        raise ValueError(
+            f"train_scorers: y has shape {y.shape}, expected ({n_examples},), one label per row of X"
+        )
+    if y.size and (y.min() < 0 or y.max() >= label_node.shape[0]):
+        raise ValueError(
+            f"train_scorers: label ids must lie in [0, {label_node.shape[0]}), the tree's labels"
+        )
+    n_nodes = parent.shape[0]
+    if layer_ptr[-1] != n_nodes or node_layer.shape[0] != n_nodes:
+        raise ValueError(
+            "train_scorers: tree arrays disagree (layer_ptr_[-1] and node_layer_ must match parent_)"
+        )
+    return parent, node_layer, layer_ptr, label_node
+
+
+def _weight_matrix(
+    col_nnz: np.ndarray, pieces_indices: list[np.ndarray], pieces_data: list[np.ndarray], n_features: int
+) -> sp.csc_matrix:
+    """The CSC matrix of every node's pruned weights (indices sorted within each column)."""
+    n_nodes = col_nnz.shape[0]
     weights_indptr = np.zeros(n_nodes + 1, dtype=np.int64)
     np.cumsum(col_nnz, out=weights_indptr[1:])
     weights = sp.csc_matrix(

@@ -433,7 +433,10 @@ def main() -> None:  # pragma: no cover - a measuring tool, run by hand
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from autocomplete.serve_process import ServerProcess
+    try:
+        from autocomplete.evaluation.server_process import ServerProcess, drop_redis_keys, free_port
+    except ImportError:  # a checkout from before the evaluation package
+        from autocomplete.serve_process import ServerProcess, drop_redis_keys, free_port  # type: ignore
 
     model = sys.argv[1]
     env = {"AUTOCOMPLETE_LOG_LEVEL": "warning"}
@@ -454,8 +457,6 @@ def main() -> None:  # pragma: no cover - a measuring tool, run by hand
             results[name]["server_alive"] = server.process.poll() is None
         print(name, results[name], flush=True)
     from server_support import own_redis
-
-    from autocomplete.serve_process import drop_redis_keys, free_port
 
     redis_port = free_port()
     with own_redis(redis_port) as redis_process:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from autocomplete.build import build_model
-from autocomplete.config import load_train_config
+from indexer.config import load_train_config
+from indexer.pipeline import build_model
 from indexer.synthetic import generate_log
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ def live_server():
     """Start real servers: ``live_server(model_folder, redis_url=None, workers=1, config=None, env=None)``
     runs ``autocomplete serve`` on a free loopback port and returns a ``ServerProcess`` (``.url``,
     ``.ws_url``, ``.output()``); every server started is stopped when the test ends."""
-    from autocomplete.serve_process import ServerProcess
+    from autocomplete.evaluation.server_process import ServerProcess
 
     started: list[ServerProcess] = []
 

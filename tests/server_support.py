@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import redis
 import uvicorn
 
-from autocomplete.serve_process import free_port
+from autocomplete.evaluation.server_process import free_port
 
 
 @contextmanager

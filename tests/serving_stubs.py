@@ -20,6 +20,9 @@ class EchoCompleter:
     def normalize_prefix(self, prefix: str) -> str:
         return prefix.lower()
 
+    def normalize_query(self, query: str) -> str:
+        return query
+
     def warm_up(self) -> None:
         return None
 

@@ -32,7 +32,7 @@ from server_support import own_redis
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from autocomplete.serve_process import ServerProcess, free_port
+from autocomplete.evaluation.server_process import ServerProcess, free_port
 from sessions.ids import SessionIds
 
 pytestmark = pytest.mark.slow

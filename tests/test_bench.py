@@ -1,7 +1,6 @@
-import argparse
 import json
 
-from autocomplete.bench import main_bench
+from bench.quality import main as bench_main
 
 
 def test_bench_trains_and_scores_each_system_side_by_side(synthetic_log, tmp_path):
@@ -11,10 +10,8 @@ def test_bench_trains_and_scores_each_system_side_by_side(synthetic_log, tmp_pat
         "[eval]\nlatency_warmup = 20\nlatency_calls = 100\n"
     )
     out = tmp_path / "bench"
-    args = argparse.Namespace(
-        log=str(synthetic_log), config=str(config), out=str(out), systems="mpc,xmr", scale=False
-    )
-    assert main_bench(args) == 0
+    argv = ["--log", str(synthetic_log), "--config", str(config), "--out", str(out), "--systems", "mpc,xmr"]
+    assert bench_main(argv) == 0
     report = json.loads((out / "results.json").read_text())
     systems = {r["system"]: r for r in report["systems"]}
     assert set(systems) == {"mpc", "xmr"}

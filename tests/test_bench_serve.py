@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from autocomplete.bench_serve import markdown, process_tree_cpu_seconds, summarize
+from bench.serve import markdown, process_tree_cpu_seconds, summarize
 
 
 def test_summary_percentiles_match_numpy() -> None:

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from autocomplete.cli import main
 
 
@@ -63,3 +65,20 @@ def test_demo_rebuilds_a_model_it_cannot_load(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--users", "40", "--quiet"]) == 0
     captured = capsys.readouterr()
     assert "weights_data.npy" in captured.err and "built" in captured.out
+
+
+def test_a_missing_log_is_a_one_line_error_with_exit_code_2(tmp_path, capsys):
+    assert train(tmp_path / "no-such-log.tsv", tmp_path / "m") == 2
+    err = capsys.readouterr().err
+    assert "no-such-log.tsv does not exist" in err and "Traceback" not in err
+
+
+def test_an_internal_bug_keeps_its_traceback(synthetic_log, tmp_path, monkeypatch):
+    import indexer.pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug, not a user error")
+
+    monkeypatch.setattr(indexer.pipeline, "build_model", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        train(synthetic_log, tmp_path / "m")

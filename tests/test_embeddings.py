@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 
 from indexer.embeddings import label_embeddings, pifa_embeddings
-from indexer.features import PrefixNgramVectorizer
+from indexer.tfidf import PrefixNgramVectorizer
 
 LABELS = ["bank of america", "banking", "cheap flights", "cheap hotels", "chase bank", "zzz"]
 

@@ -3,7 +3,8 @@ import random
 import pytest
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-from autocomplete.evaluation import bucket, make_examples, score_answers, weighted_bleu
+from autocomplete.evaluation.metrics import score_answers, weighted_bleu
+from autocomplete.evaluation.protocols import bucket, make_examples
 from indexer.querylog import Pairs
 
 PAIRS = Pairs(["a", "b", "c"], ["rose bush", "tulip", "rock band t shirts"], ["u", "u", "v"])

@@ -21,9 +21,10 @@ from server_support import own_redis
 from websockets.sync.client import connect
 
 from autocomplete.completer import load_completer
-from autocomplete.config import load_train_config
-from autocomplete.replay import ReplayPlan, ReplayTally, build_report, plan_replay, replay_async
-from autocomplete.serve_process import free_port
+from autocomplete.evaluation.replay import replay_async
+from autocomplete.evaluation.replay_plan import ReplayPlan, ReplayTally, build_report, plan_replay
+from autocomplete.evaluation.server_process import free_port
+from indexer.config import load_train_config
 from indexer.querylog import QueryLog, read_query_log
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,10 +8,11 @@ from hypothesis import strategies as st
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 
-from indexer import features
-from indexer.features import InputVectorizer, PrefixNgramVectorizer, WordNgramVectorizer
+from indexer import tfidf
+from indexer.features import InputVectorizer
 from indexer.modelio import ModelFileError
 from indexer.params import FeatureParams
+from indexer.tfidf import PrefixNgramVectorizer, WordNgramVectorizer
 
 CORPUS = [
     "rock music",
@@ -190,7 +191,7 @@ def loaded(tmp_path_factory) -> tuple[InputVectorizer, InputVectorizer]:
     folder = tmp_path_factory.mktemp("model") / "features"
     FITTED.save(folder)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(features, "DICT_TERMS", 0)
+        patch.setattr(tfidf, "DICT_TERMS", 0)
         in_trie = InputVectorizer.load(folder)
     assert in_trie.prefix_._lookup is None
     return InputVectorizer.load(folder), in_trie
@@ -218,7 +219,7 @@ def test_ngrams_with_a_nul_character_are_never_features(tmp_path, monkeypatch, s
     if source != "fitted":
         vec.save(tmp_path / "block")
         if source == "loaded-trie":
-            monkeypatch.setattr(features, "DICT_TERMS", 0)
+            monkeypatch.setattr(tfidf, "DICT_TERMS", 0)
         vec = PrefixNgramVectorizer.load(tmp_path / "block")
     assert all("\x00" not in term for term in vec.get_feature_names_out())
     assert vec._vector("\x00") == ([], [])

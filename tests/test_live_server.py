@@ -16,7 +16,7 @@ from websockets.sync.client import connect
 
 from autocomplete.completer import load_completer
 from autocomplete.config import ServeConfig
-from autocomplete.serve_process import free_port
+from autocomplete.evaluation.server_process import free_port
 from autocomplete.server import create_app
 from sessions.base import is_session_id
 

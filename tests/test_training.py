@@ -5,9 +5,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from solver_reference import solve_problems
 
 from indexer.params import TrainParams
-from indexer.solver import solve_problems
 from indexer.training import TrainingReport, train_scorers
 
 # A hand-built tree whose branches end on different layers (breadth-first ids):

@@ -13,6 +13,7 @@ from serving_stubs import EchoCompleter
 from starlette.websockets import WebSocket
 
 from autocomplete.config import ServeConfig
+from autocomplete.holder import ModelHolder
 from autocomplete.metrics import ServiceMetrics
 from autocomplete.service import Service
 from autocomplete.websocket import serve_connection
@@ -25,7 +26,9 @@ def make_service(store: MemorySessionStore | None = None, **config_values: Any) 
     metrics = ServiceMetrics()
     backing = MemorySessionStore() if store is None else store  # an empty store is falsy (len 0)
     sessions = GuardedSessionStore(backing, timeout=None, on_error=metrics.store_error)
-    return Service(EchoCompleter(), sessions, config, metrics, Service.limits_of(config), ready=True)
+    return Service(
+        ModelHolder(EchoCompleter()), sessions, config, metrics, Service.limits_of(config), ready=True
+    )
 
 
 class ClosedByServerTransport:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from browser_support import CHROMIUM, LAUNCH_ARGS, SOCKET_TAP, contrast_ratio, requires_chromium
 
-from autocomplete.serve_process import ServerProcess
+from autocomplete.evaluation.server_process import ServerProcess
 from indexer.synthetic import TOPICS
 
 playwright_api = pytest.importorskip("playwright.sync_api")

@@ -2,7 +2,7 @@
 
 Stages (each timed in the summary): read the log into sessions and splits; choose the labels
 (distinct next queries of the training split that pass the privacy filters) with their counts;
-then build the most-popular baseline or the full XMR model.
+then fit the most-popular baseline or the full XMR model and save it.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from autocomplete.config import TrainConfig
-from autocomplete.popular import PopularCompleter
+from indexer.config import TrainConfig
 from indexer.labels import LabelSet
+from indexer.model import MpcModel, XmrModel
 from indexer.privacy import filter_labels
 from indexer.querylog import Pairs, QueryLog, read_query_log
+from indexer.training import training_examples
 
 
 @dataclasses.dataclass
@@ -65,21 +66,40 @@ def prepare(log_path: str | Path, config: TrainConfig, progress: bool = False) -
     return TrainingData(log, labels, pairs, summary)
 
 
+def fit_model(data: TrainingData, config: TrainConfig, progress: bool = False) -> MpcModel | XmrModel:
+    """The model ``config.model`` fitted on prepared data (stage seconds added to its summary)."""
+    seconds = data.summary["seconds"]
+    if config.model == "mpc":
+        t0 = time.perf_counter()
+        mpc = MpcModel(normalization=config.log.normalization).fit(data.labels)
+        seconds["popular"] = time.perf_counter() - t0
+        return mpc
+    previous, prefixes, targets = training_examples(
+        data.pairs.previous, data.pairs.next, config.training.prefixes_per_pair, config.tree.random_state
+    )
+    xmr = XmrModel(
+        normalization=config.log.normalization,
+        features=config.features,
+        tree=config.tree,
+        training=config.training,
+        search=config.search,
+    ).fit(previous, prefixes, targets, data.labels, progress=progress)
+    seconds.update(xmr.seconds_)
+    data.summary.update(xmr.shape_summary())
+    return xmr
+
+
 def build_model(log_path: str | Path, config: TrainConfig, out: str | Path, progress: bool = False) -> dict:
     """Train the model ``config.model`` on ``log_path`` and save it to ``out``; return the summary."""
     t_start = time.perf_counter()
     data = prepare(log_path, config, progress)
+    model = fit_model(data, config, progress)
     summary = data.summary
     t0 = time.perf_counter()
-    if config.model == "mpc":
-        model = PopularCompleter(data.labels, config.log.normalization)
-        summary["seconds"]["popular"] = time.perf_counter() - t0
-        summary["seconds"]["total"] = time.perf_counter() - t_start
-        model.save(out, summary={"config": config.to_dict(), **summary})
-    else:
-        from autocomplete.xmr import train_xmr
-
-        train_xmr(data, config, out, progress=progress, started=t_start)
+    summary["seconds"]["total"] = t0 - t_start  # the saved summary: log to fitted model
+    model.save(out, summary={"config": config.to_dict(), **summary})
+    summary["seconds"]["save"] = time.perf_counter() - t0
+    summary["seconds"]["total"] = time.perf_counter() - t_start
     summary["model_bytes"] = folder_bytes(out)
     return summary
 

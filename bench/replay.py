@@ -18,9 +18,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from autocomplete.config import load_train_config
-from autocomplete.replay import plan_replay, run_replay
-from autocomplete.serve_process import ServerProcess, drop_redis_keys
+from autocomplete.evaluation.replay import run_replay
+from autocomplete.evaluation.replay_plan import plan_replay
+from autocomplete.evaluation.server_process import ServerProcess, drop_redis_keys
+from indexer.config import load_train_config
 from indexer.querylog import read_query_log
 
 P99_BUDGET_MS = 25.0
@@ -140,9 +141,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m autocomplete.bench_replay", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="model folder")
     parser.add_argument("--log", required=True, help="query log whose sessions are replayed")
     parser.add_argument("--config", default="configs/aol.toml", help="how to read the log")

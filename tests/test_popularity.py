@@ -2,10 +2,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autocomplete.completer import load_completer
-from autocomplete.popular import PopularCompleter
+from autocomplete.completer import build_completer, load_completer
+from indexer.errors import ModelFileError
 from indexer.labels import LabelSet
-from indexer.modelio import ModelFileError
+from indexer.model import MpcModel
+
+
+def PopularCompleter(labels, normalization):  # noqa: N802 - reads like the object it builds
+    return build_completer(MpcModel(normalization=normalization).fit(labels))
+
+
+def save_mpc(labels, folder):
+    MpcModel(normalization="aol").fit(labels).save(folder)
+
 
 ALPHABET = st.sampled_from(list("ab c"))
 
@@ -44,15 +53,14 @@ def test_a_prefix_no_label_starts_with_gives_an_empty_list():
 
 
 def test_save_load_round_trip_through_the_generic_loader(tmp_path):
-    mpc = PopularCompleter(LabelSet(["rose", "rock", "roses"], [1, 3, 2]), "aol")
-    mpc.save(tmp_path)
+    save_mpc(LabelSet(["rose", "rock", "roses"], [1, 3, 2]), tmp_path)
     loaded = load_completer(tmp_path)
     assert loaded.kind == "mpc"
     assert [c.text for c in loaded.complete("ro", [], 2)] == ["rock", "roses"]
 
 
 def test_a_model_folder_of_another_format_version_is_refused(tmp_path):
-    PopularCompleter(LabelSet(["rose"], [1]), "aol").save(tmp_path)
+    save_mpc(LabelSet(["rose"], [1]), tmp_path)
     params = tmp_path / "params.json"
     params.write_text(params.read_text().replace('"format_version": 1', '"format_version": 99'))
     with pytest.raises(ModelFileError, match="format_version"):
@@ -60,7 +68,7 @@ def test_a_model_folder_of_another_format_version_is_refused(tmp_path):
 
 
 def test_a_corrupt_table_is_refused_by_name(tmp_path):
-    PopularCompleter(LabelSet(["rose", "rock"], [1, 2]), "aol").save(tmp_path)
+    save_mpc(LabelSet(["rose", "rock"], [1, 2]), tmp_path)
     (tmp_path / "popular_table.npy").write_bytes(b"not numpy")
     with pytest.raises(ModelFileError, match="popular_table.npy"):
         load_completer(tmp_path)

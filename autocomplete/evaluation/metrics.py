@@ -1,17 +1,13 @@
-"""The measuring stick: evaluation protocols and metrics, exactly as ``shared/data/README.md``.
+"""The measuring stick: metrics exactly as ``shared/data/README.md`` defines them.
 
-Protocols turn (previous, next) pairs into (previous, prefix, next) examples: ``sampled`` draws one
-prefix length per pair uniformly from 1..len(next) with ``random.Random(seed)`` in file order;
-``keystroke`` takes every prefix length. Metrics over the top k: MRR, success@1/@k, rank-weighted
-sentence BLEU (NLTK, smoothing method1), overall and by prefix length, plus empty answers and
-single-query latency.
+Over the top k: MRR, success@1/@k, rank-weighted sentence BLEU (NLTK, smoothing method1), overall
+and by prefix length, plus empty answers and single-query latency.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import random
 import time
 from collections.abc import Callable, Sequence
 
@@ -20,43 +16,7 @@ from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from tqdm import tqdm
 
 from autocomplete.completer import Completer
-from indexer.querylog import Pairs
-
-BUCKETS = ("1", "2", "3", "4-6", "7+")
-PROTOCOLS = ("sampled", "keystroke")
-
-
-@dataclasses.dataclass(frozen=True)
-class Examples:
-    previous: list[str]
-    prefix: list[str]
-    target: list[str]
-
-    def __len__(self) -> int:
-        return len(self.target)
-
-
-def make_examples(pairs: Pairs, protocol: str, seed: int = 0) -> Examples:
-    if protocol == "sampled":
-        rng = random.Random(seed)
-        prefixes = [nxt[: rng.randint(1, len(nxt))] for nxt in pairs.next]
-        return Examples(list(pairs.previous), prefixes, list(pairs.next))
-    if protocol == "keystroke":
-        prev, pre, tgt = [], [], []
-        for p, nxt in zip(pairs.previous, pairs.next):
-            for n in range(1, len(nxt) + 1):
-                prev.append(p)
-                pre.append(nxt[:n])
-                tgt.append(nxt)
-        return Examples(prev, pre, tgt)
-    raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
-
-
-def bucket(prefix_length: int) -> str:
-    if prefix_length <= 3:
-        return str(prefix_length)
-    return "4-6" if prefix_length <= 6 else "7+"
-
+from autocomplete.evaluation.protocols import BUCKETS, Examples, bucket
 
 _SMOOTH = SmoothingFunction().method1
 
@@ -151,11 +111,11 @@ def evaluate(
 
 def measure_latency(
     complete: Callable[..., object], examples: Examples, k: int, warmup: int, calls: int
-) -> dict:
-    """Single-query latency (ms): one call at a time over the examples, after a warm-up."""
+) -> dict[str, float | None]:
+    """Single-query latency: one call at a time over the examples, after a warm-up."""
     n = len(examples)
     if n == 0 or calls <= 0:
-        return {"p50": None, "p90": None, "p99": None, "mean": None, "calls": 0}
+        return latency_summary([])
     for i in range(warmup):
         j = i % n
         complete(examples.prefix[j], [examples.previous[j]], k)
@@ -167,11 +127,20 @@ def measure_latency(
         t0 = clock()
         complete(examples.prefix[j], prev, k)
         timings[i] = clock() - t0
-    timings /= 1e6
+    return latency_summary(timings / 1e9)
+
+
+def latency_summary(seconds: Sequence[float] | np.ndarray) -> dict[str, float | None]:
+    """p50/p90/p99/max/mean in milliseconds and the number of calls (None when there are none)."""
+    if not len(seconds):
+        return {"p50": None, "p90": None, "p99": None, "max": None, "mean": None, "calls": 0}
+    ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
     return {
-        "p50": float(np.percentile(timings, 50)),
-        "p90": float(np.percentile(timings, 90)),
-        "p99": float(np.percentile(timings, 99)),
-        "mean": float(timings.mean()),
-        "calls": calls,
+        "p50": round(float(p50), 4),
+        "p90": round(float(p90), 4),
+        "p99": round(float(p99), 4),
+        "max": round(float(ms.max()), 4),
+        "mean": round(float(ms.mean()), 4),
+        "calls": int(ms.size),
     }

@@ -1,11 +1,9 @@
-"""``autocomplete bench``: every system trained and evaluated side by side, in one process.
+"""``make bench`` (``python -m bench.quality``): every system trained and evaluated side by side.
 
 Systems: the most-popular baseline (``mpc``), this model at trie depths 0-3 and at the configured
 default (``xmr``), and PECOS itself (``pecos``: libpecos XR-Linear, hierarchical k-means on PIFA,
 over the same input features and training examples, top-k by beam search then filtered by the
 prefix). Writes ``results.json``, ``results.md`` and ``mrr_by_prefix_length.png``.
-
-``--scale`` trains on a large log instead and reports training time, peak memory and latency.
 """
 
 from __future__ import annotations
@@ -14,18 +12,17 @@ import argparse
 import dataclasses
 import json
 import platform
-import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from autocomplete.build import build_model, folder_bytes
 from autocomplete.completer import load_completer
-from autocomplete.config import EvalParams, TrainConfig, load_train_config
-from autocomplete.evaluation import BUCKETS, Examples, evaluate, make_examples
+from autocomplete.evaluation.metrics import evaluate
+from autocomplete.evaluation.protocols import BUCKETS, Examples, make_examples
+from indexer.config import EvalParams, TrainConfig, load_train_config
+from indexer.pipeline import build_model, folder_bytes
 from indexer.querylog import read_query_log
 
 SYSTEMS: dict[str, list[str]] = {
@@ -39,15 +36,19 @@ SYSTEMS: dict[str, list[str]] = {
 }
 
 
-def main_bench(args: argparse.Namespace) -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n")[0])
+    parser.add_argument("--log", required=True)
+    parser.add_argument("--config", default="configs/aol.toml")
+    parser.add_argument("--out", default="bench")
+    parser.add_argument("--systems", default="all", help="comma-separated subset, e.g. mpc,xmr")
+    args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.scale:
-        return _scale(args, out)
     names = list(SYSTEMS) if args.systems == "all" else [s.strip() for s in args.systems.split(",")]
     unknown = [n for n in names if n not in SYSTEMS]
     if unknown:
-        raise ValueError(f"unknown systems {unknown}; choose from {list(SYSTEMS)}")
+        parser.error(f"unknown systems {unknown}; choose from {list(SYSTEMS)}")
     base = load_train_config(args.config)
     log = read_query_log(args.log, base.log)
     examples = make_examples(log.pairs(base.eval.split), base.eval.protocol, base.eval.seed)
@@ -77,7 +78,7 @@ def _run_system(
     shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
     if name == "pecos":
-        from autocomplete.pecos_baseline import train_pecos
+        from bench.pecos_baseline import train_pecos
 
         completer: Any = train_pecos(args.log, base, folder)
     else:
@@ -87,7 +88,7 @@ def _run_system(
         build_model(args.log, config, folder)
         completer = load_completer(folder)
     train_seconds = time.perf_counter() - started
-    metrics = _evaluate(completer, examples, base.eval)
+    metrics = evaluate_with(completer, examples, base.eval)
     return {
         "system": name,
         "overrides": SYSTEMS[name],
@@ -97,7 +98,7 @@ def _run_system(
     }
 
 
-def _evaluate(completer: Any, examples: Examples, params: EvalParams) -> dict:
+def evaluate_with(completer: Any, examples: Examples, params: EvalParams) -> dict:
     return evaluate(
         completer,
         examples,
@@ -148,60 +149,11 @@ def _plot(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def _scale(args: argparse.Namespace, out: Path) -> int:
-    """Train in a child process (for a clean peak-memory figure), then time queries here."""
-    config = load_train_config(args.config)
-    folder = out / "models" / "scale"
-    shutil.rmtree(folder, ignore_errors=True)
-    started = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "autocomplete.cli",
-            "train",
-            "--config",
-            str(args.config),
-            "--log",
-            str(args.log),
-            "--out",
-            str(folder),
-            "--quiet",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    train_seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    completer = load_completer(folder)
-    log = read_query_log(args.log, config.log)
-    examples = make_examples(log.pairs(config.eval.split), config.eval.protocol, config.eval.seed)
-    metrics = _evaluate(completer, examples, config.eval)
-    summary = json.loads((folder / "params.json").read_text())["summary"]
-    report = {
-        "log": str(args.log),
-        "labels": summary.get("labels"),
-        "training_examples": summary.get("training_examples"),
-        "train_seconds": train_seconds,
-        "train_peak_rss_mb": peak_mb,
-        "model_bytes": folder_bytes(folder),
-        "stage_seconds": summary.get("seconds"),
-        **metrics,
-    }
-    (out / "scale.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    lat = metrics["latency_ms"]
-    table = (
-        "| log | labels | train s | peak RSS MB | model MB | MRR | p50 ms | p99 ms |\n"
-        "|---|---|---|---|---|---|---|---|\n"
-        f"| {Path(args.log).name} | {report['labels']:,} | {train_seconds:.1f} | {peak_mb:.0f} | "
-        f"{report['model_bytes'] / 1e6:.1f} | {metrics['mrr']:.3f} | {lat['p50']:.3f} | {lat['p99']:.3f} |\n"
-    )
-    (out / "scale.md").write_text(table, encoding="utf-8")
-    print(table)
-    return 0
-
-
 def _cpus() -> int:
     import os
 
     return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

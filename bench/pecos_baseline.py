@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from autocomplete.build import prepare
 from autocomplete.completer import Completion
-from autocomplete.config import TrainConfig
-from autocomplete.xmr import training_examples
+from indexer.config import TrainConfig
 from indexer.features import InputVectorizer
 from indexer.labels import LabelSet
 from indexer.normalize import get_normalizer, normalize_prefix
+from indexer.pipeline import prepare
+from indexer.training import training_examples
 
 
 class PecosCompleter:

@@ -32,9 +32,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from autocomplete.serve_process import ServerProcess, drop_redis_keys
+from autocomplete.evaluation.metrics import latency_summary
+from autocomplete.evaluation.server_process import ServerProcess, drop_redis_keys
 from indexer.params import LogParams
 from indexer.querylog import LogStats, read_rows
 
@@ -61,16 +60,16 @@ def load_queries(path: str, limit: int, seed: int, max_chars: int = 60) -> list[
 
 
 def summarize(latencies: list[float], keystrokes: int, seconds: float, superseded: int = 0) -> dict[str, Any]:
-    ms = np.asarray(latencies) * 1000.0
+    latency = latency_summary(latencies)
     return {
         "keystrokes": keystrokes,
         "seconds": round(seconds, 3),
         "keystrokes_per_second": round(keystrokes / seconds, 1) if seconds else 0.0,
-        "answered_with_completions": int(ms.size),
+        "answered_with_completions": latency["calls"],
         "superseded": superseded,
-        "p50_ms": round(float(np.percentile(ms, 50)), 3) if ms.size else None,
-        "p99_ms": round(float(np.percentile(ms, 99)), 3) if ms.size else None,
-        "mean_ms": round(float(ms.mean()), 3) if ms.size else None,
+        "p50_ms": latency["p50"],
+        "p99_ms": latency["p99"],
+        "mean_ms": latency["mean"],
     }
 
 
@@ -392,9 +391,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m autocomplete.bench_serve", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="model folder")
     parser.add_argument("--log", required=True, help="query log whose queries are typed")
     parser.add_argument("--config", default="configs/serve.toml")

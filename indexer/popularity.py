@@ -1,23 +1,22 @@
-"""Most-popular completion (MPC): the baseline, and the model's fallback.
+"""Popularity over the sorted label set: the k most frequent labels of any id range in microseconds.
 
-The k most frequent training labels that start with the typed prefix, ties broken by the label
-text in ascending order. Labels are sorted, so the candidates of a prefix are one id range; a
-sparse table over that order answers "most popular id in a range" in O(1), and the top k come
-from repeatedly splitting the range around the best id: microseconds whatever the prefix.
+Labels are sorted, so the labels that start with a prefix are one id range; a sparse table over
+that order answers "most popular id in a range" in O(1), and the top k come from repeatedly
+splitting the range around the best id (ties: the lower id, i.e. the label text in ascending
+order). :class:`PopularityIndex` is the labels plus their table, saved into a model folder;
+the most-popular completer and the model's fallback read it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numba
 import numpy as np
 
-from autocomplete.completer import Completion
+from indexer.errors import ModelFileError
 from indexer.labels import LabelSet, encode, prefix_range
-from indexer.modelio import ModelFileError, load_array, read_params, save_params
-from indexer.normalize import get_normalizer, normalize_prefix
+from indexer.modelio import load_array
 
 
 @numba.njit(cache=True)
@@ -84,59 +83,37 @@ def top_k_in_range(table: np.ndarray, counts: np.ndarray, lo: int, hi: int, k: i
     return out
 
 
-class PopularCompleter:
-    """Most-popular completion over a :class:`~indexer.labels.LabelSet`.
+class PopularityIndex:
+    """A label set and its sparse table of most popular ids.
 
     Parameters
     ----------
     labels : LabelSet
         Labels with their training counts.
-    normalization : str
-        The scheme the labels were normalized with; typed prefixes get the same.
+    table : ndarray of int32, shape (levels, n_labels), optional
+        Built from the counts when not given (see :func:`build_sparse_table`).
     """
 
-    kind = "mpc"
-
-    def __init__(self, labels: LabelSet, normalization: str, table: np.ndarray | None = None) -> None:
-        get_normalizer(normalization)
+    def __init__(self, labels: LabelSet, table: np.ndarray | None = None) -> None:
         self.labels = labels
-        self.normalization = normalization
         self.table = build_sparse_table(np.asarray(labels.counts)) if table is None else table
-        self._total = float(max(int(np.sum(labels.counts)), 1))
-
-    def normalize_prefix(self, prefix: str) -> str:
-        return normalize_prefix(prefix, self.normalization)
 
     def top_ids(self, normalized_prefix: str, k: int) -> np.ndarray:
         """Label ids of the ``k`` most popular labels starting with an already normalized prefix."""
         lo, hi = prefix_range(self.labels.indptr, self.labels.chars, encode(normalized_prefix))
         return top_k_in_range(self.table, self.labels.counts, lo, hi, k)
 
-    def complete(self, prefix: str, previous: Sequence[str] = (), k: int = 10) -> list[Completion]:
-        ids = self.top_ids(self.normalize_prefix(prefix), k)
-        counts = self.labels.counts
-        return [Completion(self.labels.text(i), float(counts[i]) / self._total, "popular") for i in ids]
-
-    def warm_up(self) -> None:
-        self.complete("a", (), 10)
-        self.complete("", (), 10)
-
-    def save_arrays(self, folder: str | Path) -> None:
-        """The labels and the popularity table, without ``params.json`` (for models that embed MPC)."""
+    def save(self, folder: str | Path) -> None:
+        """The labels and the table, without ``params.json`` (the model that holds them writes it)."""
         self.labels.save(folder)
         np.save(Path(folder) / "popular_table.npy", self.table)
 
-    def save(self, folder: str | Path, summary: dict | None = None) -> None:
-        self.save_arrays(folder)
-        save_params(folder, self.kind, {"normalization": self.normalization}, summary)
-
     @classmethod
-    def load(cls, folder: str | Path) -> PopularCompleter:
-        params = read_params(folder, kind=None)["params"]
+    def load(cls, folder: str | Path) -> PopularityIndex:
         labels = LabelSet.load(folder)
         table = load_array(Path(folder) / "popular_table.npy")
         if table.ndim != 2 or (len(labels) and table.shape[1] != len(labels)):
             raise ModelFileError(
                 f"{Path(folder) / 'popular_table.npy'} does not match the labels: rebuild the model."
             )
-        return cls(labels, params["normalization"], table)
+        return cls(labels, table)

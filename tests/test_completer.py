@@ -5,8 +5,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autocomplete.completer import load_completer
-from indexer.modelio import ModelFileError
+from autocomplete.completer import build_completer, load_completer
+from indexer.errors import ModelFileError
+from indexer.labels import encode, prefix_range
+from indexer.model import load_model
+
+
+@pytest.fixture(scope="module")
+def model(demo_model):
+    return load_model(demo_model)
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +40,9 @@ def test_every_completion_starts_with_the_normalized_prefix_and_is_unique(comple
 
 @settings(max_examples=150, deadline=None)
 @given(prefix=st.text(st.sampled_from(list("rosetaun ?")), max_size=8), k=st.integers(1, 15))
-def test_never_fewer_than_k_or_all_matching_labels(completer, prefix, k):
+def test_never_fewer_than_k_or_all_matching_labels(completer, model, prefix, k):
     typed = completer.normalize_prefix(prefix)
-    matching = sum(1 for t in completer.labels.texts() if t.startswith(typed))
+    matching = sum(1 for t in model.labels.texts() if t.startswith(typed))
     result = completer.complete(prefix, ["house plants"], k)
     assert all(c.text.startswith(typed) for c in result)
     if matching:
@@ -45,10 +52,11 @@ def test_never_fewer_than_k_or_all_matching_labels(completer, prefix, k):
         assert len(result) <= k and {c.source for c in result} <= {"tail"}
 
 
-def test_a_prefix_never_searched_whole_completes_its_last_words(completer):
-    assert completer.labels.id_of("rose bush pruning") >= 0
+def test_a_prefix_never_searched_whole_completes_its_last_words(completer, model):
+    assert model.labels.id_of("rose bush pruning") >= 0
     typed = "my favourite rose bu"
-    assert completer.labels.range_of(typed)[0] == completer.labels.range_of(typed)[1]
+    lo, hi = prefix_range(model.labels.indptr, model.labels.chars, encode(typed))
+    assert lo == hi
     result = completer.complete(typed, ["house plants"], 5)
     assert result and all(c.source == "tail" for c in result)
     assert "my favourite rose bush pruning" in [c.text for c in result]
@@ -59,9 +67,9 @@ def test_a_prefix_never_searched_whole_completes_its_last_words(completer):
 def test_unseen_tails_can_be_switched_off(demo_model):
     import dataclasses
 
-    completer = load_completer(demo_model)
-    completer.search = dataclasses.replace(completer.search, unseen_tails=0)
-    assert completer.complete("my favourite rose bu", ["house plants"], 5) == []
+    model = load_model(demo_model)
+    model.search = dataclasses.replace(model.search, unseen_tails=0)
+    assert build_completer(model).complete("my favourite rose bu", ["house plants"], 5) == []
 
 
 def test_no_context_and_unknown_context_still_answer(completer):

@@ -1,0 +1,1 @@
+"""Benchmark drivers and their results; not part of the installed package."""
