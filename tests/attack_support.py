@@ -248,20 +248,28 @@ def connection_flood(port: int, connections: int = 300) -> dict[str, Any]:
 def _flood(port: int, seconds: float, out: Any) -> None:
     """The attacker of :func:`malformed_flood`, in a process of its own."""
     sent = answered = 0
-    with ws_from("127.0.0.1", port) as ws:
+    sock = socket_from("127.0.0.1", port)
+    with connect(f"ws://127.0.0.1:{port}/v1/ws", sock=sock) as ws:
         ws.recv(timeout=10)
         start = time.perf_counter()
-        while time.perf_counter() - start < seconds and sent < 200_000:
-            for frame in ("{", "[]", '{"type": 7}', "\u00ff" * 300):
-                ws.send(frame)
-            sent += 4
-            while True:
-                try:
-                    ws.recv(timeout=0)
-                    answered += 1
-                except TimeoutError:
-                    break
-        elapsed = time.perf_counter() - start  # a blocked send may outlast ``seconds``
+        # the server stops reading a flood: a send then blocks, until this cuts the connection
+        timer = threading.Timer(seconds, sock.shutdown, args=(socket.SHUT_RDWR,))
+        timer.start()
+        try:
+            while time.perf_counter() - start < seconds and sent < 200_000:
+                for frame in ("{", "[]", '{"type": 7}', "\u00ff" * 300):
+                    ws.send(frame)
+                sent += 4
+                while True:
+                    try:
+                        ws.recv(timeout=0)
+                        answered += 1
+                    except TimeoutError:
+                        break
+        except Exception:  # noqa: BLE001 - cut by the timer
+            pass
+        timer.cancel()
+        elapsed = time.perf_counter() - start
     out.put((sent, answered, elapsed))
 
 
@@ -304,23 +312,36 @@ def _attacker(target: Callable[..., None], *args: Any) -> tuple[Any, Any]:
     return process, queue
 
 
+def error_answers(port: int) -> float:
+    """The error frames the server sent so far (``autocomplete_errors_total``, all codes)."""
+    metrics = http_get(port, "/metrics")[2].decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("autocomplete_errors_total{")
+    )
+
+
 def malformed_flood(port: int, seconds: float = 3.0) -> dict[str, Any]:
     """One connection sends malformed frames as fast as it can (reading what comes back);
     a bystander types meanwhile."""
     quiet = Bystander(port)
     quiet.measure(1.0)
+    errors_before = error_answers(port)
     process, queue = _attacker(_flood, port, seconds + 1.0)
     time.sleep(1.0)  # the attacker's interpreter starts
     bystander = Bystander(port)
     bystander.measure(seconds)
     sent, answered, elapsed = queue.get(timeout=60)
     process.join(20)
+    refused = error_answers(port) - errors_before
     return {
         "bystander_quiet": quiet.figures(),
         "bystander": bystander.figures(),
         "bystander_failures": bystander.failures,
         "frames_sent_per_s": round(sent / max(elapsed, 0.1)),
         "answered_per_s": round(answered / max(elapsed, 0.1)),
+        "server_error_frames_per_s": round(refused / max(elapsed, 0.1)),
     }
 
 
