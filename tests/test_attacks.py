@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import redis
 from attack_support import (
-    Bystander,
     client_frame,
     connection_flood,
     endless_header,
@@ -336,11 +335,3 @@ def test_a_planted_megabyte_in_redis_costs_a_keystroke_nothing(demo_model: Path)
             assert timings[20] < 20 and timings[-1] < 250 and grown < 64
         finally:
             server.stop()
-
-
-def test_bystander_baseline_is_quick(server: ServerProcess) -> None:
-    """The figure the flood tests are compared with."""
-    bystander = Bystander(server.port)
-    bystander.measure(1.0)
-    print(f"\nbystander, quiet: {bystander.figures()}")
-    assert bystander.failures == 0 and bystander.figures()["p99"] < 50
