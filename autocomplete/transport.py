@@ -13,7 +13,8 @@ reads them. These subclasses add, from ``serve.*``:
 - ``handshake_timeout_seconds``: a websocket that is not accepted this long after its upgrade
   request is dropped;
 - ``max_outgoing_bytes``: a websocket whose unsent data (pongs included) passes this is dropped:
-  its client does not read.
+  its client does not read; so is one still open (its unsent data never taken)
+  ``send_timeout_seconds`` after the application is done with it.
 
 Invalid UTF-8 in a text frame closes the connection with 1007 and is logged at DEBUG (uvicorn logs
 a traceback at ERROR for each). Settings come from the ``service`` in the lifespan state; without
@@ -165,6 +166,18 @@ class LimitedWebSocketProtocol(WebSocketsSansIOProtocol):
         if not self.handshake_complete and not self.transport.is_closing():
             if self._service is not None:
                 self._service.refused("handshake_timeout")
+            self.transport.abort()
+
+    def on_task_complete(self, task: asyncio.Task[None]) -> None:
+        super().on_task_complete(task)
+        # the app is done with the connection; a client that reads nothing would keep a closing
+        # transport (its unsent data, its socket) forever
+        if not self.transport.is_closing() or self.transport.get_write_buffer_size() > 0:
+            grace = self._service.config.send_timeout_seconds if self._service else self.close_timeout
+            self.loop.call_later(grace, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if not self.disconnected:
             self.transport.abort()
 
     def handle_ping(self) -> None:
