@@ -40,6 +40,7 @@ from indexer.querylog import LogStats, read_rows
 SERVER_ENV = {
     "AUTOCOMPLETE_MAX_INPUTS_PER_SECOND": "1000000",  # the per-connection limit would throttle full speed
     "AUTOCOMPLETE_MAX_INPUTS_PER_SECOND_PER_IP": "1000000",  # as would the per-address one (one client)
+    "AUTOCOMPLETE_MAX_CONNECTIONS_PER_IP": "100000",
     "AUTOCOMPLETE_LOG_LEVEL": "warning",
 }
 
