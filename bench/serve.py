@@ -127,12 +127,21 @@ async def _closed_loop(
                     seq += 1
                     start = time.perf_counter()
                     await ws.send(json.dumps({"type": "input", "seq": seq, "text": query[:end]}))
-                    answer = json.loads(await ws.recv())
+                    answer = await _answer(ws)
                     latencies.append(time.perf_counter() - start)
                     keys += 1
                     assert answer["seq"] == seq, "answers must come in seq order"
                 await ws.send(json.dumps({"type": "submit", "text": query}))
-                await ws.recv()
+                await _answer(ws)
+
+
+async def _answer(ws: Any) -> dict[str, Any]:
+    """The next answer to a frame of ours: a ``stored`` frame (what became of a pending submit)
+    answers none."""
+    while True:
+        frame = json.loads(await ws.recv())
+        if frame.get("type") != "stored":
+            return frame
 
 
 async def _open_loop(
