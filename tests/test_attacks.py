@@ -121,6 +121,24 @@ def test_websockets_over_max_connections_are_closed_1013_with_a_reason(
         stack.close()
 
 
+def test_behind_a_trusted_proxy_the_forwarded_address_is_limited(mpc_model: Path, tmp_path: Path) -> None:
+    config = config_file(tmp_path, trusted_proxies=["127.0.0.1"], max_connections_per_ip=2)
+    with ServerProcess(mpc_model, config=config, env=QUIET) as server, contextlib.ExitStack() as stack:
+
+        def via_proxy(client: str):
+            return stack.enter_context(connect(server.ws_url, additional_headers={"X-Forwarded-For": client}))
+
+        for _ in range(2):
+            assert json.loads(via_proxy("198.51.100.1").recv(timeout=10))["type"] == "hello"
+        with pytest.raises(ConnectionClosed) as closed:
+            via_proxy("198.51.100.1").recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+        assert "your address" in closed.value.rcvd.reason
+        # another client behind the same proxy, and one that forges the header's left-most entry
+        assert json.loads(via_proxy("198.51.100.2").recv(timeout=10))["type"] == "hello"
+        assert json.loads(via_proxy("198.51.100.1, 198.51.100.3").recv(timeout=10))["type"] == "hello"
+
+
 # ---------------------------------------------------------------- floods and a bystander
 
 
