@@ -8,21 +8,31 @@ BIGLOG  ?= $(DATA)/aol1m-queries.txt.gz
 MODEL   ?= models/demo
 PORT    ?= 8000
 
-.PHONY: run test install demo-model bench bench-scale bench-serve bench-replay lint redis chromium screenshot clean
+.PHONY: run test install install-dev demo-model bench bench-scale bench-serve bench-replay lint redis chromium axe screenshot clean
 
+# `make run` installs only what training the demo and serving need; `make test` adds the test
+# tools (the dev extra) and pyarrow for Parquet logs (the logs extra). --no-compile: Python
+# writes the bytecode of the modules it imports when it first imports them, not of all 30000
+# files of SciPy and friends (116 MB).
 .venv/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet --no-compile -e .
+	touch $@
+
+.venv/.dev-installed: .venv/.installed
+	$(PIP) install --quiet -e '.[dev,logs]'
 	touch $@
 
 # PECOS for the benchmark: its XR-Linear needs none of the deep-learning packages it lists.
-.venv/.bench-installed: .venv/.installed
+.venv/.bench-installed: .venv/.dev-installed
 	$(PIP) install --quiet -e '.[dev,bench]'
 	$(PIP) install --quiet --no-deps libpecos==1.2.8
 	touch $@
 
 install: .venv/.installed
+
+install-dev: .venv/.dev-installed
 
 demo-model: install
 	$(AC) demo --config configs/demo.toml --out $(MODEL) --quiet
@@ -40,14 +50,22 @@ redis: install
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-test: install redis chromium
+# axe-core for the widget's accessibility test, at the version tests/js/package-lock.json pins (npm registry).
+AXE := tests/js/node_modules/axe-core/axe.min.js
+$(AXE): tests/js/package.json tests/js/package-lock.json
+	@command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null)
+	npm ci --prefix tests/js --no-audit --no-fund --silent
+	touch $@
+axe: $(AXE)
+
+test: install-dev redis chromium axe
 	$(PY) -m pytest -q
 
 # The README's picture of the demo page (docs/img/demo.png), taken by the widget's browser test.
-screenshot: install chromium
+screenshot: install-dev chromium
 	AUTOCOMPLETE_SCREENSHOT=$(CURDIR)/docs/img/demo.png $(PY) -m pytest -q tests/test_widget.py -k test_demo_screenshot
 
-lint: install
+lint: install-dev
 	.venv/bin/ruff check autocomplete indexer sessions tests
 	.venv/bin/mypy autocomplete indexer sessions
 
@@ -69,7 +87,7 @@ bench-serve: demo-model redis
 REPLAY_MODEL ?= models/aol1k-dev
 $(REPLAY_MODEL)/params.json:
 	$(AC) train --config configs/aol.toml --log $(LOG) --out $(REPLAY_MODEL) --quiet
-bench-replay: install redis $(REPLAY_MODEL)/params.json
+bench-replay: install-dev redis $(REPLAY_MODEL)/params.json
 	$(PY) -m bench.replay --model $(REPLAY_MODEL) --log $(LOG) --config configs/aol.toml \
 		--serve-config configs/serve.toml --redis-url redis://127.0.0.1:6379/0 --out bench
 

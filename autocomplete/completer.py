@@ -9,12 +9,24 @@ stores it) and returns at most ``k`` ranked completions. Each starts with the no
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from autocomplete.candidates import CandidateChain, ChainOrderRanker, Source
-from autocomplete.generators import ExactPrefix, PopularFill, PopularRange, UnseenTails, XmrScorer
+import numpy as np
+
+from autocomplete.candidates import CandidateChain, ChainOrderRanker, Ranker, Source
+from autocomplete.generation import Generator
+from autocomplete.generators import (
+    ExactPrefix,
+    FollowedBefore,
+    Generated,
+    PopularFill,
+    PopularRange,
+    UnseenTails,
+    XmrScorer,
+)
+from autocomplete.ranking import LearnedRanker
 from indexer.model import MpcModel, XmrModel, load_model
 from indexer.normalize import get_normalizer, normalize_prefix
 
@@ -77,19 +89,59 @@ class ChainCompleter:
 
 
 def build_completer(model: MpcModel | XmrModel) -> ChainCompleter:
-    """The chain of a model: MPC alone, or exact prefix -> tails -> popular fill for XMR."""
-    popularity = model.popularity_
+    """The chain of a model: MPC alone; for XMR exact prefix -> tails -> popular fill, and with a
+    language model and a learned ranker also the followed-before and generated links."""
     if isinstance(model, MpcModel):
-        generators: list = [PopularRange(popularity)]
+        chain = CandidateChain(model.labels, [PopularRange(model.popularity_)], ChainOrderRanker())
     else:
-        scorer = XmrScorer(model)
-        generators = [
-            ExactPrefix(scorer),
-            UnseenTails(scorer, model.search.unseen_tails),
-            PopularFill(popularity),
-        ]
-    chain = CandidateChain(popularity.labels, generators, ChainOrderRanker())
+        chain = xmr_chain(model, model.ranker_ is not None)
     return ChainCompleter(model.kind, chain, model.normalization)
+
+
+def xmr_chain(model: XmrModel, learned: bool) -> CandidateChain:
+    """The XMR model's chain; ``learned``: every link feeds a pool to :class:`LearnedRanker`
+    (scored by ``model.ranker_``, or left in chain order while the ranker is being trained)."""
+    scorer = XmrScorer(model)
+    if not learned:
+        generators: list = [ExactPrefix(scorer), UnseenTails(scorer, model.search.unseen_tails)]
+        generators.append(PopularFill(model.popularity_))
+        return CandidateChain(model.labels, generators, ChainOrderRanker())
+    generators = [ExactPrefix(scorer, pool=model.search.candidates)]
+    if model.pairs_ is not None:
+        generators.append(FollowedBefore(model.pairs_, model.labels, model.search.followed))
+    generators.append(UnseenTails(scorer, model.search.unseen_tails))
+    if model.language_ is not None:
+        lang = model.language
+        generator = Generator(
+            model.language_,
+            max_new_words=lang.max_new_words,
+            beam=lang.beam,
+            expand=lang.expand,
+            reserve=lang.reserve,
+            min_end_fraction=lang.min_end_fraction,
+        )
+        generators.append(Generated(generator, lang.candidates))
+    generators.append(PopularFill(model.popularity_))
+    ranker: Ranker = LearnedRanker(model.labels, model.pairs_, model.ranker_)
+    return CandidateChain(model.labels, generators, ranker)
+
+
+def candidate_rows(model: XmrModel) -> Callable[[str, str], tuple[list[str], np.ndarray]]:
+    """For training the ranker: (previous query, typed prefix) -> the chain's distinct candidate
+    texts and their feature rows, before any learned scoring."""
+    chain = xmr_chain(model, learned=True)
+    merge = LearnedRanker(model.labels, model.pairs_, None)
+    normalize = get_normalizer(model.normalization)
+
+    def rows(previous: str, prefix: str) -> tuple[list[str], np.ndarray]:
+        request = chain.request(normalize_prefix(prefix, model.normalization), normalize(previous), 10)
+        batches = chain.batches(request)
+        if not batches:
+            return [], np.empty((0, 0), dtype=np.float32)
+        texts, _, X, _ = merge.features(request, batches)
+        return texts, X
+
+    return rows
 
 
 def load_completer(folder: str | Path, warm_up: bool = True) -> ChainCompleter:

@@ -72,6 +72,7 @@ class ServeConfig:
     cookie_name: str = "ac_session"
     cookie_secure: bool = False
     log_level: str = "info"
+    search_url: str = ""
 
     def __post_init__(self) -> None:
         positive = (
@@ -136,6 +137,11 @@ class ServeConfig:
         if self.log_level not in ("critical", "error", "warning", "info", "debug"):
             raise ConfigError(
                 f"serve.log_level must be one of critical/error/warning/info/debug, got {self.log_level!r}"
+            )
+        if self.search_url and "{searchTerms}" not in self.search_url:
+            raise ConfigError(
+                f"serve.search_url must be a URL template with {{searchTerms}} where the query goes "
+                f"(https://example.com/search?q={{searchTerms}}), got {self.search_url!r}"
             )
 
     def to_dict(self) -> dict[str, Any]:

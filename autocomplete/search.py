@@ -179,18 +179,6 @@ class FlatTree(NamedTuple):
 
 
 @numba.njit(cache=True, fastmath=True)
-def _child_score(tree, c, path_score, lo, hi, check, q_idx, q_val, dense, mark, stamp):  # type: ignore[no-untyped-def]
-    """Path score through child ``c``, or -1 when ``c`` holds no label of ``[lo, hi)``."""
-    label = tree.node_label[c]
-    if label >= 0:
-        if label < lo or label >= hi:
-            return np.float32(-1.0)
-    elif not _holds_match(c, lo, hi, check, tree.label_order, tree.node_lo, tree.node_hi, mark, stamp):
-        return np.float32(-1.0)
-    return path_score * _node_score(tree.w_ptr, tree.w_idx, tree.w_val, q_idx, q_val, dense, c)
-
-
-@numba.njit(cache=True, fastmath=True)
 def beam_search(tree, q_idx, q_val, lo, hi, prefix_len, beam, k, dense, mark, stamp):  # type: ignore[no-untyped-def]
     """The ``k`` best labels in ``[lo, hi)`` for one query, best first: (label ids, scores).
 
@@ -210,19 +198,22 @@ def beam_search(tree, q_idx, q_val, lo, hi, prefix_len, beam, k, dense, mark, st
     beam = max(beam, 1)
     for i in range(q_idx.shape[0]):
         dense[q_idx[i]] = q_val[i]
-    child_ptr, parent, node_label = tree.child_ptr, tree.parent, tree.node_label
+    # unpacked once: helpers in the loops below take plain arrays (handing them the tuple, or moving the
+    # child expansion into a helper or a single loop, measured 1.7-2.8x slower on aol1k)
+    w_ptr, w_idx, w_val, child_ptr, parent, node_layer, node_label, label_node = tree[:8]
+    node_lo, node_hi, label_order, trie_depth = tree[8:]
 
-    start = tree.label_node[lo]
-    start_layer = min(prefix_len, tree.trie_depth)
-    while tree.node_layer[start] > start_layer:
+    start = label_node[lo]
+    start_layer = min(prefix_len, trie_depth)
+    while node_layer[start] > start_layer:
         start = parent[start]
     check = _CHECK_NONE
-    n_start = tree.node_hi[start] - tree.node_lo[start]
-    if prefix_len > tree.trie_depth and hi - lo < n_start:
+    n_start = node_hi[start] - node_lo[start]
+    if prefix_len > trie_depth and hi - lo < n_start:
         check = _CHECK_SCAN if (hi - lo) * _SCAN_SHARE >= n_start else _CHECK_MARK
     if check == _CHECK_MARK:  # stamp the inner nodes between the start and a matching label
         for j in range(lo, hi):
-            v = parent[tree.label_node[j]]
+            v = parent[label_node[j]]
             while v != start and mark[v] != stamp:
                 mark[v] = stamp
                 v = parent[v]
@@ -250,11 +241,15 @@ def beam_search(tree, q_idx, q_val, lo, hi, prefix_len, beam, k, dense, mark, st
         for b in range(n_cur):
             v = cur_nodes[b]
             for c in range(child_ptr[v], child_ptr[v + 1]):
-                score = _child_score(tree, c, cur_scores[b], lo, hi, check, q_idx, q_val, dense, mark, stamp)
-                if score < 0:
+                label = node_label[c]
+                if label >= 0:
+                    if label < lo or label >= hi:
+                        continue
+                elif not _holds_match(c, lo, hi, check, label_order, node_lo, node_hi, mark, stamp):
                     continue
-                if node_label[c] >= 0:
-                    n_top = _insert_top(top_labels, top_scores, n_top, node_label[c], score)
+                score = cur_scores[b] * _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, c)
+                if label >= 0:
+                    n_top = _insert_top(top_labels, top_scores, n_top, label, score)
                     n_found += 1
                 else:
                     next_nodes[m] = c
@@ -275,11 +270,15 @@ def beam_search(tree, q_idx, q_val, lo, hi, prefix_len, beam, k, dense, mark, st
     while n_found < need and n_pending > 0:  # widen: best dropped node first
         v, path_score, n_pending = _heap_pop(pending_nodes, pending_scores, n_pending)
         for c in range(child_ptr[v], child_ptr[v + 1]):
-            score = _child_score(tree, c, path_score, lo, hi, check, q_idx, q_val, dense, mark, stamp)
-            if score < 0:
+            label = node_label[c]
+            if label >= 0:
+                if label < lo or label >= hi:
+                    continue
+            elif not _holds_match(c, lo, hi, check, label_order, node_lo, node_hi, mark, stamp):
                 continue
-            if node_label[c] >= 0:
-                n_top = _insert_top(top_labels, top_scores, n_top, node_label[c], score)
+            score = path_score * _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, c)
+            if label >= 0:
+                n_top = _insert_top(top_labels, top_scores, n_top, label, score)
                 n_found += 1
             else:
                 pending_nodes, pending_scores, n_pending = _heap_push(

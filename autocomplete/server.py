@@ -29,7 +29,8 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from autocomplete import protocol
+from autocomplete import openapi, opensearch, protocol
+from autocomplete.bodylimit import BodyLimit
 from autocomplete.completer import Completer, load_completer
 from autocomplete.config import ServeConfig, load_serve_config
 from autocomplete.cors import ListedOriginsCORS
@@ -113,6 +114,8 @@ def create_app(
         Route("/v1/submit", submit_endpoint, methods=["POST"]),
         Route("/v1/session", session_endpoint),
         WebSocketRoute("/v1/ws", websocket_endpoint),
+        *openapi.ROUTES,
+        *opensearch.ROUTES,
     ]
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
@@ -122,6 +125,8 @@ def create_app(
     ]
     if config.allowed_origins:  # pages of other origins may use the HTTP fallback
         middleware.append(Middleware(ListedOriginsCORS, allowed=config.allowed_origins))
+    # inside CORS, so that a refused body's 413 carries its headers
+    middleware.append(Middleware(BodyLimit, max_bytes=config.max_frame_bytes))
     return Starlette(
         routes=routes,
         middleware=middleware,
@@ -223,21 +228,6 @@ def _respond(
     return response
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with a JSON 413 past ``limit`` bytes (announced or sent)."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"bodies are limited to {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"bodies are limited to {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def complete_endpoint(request: Request) -> Response:
     """``GET /v1/complete?q=...&k=...&session=...``: one input, answered like the websocket does."""
     service: Service = request.state.service
@@ -268,7 +258,7 @@ async def submit_endpoint(request: Request) -> Response:
     service: Service = request.state.service
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
-    raw = await _read_body(request, service.config.max_frame_bytes)
+    raw = await request.body()  # at most max_frame_bytes (BodyLimit answers a JSON 413 past it)
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
@@ -279,7 +269,8 @@ async def submit_endpoint(request: Request) -> Response:
     requested, from_cookie = _requested(request, service, data.get("session"))
     session = await service.sessions.resume(requested)
     service.metrics.submits.labels("http").inc()
-    submit = await service.sessions.record(session, service.normalize_query(text))
+    key = protocol.check_idempotency_key(data.get("idempotency_key"))
+    submit = await service.sessions.record(session, service.normalize_query(text), key)
     body = protocol.submitted(text, submit.stored)
     body["session"] = session
     return _respond(service, body, session, requested, from_cookie)

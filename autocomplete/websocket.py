@@ -416,7 +416,7 @@ async def _answer_frames(websocket: WebSocket, service: Service, context: _Conte
         elif isinstance(item, SubmitMessage):
             metrics.websocket_submits.inc()
             query = service.normalize_query(item.text)
-            submit = await service.sessions.record(context.session, query)
+            submit = await service.sessions.record(context.session, query, item.key)
             context.submitted(query, submit.stored)
             _count_submit(service, submit)
             if submit.done is not None:

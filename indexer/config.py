@@ -18,8 +18,10 @@ from indexer.params import (
     ConfigError,
     EvalParams,
     FeatureParams,
+    LanguageParams,
     LogParams,
     PrivacyParams,
+    RankerParams,
     SearchParams,
     TrainParams,
     TreeParams,
@@ -37,6 +39,8 @@ class TrainConfig:
     tree: TreeParams = TreeParams()
     training: TrainParams = TrainParams()
     search: SearchParams = SearchParams()
+    language: LanguageParams = LanguageParams()
+    ranker: RankerParams = RankerParams()
     eval: EvalParams = EvalParams()
     model: str = "xmr"
 
@@ -51,6 +55,8 @@ _TRAIN_SECTIONS: dict[str, type] = {
     "tree": TreeParams,
     "training": TrainParams,
     "search": SearchParams,
+    "language": LanguageParams,
+    "ranker": RankerParams,
     "eval": EvalParams,
 }
 

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from indexer.errors import ConfigError
+from indexer.errors import ConfigError, LogFormatError  # noqa: F401 - LogFormatError is re-exported
 
 T = TypeVar("T")
 
@@ -20,24 +20,30 @@ T = TypeVar("T")
 class LogParams:
     """How to read a query log and cut it into sessions and splits.
 
-    ``format`` is ``"tsv"`` (a header row, one query per row with user and time) or ``"lines"``
-    (one query per line; consecutive lines are one user's consecutive queries, no times).
-    Split bounds are inclusive ``YYYY-MM-DD`` dates of the session start; logs without times
-    are split by position with ``untimed_fractions`` (train, valid, test). ``max_query_chars``
-    drops longer queries (0 keeps all).
+    ``format``: ``"tsv"`` (a header row, tab-separated, no quoting), ``"csv"`` (a header row,
+    ``delimiter`` and ``quote``), ``"jsonl"`` (one JSON object per line), ``"parquet"`` (needs
+    pyarrow) or ``"lines"`` (one query per line; consecutive lines are one user's consecutive
+    queries, no times). Columns are found by name. Times are detected (ISO 8601, epoch seconds or
+    milliseconds) unless ``time_format`` (a strptime format) is set.
+    Splits: sessions go by their start to ``train``/``valid``/``test``, each two inclusive
+    ``YYYY-MM-DD`` dates, when all three are set; otherwise the log's own time span (for
+    ``lines``, its queries by position) is cut by ``split_fractions``. ``max_query_chars`` drops
+    longer queries (0 keeps all).
     """
 
     format: str = "tsv"
     user_column: str = "AnonID"
     query_column: str = "Query"
     time_column: str = "QueryTime"
-    time_format: str = "%Y-%m-%d %H:%M:%S"
+    time_format: str = ""
+    delimiter: str = ","
+    quote: str = '"'
     normalization: str = "aol"
     session_gap_seconds: int = 1800
-    train: tuple[str, str] = ("2006-03-01", "2006-05-15")
-    valid: tuple[str, str] = ("2006-05-16", "2006-05-23")
-    test: tuple[str, str] = ("2006-05-24", "2006-05-31")
-    untimed_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)
+    train: tuple[str, ...] = ()
+    valid: tuple[str, ...] = ()
+    test: tuple[str, ...] = ()
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     max_query_chars: int = 0
 
 
@@ -113,12 +119,60 @@ class SearchParams:
     """Online prediction: the beam width, how many labels the beam returns for re-ranking, and
     how much popularity counts in it (score = model score * (1 + count) ** popularity_weight).
     ``unseen_tails``: for a prefix no logged query starts with, how many of its word-boundary
-    tails (longest first) are completed instead (0: answer nothing)."""
+    tails (longest first) are completed instead (0: answer nothing). With a learned ranker, the
+    beam's ``candidates`` best and up to ``followed`` queries that followed the previous query in
+    training go to the ranker."""
 
     beam_width: int = 10
     candidates: int = 30
     popularity_weight: float = 1.0
     unseen_tails: int = 1
+    followed: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageParams:
+    """The word n-gram language model behind generated completions (``indexer.language``).
+
+    ``order``: longest n-gram (3 = trigrams); ``discount``: Kneser-Ney's absolute discount.
+    Generation: ``max_new_words`` whole words after the typed ones (0: complete the typed word
+    only), ``beam`` states per step, ``expand`` next words per state, ``reserve`` of the
+    ``candidates`` places kept for the shortest completions, ``min_end_fraction``: a completion
+    may end in a word only if that share of its training occurrences ended a query.
+    ``enabled = false`` trains no language model (no generated completions).
+    """
+
+    enabled: bool = True
+    order: int = 3
+    discount: float = 0.75
+    candidates: int = 10
+    max_new_words: int = 3
+    beam: int = 10
+    expand: int = 8
+    reserve: int = 5
+    min_end_fraction: float = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class RankerParams:
+    """The learned ranker over the merged candidates of every generator (``indexer.ranking``).
+
+    ``kind``: ``"lambdarank"`` (LightGBM LambdaRank, scored at serve time by a numba kernel over
+    the exported trees), or ``"none"`` (candidates in chain order). It is trained on examples from
+    the last ``holdout_fraction`` of the training sessions (by start time) against generators fit on
+    the rest; ``refit`` then fits the generators again on the whole training split.
+    ``prefixes_per_pair``: sampled prefixes per late pair.
+    """
+
+    kind: str = "lambdarank"
+    holdout_fraction: float = 0.1
+    refit: bool = True
+    prefixes_per_pair: int = 2
+    n_trees: int = 200
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 50
+    random_state: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,9 +195,16 @@ def from_mapping(cls: type[T], section: Mapping[str, Any] | None, name: str) -> 
     return cls(**coerce_section(cls, section, name))
 
 
+# Keys that were renamed: the configuration saved in an older model folder still loads.
+RENAMED_KEYS = {("log", "untimed_fractions"): "split_fractions"}
+
+
 def coerce_section(cls: type, section: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
     """The values of a TOML section checked against the fields (and default types) of ``cls``."""
     section = dict(section or {})
+    for (table, old), new in RENAMED_KEYS.items():
+        if table == name and old in section and new not in section:
+            section[new] = section.pop(old)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(section) - set(fields))
     if unknown:

@@ -3,35 +3,41 @@
 Implements the benchmark protocol of ``shared/data/README.md`` exactly: normalize and drop empty
 queries; per user in time order, a new session when the gap to the user's previous query exceeds
 the session gap; consecutive duplicates dropped inside a session; splits by session start date;
-pairs of consecutive queries inside a session.
+pairs of consecutive queries inside a session. Logs of other products are split by fractions of
+their own time span instead (``[log] split_fractions``) unless dates are set.
 
-Rows are streamed: memory holds the sessions, never the raw file. Malformed rows (wrong column
-count, unreadable time, undecodable bytes) are counted by reason and skipped.
+Rows are streamed from the file (:mod:`indexer.logreaders`: every format, time detection);
+malformed rows are counted by reason and skipped. :func:`read_query_log` then checks that the
+log can be trained and evaluated on, and raises :class:`LogFormatError` naming what is wrong
+and the ``[log]`` key that fixes it (every row rejected, an empty split), before any model work.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import gzip
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
-from indexer.errors import LogFormatError
+from indexer.logreaders import FORMATS, LogStats, Row, open_text_lines, read_rows
 from indexer.normalize import get_normalizer
-from indexer.params import ConfigError, LogParams
+from indexer.params import ConfigError, LogFormatError, LogParams
+
+__all__ = [
+    "SPLITS",
+    "LogFormatError",
+    "LogStats",
+    "Pairs",
+    "QueryLog",
+    "Row",
+    "Session",
+    "open_text_lines",
+    "read_query_log",
+    "read_rows",
+    "sessionize",
+]
 
 SPLITS = ("train", "valid", "test")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Row:
-    user: str
-    query: str
-    time: float
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,25 +45,6 @@ class Session:
     user: str
     start: float
     queries: tuple[str, ...]
-
-
-@dataclasses.dataclass
-class LogStats:
-    rows: int = 0
-    malformed: Counter = dataclasses.field(default_factory=Counter)
-    empty_after_normalization: int = 0
-    consecutive_duplicates: int = 0
-    outside_splits: int = 0
-
-    def to_dict(self) -> dict:
-        return {
-            "rows": self.rows,
-            "malformed": dict(self.malformed),
-            "malformed_total": sum(self.malformed.values()),
-            "empty_after_normalization": self.empty_after_normalization,
-            "consecutive_duplicates": self.consecutive_duplicates,
-            "sessions_outside_splits": self.outside_splits,
-        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,10 +61,11 @@ class Pairs:
 
 @dataclasses.dataclass
 class QueryLog:
-    """A log cut into sessions per split."""
+    """A log cut into sessions per split; ``bounds`` says how (``"2024-05-01..2024-06-18"``)."""
 
     sessions: dict[str, list[Session]]
     stats: LogStats
+    bounds: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def pairs(self, split: str) -> Pairs:
         if split not in self.sessions:
@@ -97,121 +85,33 @@ class QueryLog:
         for split in SPLITS:
             out[f"sessions_{split}"] = len(self.sessions[split])
             out[f"pairs_{split}"] = sum(len(s.queries) - 1 for s in self.sessions[split])
+        out.update({f"split_{split}": bound for split, bound in self.bounds.items()})
         return out
 
 
-def open_text_lines(path: str | Path) -> Iterator[bytes]:
-    """Raw lines of a plain or gzip file (detected by its magic bytes), without line ends."""
-    path = Path(path)
-    if not path.is_file():
-        raise LogFormatError(f"query log {path} does not exist or is not a file: check the --log path")
-    with open(path, "rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    with gzip.open(path, "rb") if gzipped else open(path, "rb") as fh:
-        for line in fh:
-            yield line.rstrip(b"\r\n")
-
-
-def read_rows(path: str | Path, params: LogParams, stats: LogStats, progress: bool = False) -> Iterator[Row]:
-    """Stream the rows of a log, counting malformed ones in ``stats``."""
-    if params.format == "lines":
-        yield from _read_lines(path, params, stats, progress)
-    elif params.format == "tsv":
-        yield from _read_tsv(path, params, stats, progress)
-    else:
-        raise ConfigError(f"log.format must be 'tsv' or 'lines', got {params.format!r}")
-
-
-def _progress(lines: Iterable[bytes], path: str | Path, enabled: bool) -> Iterable[bytes]:
-    return tqdm(lines, desc=f"reading {Path(path).name}", unit=" rows", unit_scale=True, disable=not enabled)
-
-
-def _read_tsv(path: str | Path, params: LogParams, stats: LogStats, progress: bool) -> Iterator[Row]:
-    lines = iter(_progress(open_text_lines(path), path, progress))
-    try:
-        header = next(lines).decode("utf-8").split("\t")
-    except StopIteration:
-        raise LogFormatError(f"{path} is empty: expected a header row") from None
-    except UnicodeDecodeError as exc:
-        raise LogFormatError(f"{path}: the header row is not UTF-8 ({exc})") from exc
-    try:
-        cols = [
-            header.index(params.user_column),
-            header.index(params.query_column),
-            header.index(params.time_column),
-        ]
-    except ValueError:
-        raise LogFormatError(
-            f"{path}: header {header} lacks one of the columns {params.user_column!r}, "
-            f"{params.query_column!r}, {params.time_column!r} (set them in the [log] config)"
-        ) from None
-    width = len(header)
-    parse_time = _time_parser(params.time_format)
-    for raw in lines:
-        stats.rows += 1
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            stats.malformed["undecodable"] += 1
-            continue
-        fields = line.split("\t")
-        if len(fields) != width:
-            stats.malformed["column_count"] += 1
-            continue
-        user, query, when = (fields[c] for c in cols)
-        try:
-            timestamp = parse_time(when).replace(tzinfo=dt.UTC).timestamp()
-        except ValueError:
-            stats.malformed["bad_time"] += 1
-            continue
-        yield Row(user, query, timestamp)
-
-
-def _time_parser(time_format: str):  # type: ignore[no-untyped-def]
-    """strptime, or the much faster ISO parser when the format is the ISO one."""
-    if time_format == "%Y-%m-%d %H:%M:%S":
-        return _parse_iso_seconds
-    return lambda text: dt.datetime.strptime(text, time_format)
-
-
-def _parse_iso_seconds(text: str) -> dt.datetime:
-    if len(text) != 19 or text[10] != " ":
-        raise ValueError(f"not YYYY-MM-DD HH:MM:SS: {text!r}")
-    return dt.datetime.fromisoformat(text)
-
-
-def _read_lines(path: str | Path, params: LogParams, stats: LogStats, progress: bool) -> Iterator[Row]:
-    for i, raw in enumerate(_progress(open_text_lines(path), path, progress)):
-        if i == 0 and raw.decode("utf-8", "replace") == params.query_column:
-            continue
-        stats.rows += 1
-        try:
-            query = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            stats.malformed["undecodable"] += 1
-            continue
-        if "\t" in query:
-            stats.malformed["column_count"] += 1
-            continue
-        yield Row("", query, float(stats.rows))
-
-
 def sessionize(rows: Iterable[Row], params: LogParams, stats: LogStats) -> Iterator[Session]:
-    """Cut normalized rows into sessions (rows of one user are consecutive, as in the logs)."""
+    """Cut normalized rows into sessions, per user in order of first appearance.
+
+    A user's rows need not be consecutive in the file (a log sorted by time interleaves users);
+    each user's rows are put in time order (stable: equal times keep file order) before cutting.
+    """
     normalize = get_normalizer(params.normalization)
-    gap = params.session_gap_seconds if params.format == "tsv" else float("inf")
-    user: str | None = None
-    batch: list[tuple[float, str]] = []
+    gap = float("inf") if params.format == "lines" else params.session_gap_seconds
+    by_user: dict[str, list[tuple[float, str]]] = {}
+    first, last = stats.first_time, stats.last_time
     for row in rows:
         query = normalize(row.query)
         if not query or (params.max_query_chars and len(query) > params.max_query_chars):
             stats.empty_after_normalization += 1
             continue
-        if row.user != user:
-            yield from _cut(user or "", batch, gap, stats)
-            user, batch = row.user, []
+        batch = by_user.get(row.user)
+        if batch is None:
+            batch = by_user[row.user] = []
         batch.append((row.time, query))
-    yield from _cut(user or "", batch, gap, stats)
+        first, last = min(first, row.time), max(last, row.time)
+    stats.first_time, stats.last_time = first, last
+    for user, batch in by_user.items():
+        yield from _cut(user, batch, gap, stats)
 
 
 def _cut(user: str, batch: list[tuple[float, str]], gap: float, stats: LogStats) -> Iterator[Session]:
@@ -232,46 +132,185 @@ def _cut(user: str, batch: list[tuple[float, str]], gap: float, stats: LogStats)
     yield Session(user, start, tuple(queries))
 
 
+def check_params(params: LogParams) -> None:
+    """Refuse a ``[log]`` table that cannot work, before the file is opened."""
+    if params.format not in FORMATS:
+        raise ConfigError(f"log.format must be one of {', '.join(FORMATS)}; got {params.format!r}")
+    dates = {split: getattr(params, split) for split in SPLITS}
+    if any(dates.values()) and not all(dates.values()):
+        unset = [split for split, value in dates.items() if not value]
+        raise ConfigError(
+            f"[log] sets split dates but not {', '.join(unset)}: set all of train, valid and test "
+            f"(two YYYY-MM-DD dates each), or none to split by split_fractions"
+        )
+    if any(dates.values()) and params.format == "lines":
+        raise ConfigError(
+            "[log] train/valid/test dates need times, and the lines format has none: "
+            "remove them and use split_fractions"
+        )
+    if any(dates.values()):
+        _date_bounds(params)
+    fractions = params.split_fractions
+    if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ConfigError(
+            f"log.split_fractions must be three non-negative numbers summing to 1, got {fractions}"
+        )
+
+
 def _date_bounds(params: LogParams) -> dict[str, tuple[float, float]]:
     bounds = {}
     for split in SPLITS:
-        first, last = getattr(params, split)
+        dates = getattr(params, split)
         try:
-            lo = dt.datetime.fromisoformat(first).replace(tzinfo=dt.UTC)
-            hi = dt.datetime.fromisoformat(last).replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
+            if len(dates) != 2:
+                raise ValueError(dates)
+            lo = dt.datetime.fromisoformat(dates[0]).replace(tzinfo=dt.UTC)
+            hi = dt.datetime.fromisoformat(dates[1]).replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
         except ValueError as exc:
-            raise ConfigError(f"log.{split} must be two YYYY-MM-DD dates, got {[first, last]}") from exc
+            raise ConfigError(f"log.{split} must be two YYYY-MM-DD dates, got {list(dates)}") from exc
         bounds[split] = (lo.timestamp(), hi.timestamp())
     return bounds
 
 
-def read_query_log(path: str | Path, params: LogParams, progress: bool = False) -> QueryLog:
-    """Read, normalize, sessionize and split a log."""
+def _fraction_bounds(first: float, last: float, fractions: Sequence[float]) -> dict[str, tuple[float, float]]:
+    """The log's span [first, last] cut at the fractions; the last split given a share ends
+    after ``last``, so that every session lands in a split."""
+    span = last - first
+    edges = [first, first + span * fractions[0], first + span * (fractions[0] + fractions[1]), last]
+    final = max(i for i, f in enumerate(fractions) if f > 0) if any(fractions) else 2
+    edges[final + 1 :] = [last + 1.0] * (3 - final)
+    return {split: (edges[i], edges[i + 1]) for i, split in enumerate(SPLITS)}
+
+
+def read_query_log(
+    path: str | Path, params: LogParams, progress: bool = False, require: Sequence[str] = SPLITS
+) -> QueryLog:
+    """Read, normalize, sessionize and split a log.
+
+    Every split named in ``require`` must hold at least one (previous, next) pair, else a
+    :class:`LogFormatError` says why it is empty and what to set (training needs train, the
+    benchmark valid and test): the check runs here, before any model work. A valid or test
+    split given the fraction 0 is empty by request and not checked.
+    """
+    check_params(params)
     stats = LogStats()
     sessions: dict[str, list[Session]] = {split: [] for split in SPLITS}
-    all_sessions = sessionize(read_rows(path, params, stats, progress), params, stats)
+    all_sessions = list(sessionize(read_rows(path, params, stats, progress), params, stats))
+    _check_rows(path, params, stats, all_sessions)
     if params.format == "lines":
-        _split_by_position(list(all_sessions), params, sessions)
-        return QueryLog(sessions, stats)
-    bounds = _date_bounds(params)
-    for session in all_sessions:
-        for split, (lo, hi) in bounds.items():
-            if lo <= session.start < hi:
-                sessions[split].append(session)
-                break
-        else:
-            stats.outside_splits += 1
-    return QueryLog(sessions, stats)
+        _split_by_position(all_sessions, params, sessions)
+        log = QueryLog(
+            sessions,
+            stats,
+            {s: f"fraction {f:g} by position" for s, f in zip(SPLITS, params.split_fractions)},
+        )
+    else:
+        bounds = (
+            _date_bounds(params)
+            if params.train
+            else _fraction_bounds(stats.first_time, stats.last_time, params.split_fractions)
+        )
+        for session in all_sessions:
+            for split, (lo, hi) in bounds.items():
+                if lo <= session.start < hi:
+                    sessions[split].append(session)
+                    break
+            else:
+                stats.outside_splits += 1
+        log = QueryLog(
+            sessions,
+            stats,
+            {split: _describe(lo, hi, bool(params.train)) for split, (lo, hi) in bounds.items()},
+        )
+    _check_splits(path, params, log, require)
+    return log
+
+
+def _day(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).date().isoformat()
+
+
+def _moment(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _describe(lo: float, hi: float, dates: bool) -> str:
+    if dates:  # inclusive dates: the bound is midnight after the last day
+        return f"{_day(lo)}..{_day(hi - 86400)}"
+    return f"{_moment(lo)}..{_moment(hi)}"
+
+
+_HINTS = {
+    "bad_time": "set [log] time_format (a strptime format such as '%d/%m/%Y %H:%M') or write the times as "
+    "ISO 8601 (2024-05-01T10:00:00Z) or epoch seconds; check [log] time_column",
+    "column_count": "check [log] format (tsv splits on tabs only; csv has delimiter and quote)",
+    "bad_quoting": "check [log] quote and delimiter",
+    "undecodable": "the file must be UTF-8",
+    "bad_json": "each line must be one JSON object",
+    "missing_field": "every JSON object needs the user, query and time keys named in [log]",
+    "bad_query": "the query column must hold text",
+}
+
+
+def _check_rows(path: str | Path, params: LogParams, stats: LogStats, sessions: list[Session]) -> None:
+    if any(session.queries for session in sessions):
+        return
+    if stats.rows == 0:
+        raise LogFormatError(
+            f"{path} holds no rows (only a header, or nothing): there is nothing to train on"
+        )
+    rejected = sum(stats.malformed.values())
+    if rejected:
+        reasons = ", ".join(
+            f"{reason} {count} (e.g. {stats.examples.get(reason, '?')}; {_HINTS.get(reason, 'fix the file')})"
+            for reason, count in stats.malformed.most_common()
+        )
+        raise LogFormatError(f"all {stats.rows} rows of {path} were rejected: {reasons}")
+    raise LogFormatError(
+        f"all {stats.rows} queries of {path} are empty after [log] normalization = "
+        f"{params.normalization!r}"
+        + (f" or longer than max_query_chars = {params.max_query_chars}" if params.max_query_chars else "")
+        + f": check [log] query_column ({params.query_column!r})"
+    )
+
+
+def _check_splits(path: str | Path, params: LogParams, log: QueryLog, require: Sequence[str]) -> None:
+    stats = log.stats
+    for split in require:
+        if split != "train" and not params.train and params.split_fractions[SPLITS.index(split)] == 0:
+            continue  # asked for empty: [1, 0, 0] trains on the whole log, eval has nothing to score
+        sessions = log.sessions[split]
+        if any(len(s.queries) > 1 for s in sessions):
+            continue
+        if params.format == "lines":
+            raise LogFormatError(
+                f"{split} ({log.bounds[split]}) holds {'one query' if sessions else 'no queries'} of the "
+                f"log's {sum(len(s.queries) for v in log.sessions.values() for s in v)}, so no pair of "
+                f"consecutive queries: use a longer log or change [log] split_fractions"
+            )
+        span = f"the log spans {_day(stats.first_time)}..{_day(stats.last_time)}"
+        if not sessions and params.train:
+            raise LogFormatError(
+                f"{split} {log.bounds[split]} holds no rows; {span}: set [log] train/valid/test "
+                f"to dates inside it or remove them to split by split_fractions"
+            )
+        if not sessions:
+            raise LogFormatError(
+                f"{split} ({log.bounds[split]}, split_fractions {list(params.split_fractions)}) holds no "
+                f"sessions; {span}: the log is too short for three splits, change [log] split_fractions "
+                f"or set train/valid/test dates"
+            )
+        raise LogFormatError(
+            f"{split} {log.bounds[split]} holds {len(sessions)} sessions but none with two queries, so no "
+            f"(previous, next) pair to learn or test on: check [log] user_column ({params.user_column!r}) "
+            f"and session_gap_seconds ({params.session_gap_seconds})"
+        )
 
 
 def _split_by_position(all_sessions: list[Session], params: LogParams, out: dict[str, list[Session]]) -> None:
     """An untimed log is one stream of queries: cut it into train/valid/test by position."""
     queries = [q for s in all_sessions for q in s.queries]
-    fractions = params.untimed_fractions
-    if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ConfigError(
-            f"log.untimed_fractions must be three non-negative numbers summing to 1, got {fractions}"
-        )
+    fractions = params.split_fractions
     n = len(queries)
     cut1 = round(n * fractions[0])
     cut2 = cut1 + round(n * fractions[1])

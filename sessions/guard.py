@@ -110,8 +110,10 @@ class GuardedSessionStore:
         call = lambda: self.store.previous(session_id, n)  # noqa: E731
         return await self._call("previous", call, None, timeout or self.timeout, session_id)
 
-    async def record(self, session_id: str, query: str) -> Submit:
-        key = secrets.token_urlsafe(12)
+    async def record(self, session_id: str, query: str, key: str | None = None) -> Submit:
+        """Store ``query``; ``key`` (the client's idempotency key, else a fresh one) makes its
+        retries, by the outbox or by the client, count once."""
+        key = key or secrets.token_urlsafe(12)
         if await self._write(session_id, query, key):
             return Submit(True)
         done = self.outbox.put(session_id, query, key)

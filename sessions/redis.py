@@ -1,9 +1,9 @@
 """Redis session store: one blocking connection pool per process, shared by all connections.
 
 Keys, under ``prefix``: ``s:<id>`` marks a live session (so a session without queries yet can
-be resumed), ``h:<id>`` is its trail as a capped list, most recent first, ``d:<key>`` remembers
-for a few minutes that the submit with idempotency key ``key`` was written (a retried write is
-not appended twice). Trail and mark expire ``ttl_seconds`` after the session's last use. A write
+be resumed), ``h:<id>`` is its trail as a capped list, most recent first, ``d:<id>:<key>`` remembers
+for a few minutes that the session's submit with idempotency key ``key`` was written (a retried
+write is not appended twice). Trail and mark expire ``ttl_seconds`` after the session's last use. A write
 is one Lua script, atomic: the trail is never longer than ``history_length`` nor left without
 its expiry, and a refused write (out of memory) leaves nothing behind.
 
@@ -154,7 +154,7 @@ class RedisSessionStore:
         if not self.ids.verify(session_id):
             raise ValueError("record() needs a session id this server issued")
         alive, trail = self._keys(session_id)
-        done = f"{self.prefix}d:{key or self.ids.issue()}"
+        done = f"{self.prefix}d:{session_id}:{key or self.ids.issue()}"  # a key is the session's own
         try:
             await self._write(
                 keys=[trail, alive, done],

@@ -15,7 +15,9 @@ from indexer.labels import LabelSet
 def batch(texts, source, scores):
     features = empty_features(len(texts))
     features[:, Feature.LOG_COUNT] = np.arange(len(texts))
-    return CandidateBatch(list(texts), [source] * len(texts), np.array(scores, dtype=float), features)
+    return CandidateBatch(
+        list(texts), [source] * len(texts), np.array(scores, dtype=float), features, np.full(len(texts), -1)
+    )
 
 
 class Fixed:

@@ -1,0 +1,360 @@
+"""``GET /openapi.json``: the OpenAPI 3.1 description of the HTTP API, written by hand.
+
+The document is a static dict kept next to the handlers it describes; a test checks that every
+HTTP route of the app is in it and nothing else, and schemathesis checks the running server
+against it. Only the configurable limits (``max_k``, ``max_prefix_chars``, ``max_query_chars``,
+``max_frame_bytes``) are filled in from the serving configuration when it is served. The
+websocket ``/v1/ws`` is outside OpenAPI's reach: ``docs/protocol.md`` describes it.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from autocomplete.protocol import Limits
+
+# text a person could have typed: no control characters (protocol._FORBIDDEN)
+_TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+_JSON = "application/json"
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_BAD_REQUEST = _json(_ref("Error"), "A missing or malformed parameter; `code` says which rule was broken.")
+_SESSION_PARAMETER = {
+    "name": "session",
+    "in": "query",
+    "required": False,
+    "description": "A session id from an earlier answer; without it, the `ac_session` cookie is used.",
+    "schema": {"type": "string"},
+}
+_SET_COOKIE = {
+    "Set-Cookie": {
+        "description": "The session cookie (HttpOnly, SameSite=Lax).",
+        "schema": {"type": "string"},
+    }
+}
+
+SCHEMA: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Session-aware autocomplete",
+        "version": "1",
+        "description": (
+            "Query completions that take the session's previous queries into account. Browsers "
+            "stream keystrokes over the websocket `/v1/ws` (see docs/protocol.md); this HTTP API "
+            "answers one input at a time, records submitted queries, and serves browsers' search "
+            "bars (OpenSearch)."
+        ),
+    },
+    "paths": {
+        "/v1/complete": {
+            "get": {
+                "operationId": "complete",
+                "summary": "Completions of one typed text",
+                "description": (
+                    "Answered like a websocket input. With a session (cookie or `session`), the "
+                    "session's recent queries are the context."
+                ),
+                "parameters": [
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "required": True,
+                        "description": "The typed text.",
+                        "schema": {"type": "string", "maxLength": 100, "pattern": _TEXT_PATTERN},
+                    },
+                    {
+                        "name": "k",
+                        "in": "query",
+                        "required": False,
+                        "description": "How many completions (default: the server's `k`).",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 20},
+                    },
+                    _SESSION_PARAMETER,
+                ],
+                "responses": {
+                    "200": {
+                        **_json(_ref("Completions"), "The completions, best first."),
+                        "headers": _SET_COOKIE,
+                    },
+                    "400": _BAD_REQUEST,
+                },
+            }
+        },
+        "/v1/submit": {
+            "post": {
+                "operationId": "submit",
+                "summary": "Record a submitted query in the session",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        _JSON: {
+                            "schema": {
+                                "type": "object",
+                                "required": ["text"],
+                                "properties": {
+                                    "text": {
+                                        "type": "string",
+                                        "description": "The query; surrounding spaces are dropped.",
+                                        "maxLength": 200,
+                                        "allOf": [{"pattern": _TEXT_PATTERN}, {"pattern": "\\S"}],
+                                    },
+                                    "session": {
+                                        "description": (
+                                            "A session id; a value that is not a known session's id "
+                                            "(or not a string) starts a new session."
+                                        )
+                                    },
+                                    "idempotency_key": {
+                                        "type": "string",
+                                        "pattern": "^[A-Za-z0-9_-]{8,64}$",
+                                        "description": "The same key on a retry: the query is stored once.",
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        **_json(_ref("Submitted"), "The query and whether the session store kept it."),
+                        "headers": _SET_COOKIE,
+                    },
+                    "400": _BAD_REQUEST,
+                    "413": _json(_ref("Error"), "The body is larger than the server's `max_frame_bytes`."),
+                    "415": _json(_ref("Error"), "The body is not `application/json`."),
+                },
+            }
+        },
+        "/v1/session": {
+            "get": {
+                "operationId": "session",
+                "summary": "The caller's session and its recent queries",
+                "parameters": [_SESSION_PARAMETER],
+                "responses": {
+                    "200": {
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["session", "previous"],
+                                "properties": {
+                                    "session": {"type": "string"},
+                                    "previous": {"type": "array", "items": {"type": "string"}},
+                                },
+                            },
+                            "The session id (a new one if none was given) and its queries, oldest first.",
+                        ),
+                        "headers": _SET_COOKIE,
+                    }
+                },
+            }
+        },
+        "/v1/suggest": {
+            "get": {
+                "operationId": "suggest",
+                "summary": "OpenSearch suggestions for a browser's search bar",
+                "description": (
+                    'The OpenSearch Suggestions format: `["ro", ["roses", "rock band"]]`. The '
+                    "session cookie, when the browser sends one, gives the context."
+                ),
+                "parameters": [
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "required": True,
+                        "description": "The text in the search bar.",
+                        "schema": {"type": "string", "maxLength": 100, "pattern": _TEXT_PATTERN},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The text and its completions, best first.",
+                        "content": {
+                            "application/x-suggestions+json": {
+                                # [text, [completions]]; not written with prefixItems, which
+                                # schemathesis 4 turns into a draft-4 tuple it then rejects
+                                "schema": {
+                                    "type": "array",
+                                    "items": {
+                                        "anyOf": [
+                                            {"type": "string"},
+                                            {"type": "array", "items": {"type": "string"}},
+                                        ]
+                                    },
+                                    "minItems": 2,
+                                    "maxItems": 2,
+                                }
+                            }
+                        },
+                    },
+                    "400": _BAD_REQUEST,
+                },
+            }
+        },
+        "/opensearch.xml": {
+            "get": {
+                "operationId": "opensearchDescription",
+                "summary": "The OpenSearch description: lets a browser add the service as a search engine",
+                "responses": {
+                    "200": {
+                        "description": "OpenSearch 1.1 description with the suggestions URL.",
+                        "content": {"application/opensearchdescription+xml": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "Liveness: the process answers",
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
+                        "Alive.",
+                    )
+                },
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Readiness: the model is loaded and warm",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["status", "model", "session_store"],
+                            "properties": {
+                                "status": {"const": "ready"},
+                                "model": {"type": "string", "description": "The model kind (xmr, mpc)."},
+                                "session_store": {
+                                    "enum": ["ok", "degraded"],
+                                    "description": "degraded: inputs are answered without context.",
+                                },
+                            },
+                        },
+                        "Ready for traffic.",
+                    ),
+                    "503": _json(
+                        {
+                            "type": "object",
+                            "required": ["status"],
+                            "properties": {"status": {"type": "string"}},
+                        },
+                        "Starting or stopping: send no traffic.",
+                    ),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "The Prometheus text exposition format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "401": _json(_ref("Error"), "`[serve] metrics_token` is set and was not sent."),
+                    "403": _json(_ref("Error"), "No token is set and the client is not on the loopback."),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")},
+            }
+        },
+        "/": {
+            "get": {
+                "operationId": "demoPage",
+                "summary": "The demo page",
+                "responses": {
+                    "200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}
+                },
+            }
+        },
+    },
+    "components": {
+        "schemas": {
+            "Completions": {
+                "type": "object",
+                "required": ["type", "seq", "text", "items", "ms", "session"],
+                "properties": {
+                    "type": {"const": "completions"},
+                    "seq": {"type": "null"},
+                    "text": {"type": "string", "description": "The text the completions are for."},
+                    "items": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["text", "score"],
+                            "properties": {"text": {"type": "string"}, "score": {"type": "number"}},
+                        },
+                    },
+                    "ms": {"type": "number", "description": "Milliseconds the model took."},
+                    "session": {"type": ["string", "null"]},
+                },
+            },
+            "Submitted": {
+                "type": "object",
+                "required": ["type", "text", "stored", "session"],
+                "properties": {
+                    "type": {"const": "submitted"},
+                    "text": {"type": "string"},
+                    "stored": {
+                        "enum": [True, False, "pending"],
+                        "description": (
+                            'true: in the session store; "pending": queued and retried until it is; '
+                            "false: refused (the queue was full)."
+                        ),
+                    },
+                    "session": {"type": "string"},
+                },
+            },
+            "Error": {
+                "type": "object",
+                "required": ["type", "code", "message"],
+                "properties": {
+                    "type": {"const": "error"},
+                    "seq": {"type": "null"},
+                    "code": {"type": "string", "examples": ["bad_field", "too_long", "control_characters"]},
+                    "message": {"type": "string", "description": "What is wrong, in words."},
+                },
+            },
+        }
+    },
+}
+
+
+def schema_for(limits: Limits) -> dict[str, Any]:
+    """:data:`SCHEMA` with the limits of a running server in place of the defaults."""
+    doc = copy.deepcopy(SCHEMA)
+    paths = doc["paths"]
+    for path in ("/v1/complete", "/v1/suggest"):
+        paths[path]["get"]["parameters"][0]["schema"]["maxLength"] = limits.max_prefix_chars
+    paths["/v1/complete"]["get"]["parameters"][1]["schema"]["maximum"] = limits.max_k
+    body = paths["/v1/submit"]["post"]["requestBody"]["content"][_JSON]["schema"]
+    body["properties"]["text"]["maxLength"] = limits.max_query_chars
+    return doc
+
+
+async def openapi_endpoint(request: Request) -> Response:
+    return JSONResponse(schema_for(request.state.service.limits))
+
+
+ROUTES = [Route("/openapi.json", openapi_endpoint)]
