@@ -116,7 +116,7 @@ def _replay(args: argparse.Namespace) -> int:
     if report["inputs"]["errors"].get("rate_limited"):
         print(
             "note: the server rate-limited this client; for --speed max start it with "
-            "AUTOCOMPLETE_MAX_INPUTS_PER_SECOND=100000"
+            "AUTOCOMPLETE_MAX_INPUTS_PER_SECOND=100000 AUTOCOMPLETE_MAX_INPUTS_PER_SECOND_PER_IP=100000"
         )
     return 1 if report["violations"] else 0
 

@@ -55,6 +55,26 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.refused = Counter(
+            "autocomplete_connections_refused",
+            "Connections refused or dropped by a limit (too many, per address, header too big or "
+            "too slow, handshake timeout, client not reading)",
+            ["reason"],
+            registry=r,
+        )
+        self.outbox = Gauge(
+            "autocomplete_submits_pending",
+            "Submits waiting in the outbox for the session store to take them",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.outbox_results = Counter(
+            "autocomplete_submits_stored",
+            "Submits by what became of them: stored at once, stored after a retry, given up, refused "
+            "(outbox full)",
+            ["result"],
+            registry=r,
+        )
         # the labelled series of the per-keystroke path, looked up once
         self.websocket_inputs = self.inputs.labels("websocket")
         self.websocket_submits = self.submits.labels("websocket")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from math import isfinite
 from typing import Any
@@ -21,6 +22,7 @@ from autocomplete.completer import Completion
 
 PROTOCOL_VERSION = 1
 MAX_SEQ = 2**53 - 1
+_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
@@ -56,6 +58,7 @@ class InputMessage:
 @dataclasses.dataclass(frozen=True, slots=True)
 class SubmitMessage:
     text: str
+    key: str | None = None  # the client's idempotency key: a retry of the same submit is stored once
 
 
 ClientMessage = InputMessage | SubmitMessage
@@ -87,7 +90,8 @@ def parse_client_frame(frame: str | bytes | None, limits: Limits) -> ClientMessa
     seq = data.get("seq")
     seq = seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SEQ else None
     if kind == "submit":
-        return SubmitMessage(check_query(data.get("text"), limits.max_query_chars, seq))
+        text = check_query(data.get("text"), limits.max_query_chars, seq)
+        return SubmitMessage(text, check_idempotency_key(data.get("idempotency_key"), seq))
     raise ProtocolError("unknown_type", '"type" must be "input" or "submit"', seq)
 
 
@@ -98,6 +102,11 @@ def check_text(text: Any, name: str, max_chars: int, seq: int | None = None) -> 
         raise ProtocolError("too_long", f'"{name}" is limited to {max_chars} characters', seq)
     if _FORBIDDEN.search(text):
         raise ProtocolError("control_characters", f'"{name}" must not contain control characters', seq)
+    # the model normalizes (NFKC, casefold): one character may become up to 18, and cost as many
+    if not text.isascii() and len(unicodedata.normalize("NFKC", text).casefold()) > max_chars:
+        raise ProtocolError(
+            "too_long", f'"{name}" is limited to {max_chars} characters after Unicode normalization', seq
+        )
     return text
 
 
@@ -107,6 +116,17 @@ def check_query(text: Any, max_chars: int, seq: int | None = None) -> str:
     if not query:
         raise ProtocolError("bad_field", '"text" of a submit must not be empty', seq)
     return query
+
+
+def check_idempotency_key(key: Any, seq: int | None = None) -> str | None:
+    """An optional ``idempotency_key``: 8 to 64 characters of ``A-Z a-z 0-9 _ -``."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or _KEY.fullmatch(key) is None:
+        raise ProtocolError(
+            "bad_field", '"idempotency_key" must be 8 to 64 characters of A-Z, a-z, 0-9, _ or -', seq
+        )
+    return key
 
 
 def check_k(k: Any, max_k: int, seq: int | None = None) -> int:
@@ -151,8 +171,15 @@ def superseded(seq: int) -> dict[str, Any]:
     return {"type": "superseded", "seq": seq}
 
 
-def submitted(text: str, stored: bool) -> dict[str, Any]:
+def submitted(text: str, stored: bool | str) -> dict[str, Any]:
+    """``stored``: ``True`` once in the session store, ``"pending"`` while queued for it, ``False``
+    when it was refused (the queue was full) or given up."""
     return {"type": "submitted", "text": text, "stored": stored}
+
+
+def stored(text: str, stored: bool) -> dict[str, Any]:
+    """What became of a submit answered ``"pending"``: written (``True``) or given up."""
+    return {"type": "stored", "text": text, "stored": stored}
 
 
 def error(code: str, message: str, seq: int | None = None) -> dict[str, Any]:
