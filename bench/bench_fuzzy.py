@@ -24,10 +24,10 @@ import time
 
 import numpy as np
 
-from indexer.typos import apply_typo
 from autocomplete.fuzzy import FuzzyParams, fuzzy_ranges, top_in_ranges
 from indexer.labels import LabelSet, encode, prefix_range
 from indexer.popularity import build_sparse_table, top_k_in_range
+from indexer.typos import apply_typo
 
 _ONSETS = "b c d f g h j k l m n p r s t v w y z br ch cl cr dr fl fr gr pl pr sh st th tr".split()
 _VOWELS = "a e i o u ai ea ee oo ou".split()

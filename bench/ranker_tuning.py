@@ -25,8 +25,7 @@ from autocomplete.candidates import Feature
 from autocomplete.completer import candidate_rows
 from indexer.config import load_train_config
 from indexer.model import load_model
-from indexer.pipeline import _fit_xmr, prepare, prepare_log, ranker_examples, split_late
-from indexer.querylog import Pairs
+from indexer.pipeline import prepare, ranker_training_rows
 from indexer.ranking import TreeRanker
 
 GROUPS = {
@@ -79,21 +78,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = load_train_config(args.config)
     data = prepare(args.log, config)
-    early, late = split_late(data.log, config.ranker.holdout_fraction)
-    base = _fit_xmr(prepare_log(early, config), config, False, {"seconds": {}})
-    late_pairs = Pairs([q for s in late for q in s.queries[:-1]], [q for s in late for q in s.queries[1:]], [])
-    X, y, groups = ranker_examples(candidate_rows(base), late_pairs, config.ranker)
+    _, (X, y, groups) = ranker_training_rows(data, config, candidate_rows)
     rows = valid_rows(args.model, data.log, config.eval.seed)
     results = []
     for n_trees, leaves, rate in itertools.product((50, 100, 200), (15, 31), (0.05, 0.1, 0.2)):
         params = dataclasses.replace(config.ranker, n_trees=n_trees, num_leaves=leaves, learning_rate=rate)
         ranker = TreeRanker(params=params).fit(X, y, groups)
         mrr, us = valid_mrr(ranker, rows)
-        results.append({"n_trees": n_trees, "num_leaves": leaves, "learning_rate": rate, "valid_mrr": mrr, "score_us": us})
+        results.append(
+            {
+                "n_trees": n_trees,
+                "num_leaves": leaves,
+                "learning_rate": rate,
+                "valid_mrr": mrr,
+                "score_us": us,
+            }
+        )
         print(results[-1], flush=True)
     best = max(results, key=lambda r: r["valid_mrr"])
     params = dataclasses.replace(
-        config.ranker, n_trees=best["n_trees"], num_leaves=best["num_leaves"], learning_rate=best["learning_rate"]
+        config.ranker,
+        n_trees=best["n_trees"],
+        num_leaves=best["num_leaves"],
+        learning_rate=best["learning_rate"],
     )
     ranker = TreeRanker(params=params).fit(X, y, groups)
     full, _ = valid_mrr(ranker, rows)

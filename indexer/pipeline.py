@@ -106,17 +106,11 @@ def fit_model(
         return _fit_xmr(data, config, progress, data.summary)
     if config.ranker.kind != "lambdarank":
         raise ConfigError(f"ranker.kind must be 'lambdarank' or 'none', got {config.ranker.kind!r}")
-    early, late = split_late(data.log, config.ranker.holdout_fraction)
-    base = _fit_xmr(prepare_log(early, config), config, progress, {"seconds": {}})
     t0 = time.perf_counter()
-    late_pairs = Pairs([], [], [])
-    for session in late:
-        late_pairs.previous.extend(session.queries[:-1])
-        late_pairs.next.extend(session.queries[1:])
-    X, y, groups = ranker_examples(candidate_rows(base), late_pairs, config.ranker)
+    base, (X, y, groups) = ranker_training_rows(data, config, candidate_rows, progress)
     ranker = TreeRanker(params=config.ranker).fit(X, y, groups)
     seconds["ranker"] = time.perf_counter() - t0
-    data.summary["ranker_examples"] = {"groups": len(groups), "rows": int(len(y)), "late_sessions": len(late)}
+    data.summary["ranker_examples"] = {"groups": len(groups), "rows": int(len(y))}
     model = _fit_xmr(data, config, progress, data.summary) if config.ranker.refit else base
     model.ranker_ = ranker
     return model
@@ -153,6 +147,19 @@ def _fit_xmr(data: TrainingData, config: TrainConfig, progress: bool, summary: d
         )  # fmt: skip
     seconds["language"] = time.perf_counter() - t0
     return xmr
+
+
+def ranker_training_rows(
+    data: TrainingData, config: TrainConfig, candidate_rows: CandidateRows, progress: bool = False
+) -> tuple[XmrModel, tuple[np.ndarray, np.ndarray, list[int]]]:
+    """The generators fit without the late training sessions, and the ranker's rows on those."""
+    early, late = split_late(data.log, config.ranker.holdout_fraction)
+    base = _fit_xmr(prepare_log(early, config), config, progress, {"seconds": {}})
+    late_pairs = Pairs([], [], [])
+    for session in late:
+        late_pairs.previous.extend(session.queries[:-1])
+        late_pairs.next.extend(session.queries[1:])
+    return base, ranker_examples(candidate_rows(base), late_pairs, config.ranker)
 
 
 def split_late(log: QueryLog, fraction: float) -> tuple[QueryLog, list[Session]]:
