@@ -72,6 +72,7 @@ class ServeConfig:
     cookie_name: str = "ac_session"
     cookie_secure: bool = False
     log_level: str = "info"
+    model_snapshot_dir: str = ""
     search_url: str = ""
 
     def __post_init__(self) -> None:

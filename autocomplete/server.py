@@ -40,6 +40,7 @@ from autocomplete.metrics import CONTENT_TYPE, ServiceMetrics
 from autocomplete.protocol import ProtocolError
 from autocomplete.service import Service
 from autocomplete.websocket import serve_connection, set_session_cookie
+from indexer.manifest import snapshot
 from sessions.base import SessionStore
 from sessions.guard import GuardedSessionStore
 from sessions.ids import SessionIds
@@ -77,7 +78,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         _redact_uvicorn_logs()
-        loaded = completer if completer is not None else load_completer(model, warm_up=True)  # type: ignore[arg-type]
+        if completer is not None:
+            loaded = completer
+        else:  # a private verified copy: the folder given may be rewritten while we serve
+            loaded = load_completer(snapshot(model, config.model_snapshot_dir or None), warm_up=True)  # type: ignore[arg-type]
         metrics = ServiceMetrics()
         backing = store if store is not None else _default_store(config)
         in_process = isinstance(backing, MemorySessionStore)  # answers at once: no timer per call

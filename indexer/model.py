@@ -24,6 +24,7 @@ from indexer.errors import ModelFileError
 from indexer.features import InputVectorizer
 from indexer.labels import LabelSet
 from indexer.language import WordLanguageModel
+from indexer.manifest import verify
 from indexer.modelio import load_array, read_params, save_params
 from indexer.normalize import get_normalizer
 from indexer.params import (
@@ -260,8 +261,10 @@ class XmrModel:
 
 
 def load_model(folder: str | Path) -> MpcModel | XmrModel:
-    """Any model folder written by ``autocomplete train``."""
+    """Any model folder written by ``autocomplete train``, its files verified against params.json
+    before any is memory-mapped."""
     body = read_params(folder)
+    verify(folder, body.get("files", {}))
     kind = body.get("kind")
     if kind == MpcModel.kind:
         return MpcModel.load(folder, body["params"])
