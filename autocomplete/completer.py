@@ -9,9 +9,10 @@ stores it) and returns at most ``k`` ranked completions. Each starts with the no
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from autocomplete.generators import (
     XmrScorer,
 )
 from autocomplete.ranking import LearnedRanker
+from indexer.manifest import digest
 from indexer.model import MpcModel, XmrModel, load_model
 from indexer.normalize import get_normalizer, normalize_prefix
 
@@ -48,9 +50,11 @@ class Completion:
 
 
 class Completer(Protocol):
-    """What the server, the evaluation and the CLI know of a model."""
+    """What the server, the evaluation and the CLI know of a model. ``info``: its identity
+    (``id``, ``kind``, ``labels``, ``trained_at``) for ``/readyz`` and ``/metrics``."""
 
     kind: str
+    info: dict[str, Any]
 
     def complete(self, prefix: str, previous: Sequence[str] = (), k: int = 10) -> list[Completion]: ...
 
@@ -77,6 +81,7 @@ class ChainCompleter:
         self.kind = kind
         self.chain = chain
         self.normalization = normalization
+        self.info: dict[str, Any] = {"id": "", "kind": kind, "labels": len(chain.labels), "trained_at": ""}
         self._normalize = get_normalizer(normalization)
 
     def normalize_prefix(self, prefix: str) -> str:
@@ -164,6 +169,9 @@ def candidate_rows(model: XmrModel) -> Callable[[str, str], tuple[list[str], np.
 def load_completer(folder: str | Path, warm_up: bool = True) -> ChainCompleter:
     """Load any model folder written by ``autocomplete train``; JIT-warm it unless told not to."""
     completer = build_completer(load_model(folder))
+    params = Path(folder) / "params.json"
+    summary = json.loads(params.read_text(encoding="utf-8")).get("summary", {})
+    completer.info.update(id=digest(params)[:12], trained_at=summary.get("trained_at", ""))
     if warm_up:
         completer.warm_up()
     return completer

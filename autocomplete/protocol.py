@@ -59,6 +59,7 @@ class InputMessage:
 class SubmitMessage:
     text: str
     key: str | None = None  # the client's idempotency key: a retry of the same submit is stored once
+    rank: int | None = None  # 1-based position of the chosen suggestion; None when the text was typed
 
 
 ClientMessage = InputMessage | SubmitMessage
@@ -91,7 +92,8 @@ def parse_client_frame(frame: str | bytes | None, limits: Limits) -> ClientMessa
     seq = seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SEQ else None
     if kind == "submit":
         text = check_query(data.get("text"), limits.max_query_chars, seq)
-        return SubmitMessage(text, check_idempotency_key(data.get("idempotency_key"), seq))
+        key = check_idempotency_key(data.get("idempotency_key"), seq)
+        return SubmitMessage(text, key, check_rank(data.get("rank"), limits.max_k, seq))
     raise ProtocolError("unknown_type", '"type" must be "input" or "submit"', seq)
 
 
@@ -127,6 +129,15 @@ def check_idempotency_key(key: Any, seq: int | None = None) -> str | None:
             "bad_field", '"idempotency_key" must be 8 to 64 characters of A-Z, a-z, 0-9, _ or -', seq
         )
     return key
+
+
+def check_rank(rank: Any, max_k: int, seq: int | None = None) -> int | None:
+    """An optional ``rank``: the chosen suggestion's 1-based position, null when typed."""
+    if rank is None:
+        return None
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= max_k:
+        raise ProtocolError("bad_field", f'"rank" must be null or a whole number from 1 to {max_k}', seq)
+    return rank
 
 
 def check_k(k: Any, max_k: int, seq: int | None = None) -> int:

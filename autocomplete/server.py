@@ -101,7 +101,13 @@ def create_app(
             logger.warning("the session store does not answer; serving without context until it does")
         limits = Service.limits_of(config)
         service = Service(ModelHolder(loaded), sessions, config, metrics, limits, ready=True)
-        logger.info("ready: %s model, %s session store", loaded.kind, type(sessions.store).__name__)
+        metrics.serving(loaded.info)
+        logger.info(
+            "ready: %s model %s, %s session store",
+            loaded.kind,
+            loaded.info["id"],
+            type(sessions.store).__name__,
+        )
         try:
             yield {"service": service}
         finally:
@@ -186,7 +192,10 @@ async def readyz(request: Request) -> Response:
     if not service.ready:
         return JSONResponse({"status": "starting or stopping"}, status_code=503)
     store = "ok" if service.sessions.healthy else "degraded"
-    return JSONResponse({"status": "ready", "model": service.model.current.kind, "session_store": store})
+    info = service.model.current.info
+    body = {"status": "ready", "model": info["kind"], "model_id": info["id"], "labels": info["labels"]}
+    body.update(trained_at=info["trained_at"], session_store=store)
+    return JSONResponse(body)
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -274,6 +283,9 @@ async def submit_endpoint(request: Request) -> Response:
     session = await service.sessions.resume(requested)
     service.metrics.submits.labels("http").inc()
     key = protocol.check_idempotency_key(data.get("idempotency_key"))
+    rank = protocol.check_rank(data.get("rank"), service.limits.max_k)
+    if rank is not None:
+        service.metrics.chosen_rank.observe(rank)
     submit = await service.sessions.record(session, service.normalize_query(text), key)
     body = protocol.submitted(text, submit.stored)
     body["session"] = session

@@ -73,6 +73,7 @@ class Service:
         seconds = time.perf_counter() - start
         self.metrics.latency.observe(seconds)
         self.metrics.completed.inc()
+        self.metrics.answered(found)
         return found, seconds * 1000.0
 
     def normalize_query(self, text: str) -> str:

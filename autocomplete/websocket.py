@@ -415,6 +415,8 @@ async def _answer_frames(websocket: WebSocket, service: Service, context: _Conte
             await _send(websocket, service, protocol.completions(item.seq, item.text, found, ms))
         elif isinstance(item, SubmitMessage):
             metrics.websocket_submits.inc()
+            if item.rank is not None:
+                metrics.chosen_rank.observe(item.rank)
             query = service.normalize_query(item.text)
             submit = await service.sessions.record(context.session, query, item.key)
             context.submitted(query, submit.stored)

@@ -8,6 +8,7 @@ then fit the most-popular baseline or the full XMR model and save it.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import random
 import time
 from collections import Counter
@@ -209,6 +210,7 @@ def build_model(
     summary = data.summary
     t0 = time.perf_counter()
     summary["seconds"]["total"] = t0 - t_start  # the saved summary: log to fitted model
+    summary["trained_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     model.save(out, summary={"config": config.to_dict(), **summary})
     summary["seconds"]["save"] = time.perf_counter() - t0
     summary["seconds"]["total"] = time.perf_counter() - t_start

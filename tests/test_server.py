@@ -338,7 +338,13 @@ def test_every_4xx_has_a_json_error_body(echo_client: TestClient, method, path, 
 
 def test_health_readiness_and_the_demo_page(echo_client: TestClient) -> None:
     assert echo_client.get("/healthz").json() == {"status": "ok"}
-    assert echo_client.get("/readyz").json() == {"status": "ready", "model": "echo", "session_store": "ok"}
+    ready = echo_client.get("/readyz").json()
+    assert {
+        "status": "ready",
+        "model": "echo",
+        "model_id": "echo",
+        "session_store": "ok",
+    }.items() <= ready.items()
     page = echo_client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
 
@@ -471,3 +477,25 @@ def test_an_oversized_body_gets_a_json_413(echo_client: TestClient) -> None:
 
     streamed = echo_client.post("/v1/submit", content=chunks(), headers={"content-type": "application/json"})
     assert streamed.status_code == 413 and streamed.json()["code"] == "too_big"
+
+
+def test_readyz_and_metrics_name_the_model_and_count_what_was_answered(mpc_model):
+    with client_for(model=mpc_model) as client:
+        ready = client.get("/readyz").json()
+        assert ready["model"] == "mpc" and len(ready["model_id"]) == 12 and ready["labels"] > 0
+        assert ready["trained_at"].startswith("20")
+        client.get("/v1/complete", params={"q": "r"})
+        client.get("/v1/complete", params={"q": "zzzzqqqq"})
+        client.post("/v1/submit", json={"text": "rose", "rank": 2})
+        text = metrics(client)
+    assert f'autocomplete_model_info{{id="{ready["model_id"]}",kind="mpc"' in text
+    assert "autocomplete_empty_answers_total 1.0" in text
+    assert 'autocomplete_completion_sources_total{source="popular"}' in text
+    assert 'autocomplete_chosen_rank_bucket{le="2.0"} 1.0' in text
+
+
+def test_a_submitted_rank_outside_the_answer_is_a_clear_error(mpc_model):
+    with client_for(model=mpc_model) as client:
+        response = client.post("/v1/submit", json={"text": "rose", "rank": 99})
+    assert response.status_code == 400 and response.json()["code"] == "bad_field"
+    assert "rank" in response.json()["message"]
