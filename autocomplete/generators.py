@@ -229,38 +229,51 @@ class Generated:
         self.generator.warm_up()
 
 
+_FUZZY_WALKS = 3  # walks per keystroke at most: the whole text and its two longest tails
+
+
 class FuzzyPrefix:
     """Typos: the most popular logged queries whose prefix is a few edits from the typed text,
-    cheapest first, when fewer than ``params.when_fewer`` logged queries start with it. Each
-    says how many of its leading characters stand for the typed text (``matched``)."""
+    cheapest first, when fewer than ``params.when_fewer`` logged queries start with it. When none
+    is near the whole text, the same is tried on its longest word-boundary tail that has one, the
+    typed head kept in front (as :class:`UnseenTails` does for exact tails). Each candidate says
+    how many of its leading characters stand for the typed text (``matched``)."""
 
     def __init__(self, popularity: PopularityIndex, params: FuzzyParams) -> None:
         self.popularity = popularity
         self.params = params
 
     def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
-        p = self.params
-        if (
-            not p.enabled
-            or request.hi - request.lo >= p.when_fewer
-            or p.max_distance(len(request.typed)) == 0
-        ):
+        p, typed = self.params, request.typed
+        if not p.enabled or request.hi - request.lo >= p.when_fewer:
             return None
-        labels = self.popularity.labels
-        ranges = fuzzy_ranges(labels.indptr, labels.chars, request.typed, p)
+        starts = [0] + [i for i in range(1, len(typed)) if typed[i - 1] == " "]
+        for start in starts[:_FUZZY_WALKS]:  # the whole text first, then ever shorter tails
+            tail = typed[start:]
+            if p.max_distance(len(tail)) == 0:
+                return None
+            batch = self._near(tail, typed[:start], request)
+            if batch is not None:
+                return batch
+        return None
+
+    def _near(self, tail: str, head: str, request: Request) -> CandidateBatch | None:
+        p, labels = self.params, self.popularity.labels
+        ranges = fuzzy_ranges(labels.indptr, labels.chars, tail, p)
         if not len(ranges.lo):
             return None
         ids, cost, matched = top_in_ranges(
             self.popularity.table, labels.counts, ranges.lo, ranges.hi, ranges.cost, ranges.matched_len,
             p.candidates, True,
         )  # fmt: skip
-        outside = (ids < request.lo) | (ids >= request.hi)
-        ids, cost, matched = ids[outside], cost[outside], matched[outside]
+        if not head:  # the exact matches of the whole text are the other links' business
+            outside = (ids < request.lo) | (ids >= request.hi)
+            ids, cost, matched = ids[outside], cost[outside], matched[outside]
         if not len(ids):
             return None
-        batch = label_batch(labels, ids, -cost.astype(np.float64), Source.FUZZY)
+        batch = label_batch(labels, ids, -cost.astype(np.float64), Source.FUZZY, head)
         batch.features[:, Feature.EDIT_COST] = cost
-        batch.matched = matched.astype(np.int32)
+        batch.matched = (matched + len(head)).astype(np.int32)
         return batch
 
     def warm_up(self) -> None:

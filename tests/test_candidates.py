@@ -95,3 +95,14 @@ def test_chain_order_folds_spelling_variants_when_asked():
     assert [t for t, _, _, _ in chain.run(chain.request("", "", 10))] == ["house plants", "house music"]
     plain = CandidateChain(LABELS, [made], ChainOrderRanker())
     assert len(plain.run(plain.request("", "", 10))) == 4
+
+
+def test_a_typo_in_the_last_words_of_an_unseen_query_is_corrected_after_the_typed_head():
+    from autocomplete.generators import FuzzyPrefix
+    from indexer.params import FuzzyParams
+    from indexer.popularity import PopularityIndex
+
+    labels = LabelSet(["house plants", "garden tools"], [5, 3])
+    chain = CandidateChain(labels, [FuzzyPrefix(PopularityIndex(labels), FuzzyParams())], ChainOrderRanker())
+    text, _, source, matched = chain.run(chain.request("my own hosue pl", "", 5))[0]
+    assert (text, source, matched) == ("my own house plants", Source.FUZZY, len("my own house pl"))
