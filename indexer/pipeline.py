@@ -164,13 +164,24 @@ def ranker_training_rows(
 
 
 def split_late(log: QueryLog, fraction: float) -> tuple[QueryLog, list[Session]]:
-    """The log without the last ``fraction`` of its training sessions (by start time), and those."""
+    """The log without the last ``fraction`` of its training pairs (sessions by start time), and
+    the sessions holding those. A session the cut falls in is cut in two (a log of one query per
+    line is a single session), the query at the cut ending the early part and starting the late."""
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"ranker.holdout_fraction must be between 0 and 1, got {fraction!r}")
     train = sorted(log.sessions["train"], key=lambda s: s.start)
-    cut = len(train) - max(1, int(round(len(train) * fraction)))
-    early = dataclasses.replace(log, sessions={**log.sessions, "train": train[:cut]})
-    return early, train[cut:]
+    pairs = np.cumsum([len(s.queries) - 1 for s in train])
+    total = int(pairs[-1]) if len(pairs) else 0
+    keep = total - max(1, int(round(total * fraction)))
+    cut = int(np.searchsorted(pairs, keep, side="right"))  # sessions [0, cut) lie wholly before it
+    early, late = list(train[:cut]), list(train[cut + 1 :])
+    if cut < len(train):
+        inside = keep - (int(pairs[cut - 1]) if cut else 0)  # pairs of the cut session kept early
+        session = train[cut]
+        if inside > 0:
+            early.append(dataclasses.replace(session, queries=session.queries[: inside + 1]))
+        late.insert(0, dataclasses.replace(session, queries=session.queries[inside:]))
+    return dataclasses.replace(log, sessions={**log.sessions, "train": early}), late
 
 
 def ranker_examples(
