@@ -16,7 +16,7 @@ from indexer.config import TrainConfig
 from indexer.labels import LabelSet
 from indexer.model import MpcModel, XmrModel
 from indexer.privacy import filter_labels
-from indexer.querylog import Pairs, QueryLog, read_query_log
+from indexer.querylog import Pairs, QueryLog, read_query_log, without_new_users
 from indexer.training import training_examples
 
 
@@ -35,6 +35,8 @@ def prepare(log_path: str | Path, config: TrainConfig, progress: bool = False) -
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     log = read_query_log(log_path, config.log, progress=progress)
+    if config.log.holdout_new_users:
+        log = without_new_users(log, config.eval.new_users_fraction, config.eval.new_users_salt)
     seconds["read_log"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
