@@ -14,6 +14,7 @@ from autocomplete.evaluation.metrics import (
     weighted_bleu,
 )
 from autocomplete.evaluation.protocols import Examples, bucket, make_examples
+from autocomplete.evaluation.replay_plan import ReplayPlan, ReplayTally, build_report, markdown
 from indexer.config import load_train_config
 from indexer.querylog import Pairs, is_new_user, read_query_log, without_new_users
 
@@ -223,3 +224,20 @@ def test_a_log_without_the_new_users_and_one_with_only_them_split_the_sessions(s
         old_users = {s.user for s in old.sessions[split]}
         assert new_users and old_users and not new_users & old_users
         assert len(new.sessions[split]) + len(old.sessions[split]) == len(query_log.sessions[split])
+
+
+def test_a_keystroke_replay_report_gives_accepted_and_saved_at_5_and_the_strict_figures():
+    examples = make_examples(Pairs(["", ""], ["rose", "iris"], ["u", "v"]), "keystroke")
+    plan = ReplayPlan([], examples, "keystroke", "test")
+    tally = ReplayTally()
+    for j, prefix in enumerate(examples.prefix):
+        if j != 1:  # "ro" was superseded: never answered
+            tally.answers[j] = ["rose"] if prefix.startswith("r") else []
+    report = build_report(plan, tally, 1.0, url="ws://x", concurrency=1, speed="max", k=10, seen={"rose"})
+    assert report["keystrokes"]["queries"] == 2 and report["keystrokes"]["saved_at_5"] == pytest.approx(
+        0.75 / 2
+    )
+    assert report["quality"]["strict"]["examples"] == 5  # 7 answered, 2 of them fully typed
+    assert report["quality"]["seen"]["mrr"] == pytest.approx(1.0)
+    text = markdown(report)
+    assert "accepted@5 0.5000" in text and "Strict MRR" in text and "| unseen |" in text
