@@ -281,6 +281,7 @@ def evaluate_keystrokes(
     saved = np.zeros(n)
     accepted = np.zeros(n, dtype=bool)
     keystrokes = 0
+    started = time.perf_counter()
     for j in tqdm(range(n), desc="keystrokes", disable=not progress):
         prev, target = pairs.previous[j], pairs.next[j]
         context = [prev] if prev else []
@@ -292,7 +293,9 @@ def evaluate_keystrokes(
                 break
     is_seen = _seen_predicate(seen)
     seen_mask = None if is_seen is None else np.array([bool(is_seen(t)) for t in pairs.next], dtype=bool)
-    return _keystroke_summary(saved, accepted, seen_mask, keystrokes)
+    report = _keystroke_summary(saved, accepted, seen_mask, keystrokes)
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    return report
 
 
 def score_keystrokes(
