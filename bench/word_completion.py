@@ -1,9 +1,9 @@
 """MPC + word completion (bench only): what a few lines of open vocabulary do for the baseline.
 
 The most popular labels that start with the typed prefix; when no label does, the unfinished last
-word is completed from the training vocabulary (the most frequent words of the training queries
-that start with it, the typed words kept: "cheap flights to par" -> "cheap flights to paris"),
-then the tail rule of :func:`bench.cooccurrence.popular_or_tail` fills the rest.
+word is completed from the training vocabulary (the most frequent words of the training split's
+queries, previous and next, that start with it, the typed words kept: "cheap flights to par" ->
+"cheap flights to paris"), then the tail rule of :func:`bench.cooccurrence.popular_or_tail` fills the rest.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class WordCompletionCompleter:
         self.normalization = normalization
         self._normalize = get_normalizer(normalization)
         self.popularity = PopularityIndex(data.labels)
-        words = Counter(w for query in data.pairs.next for w in query.split())
+        words = Counter(w for s in data.log.sessions["train"] for query in s.queries for w in query.split())
         self.words = PopularityIndex(LabelSet(list(words), list(words.values())))
 
     def normalize_prefix(self, prefix: str) -> str:

@@ -5,7 +5,7 @@ from bench.quality import main as bench_main
 from bench.word_completion import WordCompletionCompleter
 from indexer.labels import LabelSet
 from indexer.pipeline import TrainingData
-from indexer.querylog import Pairs
+from indexer.querylog import LogStats, Pairs, QueryLog, Session
 
 
 def test_bench_trains_and_scores_each_system_side_by_side(synthetic_log, tmp_path):
@@ -50,10 +50,14 @@ def test_bench_trains_and_scores_each_system_side_by_side(synthetic_log, tmp_pat
 
 
 def _data(pairs: list[tuple[str, str]]) -> TrainingData:
+    """Each (previous, next) pair one training session of its own."""
     nxt = [n for _, n in pairs]
     counts = {q: nxt.count(q) for q in nxt}
     labels = LabelSet(list(counts), list(counts.values()))
-    return TrainingData(None, labels, Pairs([p for p, _ in pairs], nxt, ["u"] * len(pairs)), {})  # type: ignore[arg-type]
+    sessions = {"train": [Session("u", 0.0, pair) for pair in pairs], "valid": [], "test": []}
+    return TrainingData(
+        QueryLog(sessions, LogStats()), labels, Pairs([p for p, _ in pairs], nxt, ["u"] * len(pairs)), {}
+    )
 
 
 TRAINING = [
