@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -24,19 +25,51 @@ class Source(enum.StrEnum):
     """Which link of the chain proposed a completion (the protocol's ``source`` field)."""
 
     EXACT = "model"  # a logged query that starts with the prefix, ranked by the XMR model
+    FOLLOWED = "followed"  # a logged query that followed the session's previous query in training
     TAIL = "tail"  # typed head + a logged query that starts with the prefix's longest known tail
+    GENERATED = "generated"  # the typed words + a completed word and further words from the word LM
+    FUZZY = "fuzzy"  # a logged query whose prefix is a few edits from the typed text (a typo corrected)
     POPULAR = "popular"  # most popular logged queries that start with the prefix
 
 
 class Feature(enum.IntEnum):
-    """The columns of a candidate's feature row (0 where a generator has no value)."""
+    """The columns of a candidate's feature row. A generator fills its own; the ranking step fills
+    the ones every candidate has (label, counts, lengths, context). Duplicates merge by maximum."""
 
-    MODEL_LOG_SCORE = 0  # log of the XMR path score
-    LOG_COUNT = 1  # log(1 + training count) of the logged query
+    MODEL_LOG_SCORE = 0  # log of the XMR path score (MISSING_LOG when the model did not score it)
+    LOG_COUNT = 1  # log(1 + training count) when the text is a logged query
     HEAD_CHARS = 2  # characters kept from the typed text in front of a logged query (tails)
+    IS_LABEL = 3  # the text is a logged query
+    LM_LOGPROB = 4  # log P(added part | typed words) under the word LM (MISSING_LOG if not generated)
+    LM_END_LOGPROB = 5  # log P(end of query | the text)
+    WORDS_ADDED = 6  # whole words the LM added after the typed ones
+    COMPLETED_COUNT = 7  # log(1 + training count) of the completed last word
+    BACKOFF_STEPS = 8  # generated steps not seen after their full context
+    PAIR_LOG_COUNT = 9  # log(1 + how often this logged query followed the previous query)
+    CHARS_ADDED = 10  # characters after the typed text
+    TYPED_CHARS = 11  # characters typed
+    HAS_CONTEXT = 12  # the session has a previous query
+    FROM_EXACT = 13
+    FROM_FOLLOWED = 14
+    FROM_TAIL = 15
+    FROM_GENERATED = 16
+    FROM_POPULAR = 17
+    SOURCE_RANK = 18  # 1 / (1 + position in its generator's own order)
+    ECHO = 19  # the text is exactly what was typed
+    FROM_FUZZY = 20
+    EDIT_COST = 21  # edits between the typed text and the matched prefix (fuzzy candidates)
 
 
 N_FEATURES = len(Feature)
+MISSING_LOG = -50.0  # a log-probability or log-score column with no value
+FROM = {
+    Source.EXACT: Feature.FROM_EXACT,
+    Source.FOLLOWED: Feature.FROM_FOLLOWED,
+    Source.TAIL: Feature.FROM_TAIL,
+    Source.GENERATED: Feature.FROM_GENERATED,
+    Source.POPULAR: Feature.FROM_POPULAR,
+    Source.FUZZY: Feature.FROM_FUZZY,
+}
 
 
 @dataclasses.dataclass(slots=True)
@@ -52,28 +85,52 @@ class Request:
 
 @dataclasses.dataclass(slots=True)
 class CandidateBatch:
-    """What one generator adds: ``texts[i]`` with ``sources[i]``, ``scores[i]``, ``features[i]``."""
+    """What one generator adds: ``texts[i]`` with ``sources[i]``, ``scores[i]``, ``features[i]``,
+    ``label_ids[i]`` (the logged query's label id, -1 for a text the generator made) and, for
+    a text that does not start with the typed text, ``matched[i]``: how many of its leading
+    characters correspond to what was typed (-1: it starts with the typed text)."""
 
     texts: list[str]
     sources: list[Source]
     scores: np.ndarray  # float64, shape (n,): the generator's own score, higher is better
     features: np.ndarray  # float32, shape (n, N_FEATURES)
+    label_ids: np.ndarray  # int64, shape (n,)
+    matched: np.ndarray | None = None  # int32, shape (n,), or None: every text starts with the typed text
+
+    def matched_or_default(self) -> np.ndarray:
+        return np.full(len(self.texts), -1, dtype=np.int32) if self.matched is None else self.matched
 
     def __len__(self) -> int:
         return len(self.texts)
 
 
-def empty_features(n: int) -> np.ndarray:
-    return np.zeros((n, N_FEATURES), dtype=np.float32)
+def empty_features(n: int, source: Source | None = None) -> np.ndarray:
+    """Feature rows of ``n`` candidates: no values yet, log columns at MISSING_LOG, the source set,
+    and SOURCE_RANK from their order."""
+    rows = np.zeros((n, N_FEATURES), dtype=np.float32)
+    rows[:, Feature.MODEL_LOG_SCORE] = MISSING_LOG
+    rows[:, Feature.LM_LOGPROB] = MISSING_LOG
+    rows[:, Feature.LM_END_LOGPROB] = MISSING_LOG
+    if source is not None:
+        rows[:, FROM[source]] = 1.0
+        rows[:, Feature.SOURCE_RANK] = 1.0 / (1.0 + np.arange(n))
+    return rows
 
 
 def concatenate(batches: Sequence[CandidateBatch]) -> CandidateBatch:
     """One batch holding ``batches`` in order."""
+    if not batches:
+        return CandidateBatch([], [], np.empty(0), empty_features(0), np.empty(0, dtype=np.int64))
+    matched = None
+    if any(b.matched is not None for b in batches):
+        matched = np.concatenate([b.matched_or_default() for b in batches])
     return CandidateBatch(
         [t for b in batches for t in b.texts],
         [s for b in batches for s in b.sources],
-        np.concatenate([b.scores for b in batches]) if batches else np.empty(0),
-        np.concatenate([b.features for b in batches]) if batches else empty_features(0),
+        np.concatenate([b.scores for b in batches]),
+        np.concatenate([b.features for b in batches]),
+        np.concatenate([b.label_ids for b in batches]),
+        matched,
     )
 
 
@@ -85,26 +142,45 @@ class CandidateGenerator(Protocol):
     def warm_up(self) -> None: ...
 
 
-class Ranker(Protocol):
-    """The ranking step: every batch of the chain in, the best ``k`` (text, score, source) out."""
+_PUNCTUATION = re.compile(r"[^\w\s]+")
 
-    def rank(
-        self, request: Request, batches: Sequence[CandidateBatch]
-    ) -> list[tuple[str, float, Source]]: ...
+
+def variant_key(text: str) -> str:
+    """What two spellings of one query share: case, punctuation and spacing folded away
+    ("House plants?" and "house  plants" are one query)."""
+    return " ".join(_PUNCTUATION.sub(" ", text.casefold()).split())
+
+
+Ranked = tuple[str, float, Source, int]  # text, score, source, matched (-1: starts with the typed text)
+
+
+class Ranker(Protocol):
+    """The ranking step: every batch of the chain in, the best ``k`` :data:`Ranked` out."""
+
+    def rank(self, request: Request, batches: Sequence[CandidateBatch]) -> list[Ranked]: ...
 
 
 class ChainOrderRanker:
     """Candidates in the order the chain found them (each generator's batch already sorted by its
-    own score), each text once. The ranking every generator's own score defines; no learned part."""
+    own score), each query once. The ranking every generator's own score defines; no learned part.
 
-    def rank(self, request: Request, batches: Sequence[CandidateBatch]) -> list[tuple[str, float, Source]]:
-        out: list[tuple[str, float, Source]] = []
+    ``fold_variants``: spellings that differ only in case, punctuation or spacing count as one
+    query, shown as its first (for a popularity-ordered chain: its most popular) spelling.
+    """
+
+    def __init__(self, fold_variants: bool = False) -> None:
+        self.fold_variants = fold_variants
+
+    def rank(self, request: Request, batches: Sequence[CandidateBatch]) -> list[Ranked]:
+        out: list[Ranked] = []
         seen: set[str] = set()
         for batch in batches:
-            for text, source, score in zip(batch.texts, batch.sources, batch.scores):
-                if text not in seen:
-                    seen.add(text)
-                    out.append((text, float(score), source))
+            matched = batch.matched_or_default().tolist()
+            for text, source, score, m in zip(batch.texts, batch.sources, batch.scores, matched):
+                key = variant_key(text) if self.fold_variants else text
+                if key not in seen:
+                    seen.add(key)
+                    out.append((text, float(score), source, m))
                     if len(out) == request.k:
                         return out
         return out
@@ -135,13 +211,17 @@ class CandidateChain:
         lo, hi = prefix_range(self.labels.indptr, self.labels.chars, encode(typed))
         return Request(typed, context, k, int(lo), int(hi))
 
-    def run(self, request: Request) -> list[tuple[str, float, Source]]:
+    def batches(self, request: Request) -> list[CandidateBatch]:
+        """What every link adds, in chain order (empty batches left out)."""
         batches: list[CandidateBatch] = []
         for generator in self.generators:
             batch = generator.generate(request, batches)
             if batch is not None and len(batch):
                 batches.append(batch)
-        return self.ranker.rank(request, batches)
+        return batches
+
+    def run(self, request: Request) -> list[Ranked]:
+        return self.ranker.rank(request, self.batches(request))
 
     def warm_up(self) -> None:
         for generator in self.generators:

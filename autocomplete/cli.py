@@ -18,13 +18,14 @@ from indexer.errors import AutocompleteError, ConfigError
 
 
 def _train(args: argparse.Namespace) -> int:
+    from autocomplete.completer import candidate_rows
     from indexer.config import load_train_config
     from indexer.pipeline import build_model
 
     config = load_train_config(args.config, args.set)
     if args.model:
         config = dataclasses.replace(config, model=args.model)
-    summary = build_model(args.log, config, args.out, progress=not args.quiet)
+    summary = build_model(args.log, config, args.out, progress=not args.quiet, candidate_rows=candidate_rows)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -147,14 +148,14 @@ def _replay(args: argparse.Namespace) -> int:
     if report["inputs"]["errors"].get("rate_limited"):
         print(
             "note: the server rate-limited this client; for --speed max start it with "
-            "AUTOCOMPLETE_MAX_INPUTS_PER_SECOND=100000"
+            "AUTOCOMPLETE_MAX_INPUTS_PER_SECOND=100000 AUTOCOMPLETE_MAX_INPUTS_PER_SECOND_PER_IP=100000"
         )
     return 1 if report["violations"] else 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     """Build the demo model from the project's own synthetic log, unless a loadable one is there."""
-    from autocomplete.completer import load_completer
+    from autocomplete.completer import candidate_rows, load_completer
     from indexer.config import load_train_config
     from indexer.errors import ModelFileError
     from indexer.pipeline import build_model
@@ -170,7 +171,9 @@ def _demo(args: argparse.Namespace) -> int:
             print(f"rebuilding the demo model: {exc}", file=sys.stderr)
             shutil.rmtree(out)
     log = generate_log(out.parent / "demo-log.tsv", n_users=args.users, seed=args.seed)
-    build_model(log, load_train_config(args.config), out, progress=not args.quiet)
+    build_model(
+        log, load_train_config(args.config), out, progress=not args.quiet, candidate_rows=candidate_rows
+    )
     print(f"demo model built at {out}")
     return 0
 

@@ -9,27 +9,52 @@ stores it) and returns at most ``k`` ranked completions. Each starts with the no
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from autocomplete.candidates import CandidateChain, ChainOrderRanker, Source
-from autocomplete.generators import ExactPrefix, PopularFill, PopularRange, UnseenTails, XmrScorer
+import numpy as np
+
+from autocomplete.candidates import CandidateChain, ChainOrderRanker, Ranker, Source
+from autocomplete.generation import Generator
+from autocomplete.generators import (
+    ExactPrefix,
+    FollowedBefore,
+    FuzzyPrefix,
+    Generated,
+    PopularFill,
+    PopularRange,
+    UnseenTails,
+    XmrScorer,
+)
+from autocomplete.ranking import LearnedRanker
+from indexer.manifest import digest
 from indexer.model import MpcModel, XmrModel, load_model
 from indexer.normalize import get_normalizer, normalize_prefix
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Completion:
+    """One suggestion. ``matched``: for a corrected completion (one that does not start with the
+    typed text), how many of its leading characters stand for what was typed; -1 otherwise."""
+
     text: str
     score: float
     source: str = Source.EXACT
+    matched: int = -1
+
+    @property
+    def corrected(self) -> bool:
+        return self.matched >= 0
 
 
 class Completer(Protocol):
-    """What the server, the evaluation and the CLI know of a model."""
+    """What the server, the evaluation and the CLI know of a model. ``info``: its identity
+    (``id``, ``kind``, ``labels``, ``trained_at``) for ``/readyz`` and ``/metrics``."""
 
     kind: str
+    info: dict[str, Any]
 
     def complete(self, prefix: str, previous: Sequence[str] = (), k: int = 10) -> list[Completion]: ...
 
@@ -56,6 +81,7 @@ class ChainCompleter:
         self.kind = kind
         self.chain = chain
         self.normalization = normalization
+        self.info: dict[str, Any] = {"id": "", "kind": kind, "labels": len(chain.labels), "trained_at": ""}
         self._normalize = get_normalizer(normalization)
 
     def normalize_prefix(self, prefix: str) -> str:
@@ -68,7 +94,7 @@ class ChainCompleter:
         if k <= 0:
             return []
         request = self.chain.request(self.normalize_prefix(prefix), previous[-1] if previous else "", k)
-        return [Completion(text, score, source) for text, score, source in self.chain.run(request)]
+        return [Completion(*ranked) for ranked in self.chain.run(request)]
 
     def warm_up(self) -> None:
         self.chain.warm_up()
@@ -77,24 +103,75 @@ class ChainCompleter:
 
 
 def build_completer(model: MpcModel | XmrModel) -> ChainCompleter:
-    """The chain of a model: MPC alone, or exact prefix -> tails -> popular fill for XMR."""
-    popularity = model.popularity_
+    """The chain of a model: MPC alone; for XMR exact prefix -> tails -> popular fill, and with a
+    language model and a learned ranker also the followed-before and generated links."""
     if isinstance(model, MpcModel):
-        generators: list = [PopularRange(popularity)]
+        ranker = ChainOrderRanker(fold_variants=_folds(model))
+        chain = CandidateChain(model.labels, [PopularRange(model.popularity_)], ranker)
     else:
-        scorer = XmrScorer(model)
-        generators = [
-            ExactPrefix(scorer),
-            UnseenTails(scorer, model.search.unseen_tails),
-            PopularFill(popularity),
-        ]
-    chain = CandidateChain(popularity.labels, generators, ChainOrderRanker())
+        chain = xmr_chain(model, model.ranker_ is not None)
     return ChainCompleter(model.kind, chain, model.normalization)
+
+
+def xmr_chain(model: XmrModel, learned: bool) -> CandidateChain:
+    """The XMR model's chain; ``learned``: every link feeds a pool to :class:`LearnedRanker`
+    (scored by ``model.ranker_``, or left in chain order while the ranker is being trained)."""
+    scorer = XmrScorer(model)
+    if not learned:
+        generators: list = [ExactPrefix(scorer), UnseenTails(scorer, model.search.unseen_tails)]
+        generators.append(PopularFill(model.popularity_))
+        return CandidateChain(model.labels, generators, ChainOrderRanker(fold_variants=_folds(model)))
+    generators = [ExactPrefix(scorer, pool=model.search.candidates)]
+    if model.pairs_ is not None:
+        generators.append(FollowedBefore(model.pairs_, model.labels, model.search.followed))
+    generators.append(UnseenTails(scorer, model.search.unseen_tails))
+    if model.language_ is not None:
+        lang = model.language
+        generator = Generator(
+            model.language_,
+            max_new_words=lang.max_new_words,
+            beam=lang.beam,
+            expand=lang.expand,
+            reserve=lang.reserve,
+            min_end_fraction=lang.min_end_fraction,
+        )
+        generators.append(Generated(generator, lang.candidates))
+    generators.append(FuzzyPrefix(model.popularity_, model.fuzzy))
+    generators.append(PopularFill(model.popularity_))
+    ranker: Ranker = LearnedRanker(model.labels, model.pairs_, model.ranker_, fold_variants=_folds(model))
+    return CandidateChain(model.labels, generators, ranker)
+
+
+def _folds(model: MpcModel | XmrModel) -> bool:
+    """Spelling variants are folded unless the normalization already does it (``aol``: lower case,
+    no punctuation, single spaces)."""
+    return model.normalization != "aol"
+
+
+def candidate_rows(model: XmrModel) -> Callable[[str, str], tuple[list[str], np.ndarray]]:
+    """For training the ranker: (previous query, typed prefix) -> the chain's distinct candidate
+    texts and their feature rows, before any learned scoring."""
+    chain = xmr_chain(model, learned=True)
+    merge = LearnedRanker(model.labels, model.pairs_, None, fold_variants=_folds(model))
+    normalize = get_normalizer(model.normalization)
+
+    def rows(previous: str, prefix: str) -> tuple[list[str], np.ndarray]:
+        request = chain.request(normalize_prefix(prefix, model.normalization), normalize(previous), 10)
+        batches = chain.batches(request)
+        if not batches:
+            return [], np.empty((0, 0), dtype=np.float32)
+        texts, _, X, _, _ = merge.features(request, batches)
+        return texts, X
+
+    return rows
 
 
 def load_completer(folder: str | Path, warm_up: bool = True) -> ChainCompleter:
     """Load any model folder written by ``autocomplete train``; JIT-warm it unless told not to."""
     completer = build_completer(load_model(folder))
+    params = Path(folder) / "params.json"
+    summary = json.loads(params.read_text(encoding="utf-8")).get("summary", {})
+    completer.info.update(id=digest(params)[:12], trained_at=summary.get("trained_at", ""))
     if warm_up:
         completer.warm_up()
     return completer

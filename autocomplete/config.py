@@ -6,6 +6,7 @@ The offline stages' tables are read by :mod:`indexer.config`; this module reads 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,9 +20,12 @@ from indexer.params import ConfigError, coerce_section
 class ServeConfig:
     """``autocomplete serve``: the ``[serve]`` table, then ``AUTOCOMPLETE_<KEY>`` environment variables.
 
-    Sessions live in Redis when ``redis_url`` is set, in process memory otherwise. Every session
-    store call is bounded by ``store_timeout_seconds``; after a failure the store is skipped for
-    ``store_retry_seconds`` (inputs are answered without context) and then tried again.
+    Sessions live in Redis when ``redis_url`` is set, in process memory otherwise. A session store
+    read on the keystroke path is bounded by ``store_timeout_seconds``, a resume or a write by
+    ``store_write_timeout_seconds``; after a failure the store is skipped for
+    ``store_retry_seconds`` (inputs are answered without context) and then tried again. Session ids
+    are signed with ``session_secret`` (``session_secret_previous`` is still accepted, for a
+    rotation). Every resource one client can hold is bounded (docs/protocol.md, "Limits").
     """
 
     k: int = 10
@@ -33,22 +37,42 @@ class ServeConfig:
     memory_max_sessions: int = 100_000
     redis_url: str = ""
     redis_prefix: str = "autocomplete:"
-    redis_socket_timeout: float = 0.05
+    redis_socket_timeout: float = 0.5
     redis_connect_timeout: float = 0.05
     redis_max_connections: int = 64
     redis_retries: int = 1
     store_timeout_seconds: float = 0.02
     store_retry_seconds: float = 1.0
     store_log_interval_seconds: float = 60.0
+    redis_pool_timeout: float = 0.5
+    store_write_timeout_seconds: float = 1.0
+    outbox_size: int = 10_000
+    outbox_max_age_seconds: float = 60.0
+    session_secret: str = ""
+    session_secret_previous: str = ""
     allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+    trusted_proxies: tuple[str, ...] = ()
+    metrics_token: str = ""
     max_frame_bytes: int = 4096
     max_prefix_chars: int = 100
     max_query_chars: int = 200
     max_inputs_per_second: float = 40.0
+    max_inputs_per_second_per_ip: float = 200.0
+    max_connections: int = 1000
+    max_connections_per_ip: int = 100
+    max_header_bytes: int = 16384
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 10.0
+    keep_alive_seconds: float = 5.0
+    handshake_timeout_seconds: float = 10.0
+    max_outgoing_bytes: int = 262_144
+    send_timeout_seconds: float = 10.0
     idle_timeout_seconds: float = 300.0
     cookie_name: str = "ac_session"
     cookie_secure: bool = False
     log_level: str = "info"
+    model_snapshot_dir: str = ""
     search_url: str = ""
 
     def __post_init__(self) -> None:
@@ -65,6 +89,20 @@ class ServeConfig:
             "max_inputs_per_second",
             "idle_timeout_seconds",
             "store_timeout_seconds",
+            "store_write_timeout_seconds",
+            "redis_pool_timeout",
+            "outbox_size",
+            "outbox_max_age_seconds",
+            "max_inputs_per_second_per_ip",
+            "max_connections",
+            "max_connections_per_ip",
+            "max_header_bytes",
+            "header_timeout_seconds",
+            "body_timeout_seconds",
+            "keep_alive_seconds",
+            "handshake_timeout_seconds",
+            "max_outgoing_bytes",
+            "send_timeout_seconds",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -81,6 +119,22 @@ class ServeConfig:
             )
         if self.k > self.max_k:
             raise ConfigError(f"serve.k ({self.k}) must not exceed serve.max_k ({self.max_k})")
+        for name in ("session_secret", "session_secret_previous"):
+            value = getattr(self, name)
+            if value and len(value) < 16:
+                raise ConfigError(
+                    f"serve.{name} needs at least 16 characters (got {len(value)}); make one with "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"serve.trusted_proxies: {proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+                ) from None
+        if not self.allowed_hosts:
+            raise ConfigError('serve.allowed_hosts must not be empty; ["*"] allows any Host header')
         if self.log_level not in ("critical", "error", "warning", "info", "debug"):
             raise ConfigError(
                 f"serve.log_level must be one of critical/error/warning/info/debug, got {self.log_level!r}"
@@ -92,7 +146,11 @@ class ServeConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settings, secrets shown only as set or not (safe to print or log)."""
+        values = dataclasses.asdict(self)
+        for name in ("session_secret", "session_secret_previous", "metrics_token"):
+            values[name] = "(set)" if values[name] else ""
+        return values
 
 
 SERVE_ENV_PREFIX = "AUTOCOMPLETE_"

@@ -29,7 +29,7 @@ class ListedOriginsCORS:
             app,
             allow_origins=self.allowed,
             allow_methods=("GET", "POST"),
-            allow_headers=("Content-Type",),
+            allow_headers=("Content-Type", "X-Autocomplete-Session"),
             allow_credentials=True,
         )
 

@@ -1,10 +1,14 @@
-"""The candidate generators over the model's logged queries: exact prefix, tails, popular.
+"""The candidate generators: the chain's links, each (request, batches so far) -> a batch.
 
 - :class:`ExactPrefix`: the labels that start with the typed text, found by the XMR model's
   prefix-constrained beam search and re-ranked with their popularity.
+- :class:`FollowedBefore`: the labels that followed the session's previous query in training and
+  start with the typed text, most frequent first.
 - :class:`UnseenTails`: when no label starts with the typed text, its longest word-boundary tail
   that does ("cheap flights to par" -> "flights to par"), completed the same way, the typed head
   put back in front.
+- :class:`Generated`: the typed words with the unfinished word completed and further words added
+  by the word language model (queries nobody typed whole).
 - :class:`PopularFill`: the most popular labels of the prefix, when the links before it came back
   with fewer than ``min(k, matching labels)`` (never expected from the beam; visible as ``popular``).
 - :class:`PopularRange`: the most-popular-completion baseline's only link.
@@ -17,10 +21,30 @@ from collections.abc import Sequence
 import numpy as np
 
 from autocomplete.candidates import CandidateBatch, Feature, Request, Source, concatenate, empty_features
+from autocomplete.fuzzy import fuzzy_ranges, top_in_ranges
+from autocomplete.fuzzy import warm_up as fuzzy_warm_up
+from autocomplete.generation import Generator
 from autocomplete.search import BeamSearcher
-from indexer.labels import encode, prefix_range
+from indexer.cooccurrence import PairCounts
+from indexer.labels import LabelSet, encode, prefix_range
 from indexer.model import XmrModel
+from indexer.params import FuzzyParams
 from indexer.popularity import PopularityIndex
+
+
+def label_batch(
+    labels: LabelSet, ids: np.ndarray, scores: np.ndarray, source: Source, head: str = ""
+) -> CandidateBatch:
+    """A batch of labels ``ids`` (after ``head``: then the texts are no labels) with their own scores."""
+    ids = np.asarray(ids, dtype=np.int64)
+    features = empty_features(len(ids), source)
+    features[:, Feature.HEAD_CHARS] = len(head)
+    features[:, Feature.LOG_COUNT] = np.log1p(labels.counts[ids].astype(np.float64))
+    texts = [head + text for text in labels.texts_of(ids)] if head else labels.texts_of(ids)
+    label_ids = np.full(len(ids), -1, dtype=np.int64) if head else ids
+    return CandidateBatch(
+        texts, [source] * len(ids), np.asarray(scores, dtype=np.float64), features, label_ids
+    )
 
 
 class XmrScorer:
@@ -36,37 +60,34 @@ class XmrScorer:
         self.log_counts = np.log1p(np.asarray(self.labels.counts, dtype=np.float64))
 
     def ranked(
-        self, typed: str, context: str, lo: int, hi: int, k: int
+        self, typed: str, context: str, lo: int, hi: int, n: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The best ``k`` labels of ``[lo, hi)``: ids, their re-ranked score relative to the best
+        """The best ``n`` labels of ``[lo, hi)``: ids, their re-ranked score relative to the best
         (1 for the first), and their log model score."""
         indices, data = self.model.vectorizer_.transform_one(typed, context)
         indices = np.concatenate((indices, self._bias_index))
         data = np.concatenate((data, self._bias_value))
-        pool = max(k, self.search.candidates)
+        pool = max(n, self.search.candidates)
         ids, scores = self.searcher.search(indices, data, lo, hi, len(typed), self.search.beam_width, pool)
         if not len(ids):
             return ids, np.empty(0), np.empty(0)
         log_scores = np.log(np.maximum(scores, 1e-30))
         ranked = log_scores + self.search.popularity_weight * self.log_counts[ids]
-        order = np.argsort(-ranked, kind="stable")[:k]
+        order = np.argsort(-ranked, kind="stable")[:n]
         return ids[order], np.exp(ranked[order] - ranked[order[0]]), log_scores[order]
 
     def batch(
-        self, request: Request, typed: str, lo: int, hi: int, head: str, source: Source
+        self, request: Request, typed: str, lo: int, hi: int, n: int, head: str, source: Source
     ) -> CandidateBatch:
-        """The ranked labels of ``[lo, hi)`` after ``head``, filled from popularity when short."""
-        ids, scores, log_scores = self.ranked(typed, request.context, lo, hi, request.k)
-        texts = [head + self.labels.text(int(i)) for i in ids]
-        features = empty_features(len(ids))
-        features[:, Feature.MODEL_LOG_SCORE] = log_scores
-        features[:, Feature.LOG_COUNT] = self.log_counts[ids]
-        features[:, Feature.HEAD_CHARS] = len(head)
-        batch = CandidateBatch(texts, [source] * len(ids), scores, features)
-        want = min(request.k, hi - lo)
+        """The ``n`` best labels of ``[lo, hi)`` after ``head``, filled from popularity when short."""
+        ids, scores, log_scores = self.ranked(typed, request.context, lo, hi, n)
+        batch = label_batch(self.labels, ids, scores, source, head)
+        batch.features[:, Feature.MODEL_LOG_SCORE] = log_scores
+        want = min(n, hi - lo)
         if len(batch) < want:  # the beam came back short: never expected, visible as "popular"
+            pool = want + len(batch)
             extra = popular_batch(
-                self.model.popularity_, typed, head, want - len(batch), set(texts), want + len(batch)
+                self.model.popularity_, typed, head, want - len(batch), set(batch.texts), pool
             )
             batch = concatenate([batch, extra])
         return batch
@@ -81,33 +102,56 @@ def popular_batch(
 ) -> CandidateBatch:
     """At most ``room`` of the ``pool`` most popular labels of ``typed`` not in ``seen``, after ``head``."""
     ids = [int(i) for i in popularity.top_ids(typed, pool)]
-    texts: list[str] = []
-    rows: list[int] = []
+    kept: list[int] = []
     for i in ids:
         text = head + popularity.labels.text(i)
-        if text not in seen and len(texts) < room:
+        if text not in seen and len(kept) < room:
             seen.add(text)
-            texts.append(text)
-            rows.append(i)
-    features = empty_features(len(rows))
-    features[:, Feature.LOG_COUNT] = np.log1p(popularity.labels.counts[rows].astype(np.float64))
-    features[:, Feature.HEAD_CHARS] = len(head)
-    return CandidateBatch(texts, [Source.POPULAR] * len(rows), np.zeros(len(rows)), features)
+            kept.append(i)
+    return label_batch(
+        popularity.labels, np.array(kept, dtype=np.int64), np.zeros(len(kept)), Source.POPULAR, head
+    )
 
 
 class ExactPrefix:
-    """The labels that start with the typed text, ranked by the model with the context."""
+    """The labels that start with the typed text, ranked by the model with the context; ``pool``
+    of them (default: the answer's ``k``) go on to the ranking step."""
 
-    def __init__(self, scorer: XmrScorer) -> None:
+    def __init__(self, scorer: XmrScorer, pool: int = 0) -> None:
         self.scorer = scorer
+        self.pool = pool
 
     def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
         if request.hi <= request.lo or request.k <= 0:
             return None
-        return self.scorer.batch(request, request.typed, request.lo, request.hi, "", Source.EXACT)
+        n = max(self.pool, request.k)
+        return self.scorer.batch(request, request.typed, request.lo, request.hi, n, "", Source.EXACT)
 
     def warm_up(self) -> None:
         self.scorer.warm_up()
+
+
+class FollowedBefore:
+    """The labels that followed the session's previous query in training, starting with the
+    typed text, most frequent first (at most ``limit``)."""
+
+    def __init__(self, pairs: PairCounts, labels: LabelSet, limit: int) -> None:
+        self.pairs = pairs
+        self.labels = labels
+        self.limit = limit
+
+    def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
+        if not request.context or request.hi <= request.lo or self.limit <= 0:
+            return None
+        ids, counts = self.pairs.row(request.context)
+        inside = (ids >= request.lo) & (ids < request.hi)
+        ids, counts = ids[inside][: self.limit], counts[inside][: self.limit]
+        if not len(ids):
+            return None
+        return label_batch(self.labels, ids, counts.astype(np.float64), Source.FOLLOWED)
+
+    def warm_up(self) -> None:
+        self.pairs.row("warm up")
 
 
 class UnseenTails:
@@ -126,32 +170,115 @@ class UnseenTails:
         if request.hi > request.lo or request.k <= 0 or self.max_tails <= 0:
             return None
         typed, labels = request.typed, self.scorer.labels
-        texts: list[str] = []
-        sources: list[Source] = []
-        scores: list[float] = []
-        rows: list[np.ndarray] = []
-        tails = 0
+        kept: list[CandidateBatch] = []
+        seen: set[str] = set()
+        floor, tails, n = 1.0, 0, 0
         for start in range(1, len(typed)):
-            if typed[start - 1] != " " or tails >= self.max_tails or len(texts) >= request.k:
+            if typed[start - 1] != " " or tails >= self.max_tails or n >= request.k:
                 continue
             lo, hi = prefix_range(labels.indptr, labels.chars, encode(typed[start:]))
             if lo == hi:
                 continue
             tails += 1
-            floor = scores[-1] if scores else 1.0
-            batch = self.scorer.batch(request, typed[start:], lo, hi, typed[:start], Source.TAIL)
-            for i, text in enumerate(batch.texts):
-                if text not in texts and len(texts) < request.k:
-                    texts.append(text)
-                    sources.append(batch.sources[i])
-                    scores.append(min(float(batch.scores[i]), floor))
-                    rows.append(batch.features[i])
-        if not texts:
-            return None
-        return CandidateBatch(texts, sources, np.array(scores), np.array(rows, dtype=np.float32))
+            batch = self.scorer.batch(request, typed[start:], lo, hi, request.k, typed[:start], Source.TAIL)
+            rows = [i for i, text in enumerate(batch.texts) if text not in seen][: request.k - n]
+            seen.update(batch.texts[i] for i in rows)
+            scores = np.minimum(batch.scores[rows], floor)
+            kept.append(
+                CandidateBatch(
+                    [batch.texts[i] for i in rows],
+                    [batch.sources[i] for i in rows],
+                    scores,
+                    batch.features[rows],
+                    batch.label_ids[rows],
+                )
+            )
+            n += len(rows)
+            floor = float(scores[-1]) if len(rows) else floor
+        return concatenate(kept) if kept else None
 
     def warm_up(self) -> None:
         self.scorer.warm_up()
+
+
+class Generated:
+    """Queries nobody may have typed whole: the typed words, the unfinished one completed from
+    the vocabulary, then up to a few more words, from the word language model."""
+
+    def __init__(self, generator: Generator, limit: int) -> None:
+        self.generator = generator
+        self.limit = limit
+
+    def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
+        if self.limit <= 0 or not request.typed.strip():
+            return None
+        made = self.generator.generate(request.typed, self.limit)
+        n = len(made.text)
+        if not n:
+            return None
+        features = empty_features(n, Source.GENERATED)
+        features[:, Feature.LM_LOGPROB] = made.logprob
+        features[:, Feature.LM_END_LOGPROB] = made.end_logprob
+        features[:, Feature.WORDS_ADDED] = made.n_added
+        features[:, Feature.COMPLETED_COUNT] = np.log1p(made.completed_count)
+        features[:, Feature.BACKOFF_STEPS] = made.backoff_steps
+        scores = made.logprob + made.end_logprob
+        return CandidateBatch(list(made.text), [Source.GENERATED] * n, scores, features, np.full(n, -1))
+
+    def warm_up(self) -> None:
+        self.generator.warm_up()
+
+
+_FUZZY_WALKS = 3  # walks per keystroke at most: the whole text and its two longest tails
+
+
+class FuzzyPrefix:
+    """Typos: the most popular logged queries whose prefix is a few edits from the typed text,
+    cheapest first, when fewer than ``params.when_fewer`` logged queries start with it. When none
+    is near the whole text, the same is tried on its longest word-boundary tail that has one, the
+    typed head kept in front (as :class:`UnseenTails` does for exact tails). Each candidate says
+    how many of its leading characters stand for the typed text (``matched``)."""
+
+    def __init__(self, popularity: PopularityIndex, params: FuzzyParams) -> None:
+        self.popularity = popularity
+        self.params = params
+
+    def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
+        p, typed = self.params, request.typed
+        if not p.enabled or request.hi - request.lo >= p.when_fewer:
+            return None
+        starts = [0] + [i for i in range(1, len(typed)) if typed[i - 1] == " "]
+        for start in starts[:_FUZZY_WALKS]:  # the whole text first, then ever shorter tails
+            tail = typed[start:]
+            if p.max_distance(len(tail)) == 0:
+                return None
+            batch = self._near(tail, typed[:start], request)
+            if batch is not None:
+                return batch
+        return None
+
+    def _near(self, tail: str, head: str, request: Request) -> CandidateBatch | None:
+        p, labels = self.params, self.popularity.labels
+        ranges = fuzzy_ranges(labels.indptr, labels.chars, tail, p)
+        if not len(ranges.lo):
+            return None
+        ids, cost, matched = top_in_ranges(
+            self.popularity.table, labels.counts, ranges.lo, ranges.hi, ranges.cost, ranges.matched_len,
+            p.candidates, True,
+        )  # fmt: skip
+        if not head:  # the exact matches of the whole text are the other links' business
+            outside = (ids < request.lo) | (ids >= request.hi)
+            ids, cost, matched = ids[outside], cost[outside], matched[outside]
+        if not len(ids):
+            return None
+        batch = label_batch(labels, ids, -cost.astype(np.float64), Source.FUZZY, head)
+        batch.features[:, Feature.EDIT_COST] = cost
+        batch.matched = (matched + len(head)).astype(np.int32)
+        return batch
+
+    def warm_up(self) -> None:
+        labels = self.popularity.labels
+        fuzzy_warm_up(labels.indptr, labels.chars, self.popularity.table, labels.counts)
 
 
 class PopularFill:
@@ -180,16 +307,12 @@ class PopularRange:
         self.popularity = popularity
         counts = np.asarray(popularity.labels.counts)
         self._share = counts / float(max(int(counts.sum()), 1))
-        self._log_counts = np.log1p(counts.astype(np.float64))
 
     def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
         if request.k <= 0:
             return None
         ids = self.popularity.top_ids(request.typed, request.k)
-        features = empty_features(len(ids))
-        features[:, Feature.LOG_COUNT] = self._log_counts[ids]
-        texts = [self.popularity.labels.text(int(i)) for i in ids]
-        return CandidateBatch(texts, [Source.POPULAR] * len(ids), self._share[ids], features)
+        return label_batch(self.popularity.labels, ids, self._share[ids], Source.POPULAR)
 
     def warm_up(self) -> None:
         self.popularity.top_ids("a", 10)

@@ -7,6 +7,8 @@ for ``--workers`` > 1): every worker then writes its samples there and ``/metric
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -55,10 +57,63 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.refused = Counter(
+            "autocomplete_connections_refused",
+            "Connections refused or dropped by a limit (too many, per address, header too big or "
+            "too slow, handshake timeout, client not reading)",
+            ["reason"],
+            registry=r,
+        )
+        self.outbox = Gauge(
+            "autocomplete_submits_pending",
+            "Submits waiting in the outbox for the session store to take them",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.outbox_results = Counter(
+            "autocomplete_submits_stored",
+            "Submits by what became of them: stored at once, stored after a retry, given up, refused "
+            "(outbox full)",
+            ["result"],
+            registry=r,
+        )
+        self.empty = Counter("autocomplete_empty_answers", "Inputs answered with no completion", registry=r)
+        self.sources = Counter(
+            "autocomplete_completion_sources",
+            "Completions returned, by the chain link that proposed them (model, followed, tail, "
+            "generated, fuzzy, popular)",
+            ["source"],
+            registry=r,
+        )
+        self.chosen_rank = Histogram(
+            "autocomplete_chosen_rank",
+            "Position (1-based) of the suggestion a person submitted; typed queries are not counted",
+            buckets=tuple(range(1, 21)),
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "autocomplete_model_info",
+            "The model being served (value 1): its id (checksum of params.json), kind, labels, trained at",
+            ["id", "kind", "labels", "trained_at"],
+            registry=r,
+            multiprocess_mode="max",
+        )
         # the labelled series of the per-keystroke path, looked up once
         self.websocket_inputs = self.inputs.labels("websocket")
         self.websocket_submits = self.submits.labels("websocket")
         self._store_latency = {op: self.store_latency.labels(op) for op in _STORE_OPS}
+
+    def answered(self, found: Sequence[Any]) -> None:
+        """Count an answer: empty or not, and the source of each completion."""
+        if not found:
+            self.empty.inc()
+        for c in found:
+            self.sources.labels(str(c.source)).inc()
+
+    def serving(self, info: Mapping[str, Any]) -> None:
+        self.model_info.labels(
+            str(info["id"]), str(info["kind"]), str(info["labels"]), str(info["trained_at"])
+        ).set(1)
 
     def store_call(self, op: str, seconds: float) -> None:
         series = self._store_latency.get(op)

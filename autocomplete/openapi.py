@@ -117,6 +117,11 @@ SCHEMA: dict[str, Any] = {
                                             "(or not a string) starts a new session."
                                         )
                                     },
+                                    "idempotency_key": {
+                                        "type": "string",
+                                        "pattern": "^[A-Za-z0-9_-]{8,64}$",
+                                        "description": "The same key on a retry: the query is stored once.",
+                                    },
                                 },
                             }
                         }
@@ -261,7 +266,9 @@ SCHEMA: dict[str, Any] = {
                     "200": {
                         "description": "The Prometheus text exposition format.",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    "401": _json(_ref("Error"), "`[serve] metrics_token` is set and was not sent."),
+                    "403": _json(_ref("Error"), "No token is set and the client is not on the loopback."),
                 },
             }
         },
@@ -309,7 +316,13 @@ SCHEMA: dict[str, Any] = {
                 "properties": {
                     "type": {"const": "submitted"},
                     "text": {"type": "string"},
-                    "stored": {"type": "boolean", "description": "false: the session store did not answer."},
+                    "stored": {
+                        "enum": [True, False, "pending"],
+                        "description": (
+                            'true: in the session store; "pending": queued and retried until it is; '
+                            "false: refused (the queue was full)."
+                        ),
+                    },
                     "session": {"type": "string"},
                 },
             },

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from math import isfinite
 from typing import Any
@@ -21,6 +22,7 @@ from autocomplete.completer import Completion
 
 PROTOCOL_VERSION = 1
 MAX_SEQ = 2**53 - 1
+_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
@@ -56,6 +58,8 @@ class InputMessage:
 @dataclasses.dataclass(frozen=True, slots=True)
 class SubmitMessage:
     text: str
+    key: str | None = None  # the client's idempotency key: a retry of the same submit is stored once
+    rank: int | None = None  # 1-based position of the chosen suggestion; None when the text was typed
 
 
 ClientMessage = InputMessage | SubmitMessage
@@ -87,7 +91,9 @@ def parse_client_frame(frame: str | bytes | None, limits: Limits) -> ClientMessa
     seq = data.get("seq")
     seq = seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SEQ else None
     if kind == "submit":
-        return SubmitMessage(check_query(data.get("text"), limits.max_query_chars, seq))
+        text = check_query(data.get("text"), limits.max_query_chars, seq)
+        key = check_idempotency_key(data.get("idempotency_key"), seq)
+        return SubmitMessage(text, key, check_rank(data.get("rank"), limits.max_k, seq))
     raise ProtocolError("unknown_type", '"type" must be "input" or "submit"', seq)
 
 
@@ -98,6 +104,11 @@ def check_text(text: Any, name: str, max_chars: int, seq: int | None = None) -> 
         raise ProtocolError("too_long", f'"{name}" is limited to {max_chars} characters', seq)
     if _FORBIDDEN.search(text):
         raise ProtocolError("control_characters", f'"{name}" must not contain control characters', seq)
+    # the model normalizes (NFKC, casefold): one character may become up to 18, and cost as many
+    if not text.isascii() and len(unicodedata.normalize("NFKC", text).casefold()) > max_chars:
+        raise ProtocolError(
+            "too_long", f'"{name}" is limited to {max_chars} characters after Unicode normalization', seq
+        )
     return text
 
 
@@ -109,6 +120,26 @@ def check_query(text: Any, max_chars: int, seq: int | None = None) -> str:
     return query
 
 
+def check_idempotency_key(key: Any, seq: int | None = None) -> str | None:
+    """An optional ``idempotency_key``: 8 to 64 characters of ``A-Z a-z 0-9 _ -``."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or _KEY.fullmatch(key) is None:
+        raise ProtocolError(
+            "bad_field", '"idempotency_key" must be 8 to 64 characters of A-Z, a-z, 0-9, _ or -', seq
+        )
+    return key
+
+
+def check_rank(rank: Any, max_k: int, seq: int | None = None) -> int | None:
+    """An optional ``rank``: the chosen suggestion's 1-based position, null when typed."""
+    if rank is None:
+        return None
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= max_k:
+        raise ProtocolError("bad_field", f'"rank" must be null or a whole number from 1 to {max_k}', seq)
+    return rank
+
+
 def check_k(k: Any, max_k: int, seq: int | None = None) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max_k:
         raise ProtocolError("bad_field", f'"k" must be a whole number from 1 to {max_k}', seq)
@@ -116,11 +147,21 @@ def check_k(k: Any, max_k: int, seq: int | None = None) -> int:
 
 
 def items(completions: Iterable[Completion]) -> list[dict[str, Any]]:
-    """The completions as frame items; a score is rounded to 6 decimals, 0.0 if not finite."""
-    return [
-        {"text": c.text, "score": round(score, 6) if isfinite(score := float(c.score)) else 0.0}
-        for c in completions
-    ]
+    """The completions as frame items; a score is rounded to 6 decimals, 0.0 if not finite. A
+    corrected completion (a typo fixed: it does not start with the typed text) also says which of
+    its characters stand for what was typed: ``"matched": [0, end]`` (code points) and
+    ``"corrected": true``."""
+    out = []
+    for c in completions:
+        item: dict[str, Any] = {
+            "text": c.text,
+            "score": round(s, 6) if isfinite(s := float(c.score)) else 0.0,
+        }
+        if c.matched >= 0:
+            item["matched"] = [0, c.matched]
+            item["corrected"] = True
+        out.append(item)
+    return out
 
 
 def encode(frame: dict[str, Any]) -> str:
@@ -141,8 +182,15 @@ def superseded(seq: int) -> dict[str, Any]:
     return {"type": "superseded", "seq": seq}
 
 
-def submitted(text: str, stored: bool) -> dict[str, Any]:
+def submitted(text: str, stored: bool | str) -> dict[str, Any]:
+    """``stored``: ``True`` once in the session store, ``"pending"`` while queued for it, ``False``
+    when it was refused (the queue was full) or given up."""
     return {"type": "submitted", "text": text, "stored": stored}
+
+
+def stored(text: str, stored: bool) -> dict[str, Any]:
+    """What became of a submit answered ``"pending"``: written (``True``) or given up."""
+    return {"type": "stored", "text": text, "stored": stored}
 
 
 def error(code: str, message: str, seq: int | None = None) -> dict[str, Any]:

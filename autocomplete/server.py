@@ -8,8 +8,11 @@ through an app factory so that each of ``--workers N`` processes builds its own 
 from __future__ import annotations
 
 import contextlib
+import hmac
+import json
 import logging
 import os
+import secrets
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -19,6 +22,7 @@ from starlette import status
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -31,12 +35,15 @@ from autocomplete.completer import Completer, load_completer
 from autocomplete.config import ServeConfig, load_serve_config
 from autocomplete.cors import ListedOriginsCORS
 from autocomplete.holder import ModelHolder
+from autocomplete.limits import is_loopback
 from autocomplete.metrics import CONTENT_TYPE, ServiceMetrics
 from autocomplete.protocol import ProtocolError
 from autocomplete.service import Service
 from autocomplete.websocket import serve_connection, set_session_cookie
+from indexer.manifest import snapshot
 from sessions.base import SessionStore
 from sessions.guard import GuardedSessionStore
+from sessions.ids import SessionIds
 from sessions.memory import MemorySessionStore
 from sessions.redis import RedisSessionStore
 
@@ -44,6 +51,8 @@ logger = logging.getLogger("autocomplete.server")
 STATIC_DIR = Path(__file__).parent / "static"
 MODEL_ENV = "AUTOCOMPLETE_SERVE_MODEL"
 CONFIG_ENV = "AUTOCOMPLETE_SERVE_CONFIG"
+SECRET_ENV = "AUTOCOMPLETE_SESSION_SECRET"
+SESSION_HEADER = "x-autocomplete-session"
 _PLACEHOLDER = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Autocomplete</title>"
     "<p>The autocomplete service is running. The demo page is not installed; "
@@ -69,29 +78,43 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         _redact_uvicorn_logs()
-        loaded = completer if completer is not None else load_completer(model, warm_up=True)  # type: ignore[arg-type]
+        if completer is not None:
+            loaded = completer
+        else:  # a private verified copy: the folder given may be rewritten while we serve
+            loaded = load_completer(snapshot(model, config.model_snapshot_dir or None), warm_up=True)  # type: ignore[arg-type]
         metrics = ServiceMetrics()
         backing = store if store is not None else _default_store(config)
+        in_process = isinstance(backing, MemorySessionStore)  # answers at once: no timer per call
         sessions = GuardedSessionStore(
             backing,
-            # process memory answers at once: no timer around each call
-            timeout=None if isinstance(backing, MemorySessionStore) else config.store_timeout_seconds,
+            timeout=None if in_process else config.store_timeout_seconds,
+            write_timeout=None if in_process else config.store_write_timeout_seconds,
             retry_after=config.store_retry_seconds,
             log_interval=config.store_log_interval_seconds,
+            outbox_size=config.outbox_size,
+            outbox_max_age=config.outbox_max_age_seconds,
             on_call=metrics.store_call,
             on_error=metrics.store_error,
+            on_outbox=metrics.outbox.set,
         )
         if not await sessions.ping():
             logger.warning("the session store does not answer; serving without context until it does")
         limits = Service.limits_of(config)
         service = Service(ModelHolder(loaded), sessions, config, metrics, limits, ready=True)
-        logger.info("ready: %s model, %s session store", loaded.kind, type(sessions.store).__name__)
+        metrics.serving(loaded.info)
+        logger.info(
+            "ready: %s model %s, %s session store",
+            loaded.kind,
+            loaded.info["id"],
+            type(sessions.store).__name__,
+        )
         try:
             yield {"service": service}
         finally:
             service.ready = False
             await sessions.close()
 
+    # one route a line, in path order: other changes add theirs without touching these
     routes = [
         Route("/", index),
         Route("/healthz", healthz),
@@ -106,7 +129,10 @@ def create_app(
     ]
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
-    middleware: list[Middleware] = []
+    # Host allow-list first: a page on a rebound DNS name reaches nothing, websocket included
+    middleware: list[Middleware] = [
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts), www_redirect=False)
+    ]
     if config.allowed_origins:  # pages of other origins may use the HTTP fallback
         middleware.append(Middleware(ListedOriginsCORS, allowed=config.allowed_origins))
     # inside CORS, so that a refused body's 413 carries its headers
@@ -119,7 +145,14 @@ def create_app(
     )
 
 
+def session_ids(config: ServeConfig) -> SessionIds:
+    """Ids signed with ``serve.session_secret``; without one, a key of this process only."""
+    grace = (config.session_secret_previous,) if config.session_secret_previous else ()
+    return SessionIds(config.session_secret or None, grace)
+
+
 def _default_store(config: ServeConfig) -> SessionStore:
+    ids = session_ids(config)
     if config.redis_url:
         return RedisSessionStore(
             config.redis_url,
@@ -129,12 +162,16 @@ def _default_store(config: ServeConfig) -> SessionStore:
             socket_timeout=config.redis_socket_timeout,
             connect_timeout=config.redis_connect_timeout,
             max_connections=config.redis_max_connections,
+            pool_timeout=config.redis_pool_timeout,
             retries=config.redis_retries,
+            max_item_bytes=4 * config.max_query_chars,
+            ids=ids,
         )
     return MemorySessionStore(
         ttl_seconds=config.session_ttl_seconds,
         history_length=config.history_length,
         max_sessions=config.memory_max_sessions,
+        ids=ids,
     )
 
 
@@ -155,12 +192,53 @@ async def readyz(request: Request) -> Response:
     if not service.ready:
         return JSONResponse({"status": "starting or stopping"}, status_code=503)
     store = "ok" if service.sessions.healthy else "degraded"
-    return JSONResponse({"status": "ready", "model": service.model.current.kind, "session_store": store})
+    info = service.model.current.info
+    body = {"status": "ready", "model": info["kind"], "model_id": info["id"], "labels": info["labels"]}
+    body.update(trained_at=info["trained_at"], session_store=store)
+    return JSONResponse(body)
 
 
 async def metrics_endpoint(request: Request) -> Response:
+    """With ``serve.metrics_token`` set, only for ``Authorization: Bearer <token>``; without one,
+    only for clients on this machine (a peer on the loopback, not through a proxy)."""
     service: Service = request.state.service
+    token = service.config.metrics_token
+    if token:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "send Authorization: Bearer <serve.metrics_token>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    else:
+        peer = request.client.host if request.client else None
+        if not is_loopback(peer) or "x-forwarded-for" in request.headers:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                "/metrics is served to this machine only unless serve.metrics_token is set",
+            )
     return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _requested(request: Request, service: Service, body: object = None) -> tuple[str | None, bool]:
+    """The session id a request asks for and whether it is the cookie's: the
+    ``X-Autocomplete-Session`` header (the widget's), the body's or ``?session=`` (other clients),
+    else the cookie. Only a fresh session or the cookie's own ever sets the cookie."""
+    for value in (request.headers.get(SESSION_HEADER), body, request.query_params.get("session")):
+        if isinstance(value, str) and value:
+            return value, False
+    cookie = request.cookies.get(service.config.cookie_name)
+    return cookie, cookie is not None
+
+
+def _respond(
+    service: Service, body: dict[str, Any], session: str | None, requested: str | None, from_cookie: bool
+) -> Response:
+    response = JSONResponse(body)
+    if session is not None and (session != requested or from_cookie):
+        set_session_cookie(response, service.config, session)
+    return response
 
 
 async def complete_endpoint(request: Request) -> Response:
@@ -179,16 +257,13 @@ async def complete_endpoint(request: Request) -> Response:
                 "bad_field", f'"k" must be a whole number from 1 to {service.limits.max_k}'
             ) from None
     service.metrics.inputs.labels("http").inc()
-    requested = params.get("session") or request.cookies.get(service.config.cookie_name)
+    requested, from_cookie = _requested(request, service)
     session = await service.sessions.resume(requested) if requested else None
     previous = await service.sessions.previous(session, service.config.context_queries) if session else []
     found, ms = service.complete(text, previous, k)
     body = protocol.completions(None, text, found, ms)
     body["session"] = session
-    response = JSONResponse(body)
-    if session is not None:
-        set_session_cookie(response, service.config, session)
-    return response
+    return _respond(service, body, session, requested, from_cookie)
 
 
 async def submit_endpoint(request: Request) -> Response:
@@ -196,33 +271,36 @@ async def submit_endpoint(request: Request) -> Response:
     service: Service = request.state.service
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
+    raw = await request.body()  # at most max_frame_bytes (BodyLimit answers a JSON 413 past it)
     try:
-        data = await request.json()
+        data = json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise ProtocolError("bad_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProtocolError("bad_frame", 'the body must be a JSON object {"session": ..., "text": ...}')
     text = protocol.check_query(data.get("text"), service.limits.max_query_chars)
-    requested = data.get("session") or request.cookies.get(service.config.cookie_name)
-    session = await service.sessions.resume(requested if isinstance(requested, str) else None)
+    requested, from_cookie = _requested(request, service, data.get("session"))
+    session = await service.sessions.resume(requested)
     service.metrics.submits.labels("http").inc()
-    stored = await service.sessions.record(session, service.normalize_query(text))
-    body = protocol.submitted(text, stored)
+    key = protocol.check_idempotency_key(data.get("idempotency_key"))
+    rank = protocol.check_rank(data.get("rank"), service.limits.max_k)
+    if rank is not None:
+        service.metrics.chosen_rank.observe(rank)
+    submit = await service.sessions.record(session, service.normalize_query(text), key)
+    body = protocol.submitted(text, submit.stored)
     body["session"] = session
-    response = JSONResponse(body)
-    set_session_cookie(response, service.config, session)
-    return response
+    return _respond(service, body, session, requested, from_cookie)
 
 
 async def session_endpoint(request: Request) -> Response:
     """``GET /v1/session``: the caller's own session (cookie or ``?session=``) and its recent queries."""
     service: Service = request.state.service
-    requested = request.query_params.get("session") or request.cookies.get(service.config.cookie_name)
+    requested, from_cookie = _requested(request, service)
     session = await service.sessions.resume(requested)
-    previous = await service.sessions.previous(session, service.config.history_length)
-    response = JSONResponse({"session": session, "previous": previous})
-    set_session_cookie(response, service.config, session)
-    return response
+    # a page load, not a keystroke: the store may take as long as for a resume
+    timeout = service.sessions.write_timeout
+    previous = await service.sessions.previous(session, service.config.history_length, timeout=timeout)
+    return _respond(service, {"session": session, "previous": previous}, session, requested, from_cookie)
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
@@ -231,7 +309,14 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed", 413: "too_big", 415: "unsupported_media_type"}
+    code = {
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "too_big",
+        415: "unsupported_media_type",
+    }
     body = protocol.error(code.get(exc.status_code, "http_error"), str(exc.detail))
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
@@ -288,25 +373,68 @@ def run(model: str, config: str | None, host: str, port: int, redis_url: str | N
     if redis_url:
         os.environ["AUTOCOMPLETE_REDIS_URL"] = redis_url
     settings = load_serve_config(config)  # fail here, loudly, before any worker starts
+    if not settings.session_secret:
+        # one key for all workers of this run, handed to them through the environment
+        os.environ[SECRET_ENV] = secrets.token_urlsafe(32)
+        logger.warning(
+            "no serve.session_secret (%s): session ids are signed with a key made for this run; "
+            "sessions end when the server restarts, and servers sharing a Redis must set the same "
+            "secret",
+            SECRET_ENV,
+        )
+    if host not in ("127.0.0.1", "localhost", "::1") and "*" not in settings.allowed_hosts:
+        logger.warning(
+            "serving on %s: requests whose Host is not in serve.allowed_hosts %s are refused (400); "
+            "list the names clients use",
+            host,
+            list(settings.allowed_hosts),
+        )
+    _raise_open_files_limit(settings.max_connections)
     if workers > 1:
         if not settings.redis_url:
             logger.warning(
                 "%d workers with in-memory sessions: each worker keeps its own; use --redis-url", workers
             )
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="autocomplete-metrics-"))
+    from autocomplete.transport import LimitedHttpProtocol, LimitedWebSocketProtocol
+
     uvicorn.run(
         "autocomplete.server:app_from_environment",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        ws_max_size=settings.max_frame_bytes,
+        # frames up to max_frame_bytes are answered; larger ones up to 4x get the frame_too_big
+        # error frame before the 1009 close, larger still are closed 1009 by the implementation
+        ws_max_size=4 * settings.max_frame_bytes,
+        # HTTP beyond this is answered 503 by uvicorn; the headroom keeps /healthz, /readyz and
+        # /metrics answering while the websockets are at serve.max_connections
+        limit_concurrency=settings.max_connections + 64,
+        timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
         # the fastest implementations (uvicorn[standard]); compressing frames of a few hundred bytes
         # costs more CPU than it saves bytes
         loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
+        # uvicorn's httptools and websockets-sansio protocols, with the bounds of transport.py
+        http=LimitedHttpProtocol,
+        ws=LimitedWebSocketProtocol,
         ws_per_message_deflate=False,
         log_level=settings.log_level,
         server_header=False,
     )
+
+
+def _raise_open_files_limit(max_connections: int) -> None:
+    """Let a worker hold ``max_connections`` sockets: raise the soft open-files limit up to the hard one."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max_connections + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        if new < want:
+            logger.warning(
+                "open files limited to %d: fewer than serve.max_connections (%d) + 256", new, max_connections
+            )

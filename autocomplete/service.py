@@ -7,15 +7,20 @@ Built once per worker process in the app's lifespan and handed to handlers throu
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import time
 from collections.abc import Sequence
 
 from autocomplete.completer import Completion
 from autocomplete.config import ServeConfig
 from autocomplete.holder import ModelHolder
+from autocomplete.limits import ClientLimits
 from autocomplete.metrics import ServiceMetrics
 from autocomplete.protocol import Limits
 from sessions.guard import GuardedSessionStore
+
+logger = logging.getLogger("autocomplete.server")
 
 
 @dataclasses.dataclass
@@ -26,6 +31,31 @@ class Service:
     metrics: ServiceMetrics
     limits: Limits
     ready: bool = False
+    client_limits: ClientLimits = dataclasses.field(init=False)
+
+    _refusals: dict[str, int] = dataclasses.field(init=False, default_factory=dict)
+    _refusals_logged: float = dataclasses.field(init=False, default=-math.inf)
+
+    def refused(self, reason: str) -> None:
+        """A connection refused or dropped by a limit: counted, and logged at most once a minute
+        (an address's flood must be seen, but not write a line per connection)."""
+        self.metrics.refused.labels(reason).inc()
+        self._refusals[reason] = self._refusals.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._refusals_logged >= 60.0:
+            counts = ", ".join(f"{n} {r}" for r, n in sorted(self._refusals.items()))
+            logger.warning("connections refused or dropped by a limit since the last report: %s", counts)
+            self._refusals.clear()
+            self._refusals_logged = now
+
+    def __post_init__(self) -> None:
+        config = self.config
+        self.client_limits = ClientLimits(
+            max_connections=config.max_connections,
+            max_per_address=config.max_connections_per_ip,
+            inputs_per_second_per_address=config.max_inputs_per_second_per_ip,
+            trusted_proxies=config.trusted_proxies,
+        )
 
     @classmethod
     def limits_of(cls, config: ServeConfig) -> Limits:
@@ -43,6 +73,7 @@ class Service:
         seconds = time.perf_counter() - start
         self.metrics.latency.observe(seconds)
         self.metrics.completed.inc()
+        self.metrics.answered(found)
         return found, seconds * 1000.0
 
     def normalize_query(self, text: str) -> str:

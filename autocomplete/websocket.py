@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -25,8 +26,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from autocomplete import protocol
 from autocomplete.config import ServeConfig
 from autocomplete.cors import origin_listed
+from autocomplete.limits import TokenBucket
 from autocomplete.protocol import FrameTooBig, InputMessage, ProtocolError, SubmitMessage
 from autocomplete.service import Service
+from sessions.guard import Stored, Submit
 
 logger = logging.getLogger("autocomplete.websocket")
 
@@ -37,8 +40,20 @@ class _Close:
     reason: str
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Stored:
+    """A pending submit that the outbox has since written (or given up): the text as the client
+    sent it, the query as stored."""
+
+    text: str
+    query: str
+    stored: bool
+
+
 _GONE = object()  # the client disconnected
-_Item = InputMessage | SubmitMessage | ProtocolError | _Close | object
+_Item = InputMessage | SubmitMessage | ProtocolError | _Close | _Stored | object
+SUBPROTOCOL = "autocomplete.v1"
+SESSION_SUBPROTOCOL = "autocomplete.session."
 
 
 class _Inbox:
@@ -81,24 +96,6 @@ class _Inbox:
         if isinstance(item, InputMessage):
             self.waiting_inputs -= 1
         return item
-
-
-class _RateLimit:
-    """Token bucket: ``rate`` frames per second, bursts of up to ``rate`` frames."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = rate
-        self.stamp = time.monotonic()
-
-    def allow(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
 
 
 class _IdleTimer:
@@ -170,11 +167,11 @@ class _Context:
                 await asyncio.sleep(0)  # let a store that answers at once answer this input
         return self._previous
 
-    def submitted(self, query: str, stored: bool) -> None:
+    def submitted(self, query: str, stored: Stored) -> None:
         """This connection's own submit: once stored, the new most recent query, known without a
         read; one the store did not take leaves the context as it was and asks the store again."""
         self._version += 1
-        if stored:
+        if stored is True:
             self._previous = (self._previous + [query])[-self._queries :] if self._queries > 0 else []
             self._first_read = False
             self._due = time.monotonic() + self._refresh
@@ -208,30 +205,76 @@ def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
     return parts.scheme in ("http", "https") and parts.netloc.lower() == host
 
 
+def requested_session(websocket: WebSocket, cookie_name: str) -> tuple[str | None, bool]:
+    """The session id the client asks for and whether it came from the cookie.
+
+    In order: the ``autocomplete.session.<id>`` subprotocol (how the widget sends it: a header,
+    never the URL), ``?session=`` (non-browser clients), the cookie."""
+    for offered in websocket.scope.get("subprotocols", ()):
+        if offered.startswith(SESSION_SUBPROTOCOL):
+            return offered[len(SESSION_SUBPROTOCOL) :], False
+    from_url = websocket.query_params.get("session")
+    if from_url:
+        return from_url, False
+    cookie = websocket.cookies.get(cookie_name)
+    return cookie, cookie is not None
+
+
 async def serve_connection(websocket: WebSocket, service: Service) -> None:
-    """Accept, say hello, answer frames until the client leaves, the idle timeout, or a too-big frame."""
+    """Accept, say hello, answer frames until the client leaves, the idle timeout, or a too-big frame.
+
+    Refusals are sent after accepting, so that a browser's ``close`` event shows their code and
+    reason: 1008 for an ``Origin`` that is not allowed, 1013 when this worker, or the client's
+    address, holds as many connections as it may."""
     config = service.config
+    subprotocol = SUBPROTOCOL if SUBPROTOCOL in websocket.scope.get("subprotocols", ()) else None
     if not origin_allowed(websocket, config.allowed_origins):
         service.metrics.errors.labels("origin_not_allowed").inc()
-        logger.info("websocket refused: origin not allowed")
-        await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
+        logger.debug("websocket refused: origin not allowed")
+        await websocket.accept(subprotocol=subprotocol)
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason="origin not allowed")
         return
-    requested = websocket.query_params.get("session") or websocket.cookies.get(config.cookie_name)
-    session = await service.sessions.resume(requested)
-    await websocket.accept(headers=cookie_headers(config, session))
-    service.metrics.connections.inc()
-    inbox = _Inbox()
-    reader = asyncio.create_task(_read(websocket, service, inbox))
+    limits = service.client_limits
+    client = websocket.client.host if websocket.client else None
+    address = limits.address(client, websocket.headers.get("x-forwarded-for"))
+    refused = limits.acquire(address)
+    if refused is not None:
+        service.refused("too_many" if "server" in refused else "per_ip")
+        await websocket.accept(subprotocol=subprotocol)
+        await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason=refused)
+        return
     try:
-        await _send(websocket, protocol.hello(session))
-        await _answer(websocket, service, _Context(service, session, fresh=session != requested), inbox)
+        requested, from_cookie = requested_session(websocket, config.cookie_name)
+        session = await service.sessions.resume(requested)
+        # a cookie is set for a fresh session or refreshed for the cookie's own, never for an id
+        # the client brought some other way (a link must not give its id to a browser)
+        fresh = session != requested
+        headers = cookie_headers(config, session) if fresh or from_cookie else []
+        await websocket.accept(subprotocol=subprotocol, headers=headers)
+        service.metrics.connections.inc()
+        try:
+            await _serve(websocket, service, address, _Context(service, session, fresh=fresh))
+        finally:
+            service.metrics.connections.dec()
+    finally:
+        limits.release(address)
+
+
+async def _serve(websocket: WebSocket, service: Service, address: str, context: _Context) -> None:
+    inbox = _Inbox()
+    reader = asyncio.create_task(_read(websocket, service, address, inbox))
+    try:
+        await _send(websocket, service, protocol.hello(context.session))
+        await _answer(websocket, service, context, inbox)
     except WebSocketDisconnect:
         pass
+    except TimeoutError:
+        service.refused("not_reading")
+        logger.debug("websocket dropped: its client did not read its answers")
     except (RuntimeError, OSError) as exc:  # uvicorn closed the transport itself (keepalive timeout)
-        logger.debug("websocket transport closed under the server: %s", exc)
+        logger.debug("websocket transport closed under the server: %s", type(exc).__name__)
     finally:
         reader.cancel()
-        service.metrics.connections.dec()
 
 
 def cookie_headers(config: ServeConfig, session: str) -> list[tuple[bytes, bytes]]:
@@ -252,7 +295,7 @@ def set_session_cookie(response: Response, config: ServeConfig, session: str) ->
     )
 
 
-async def _read(websocket: WebSocket, service: Service, inbox: _Inbox) -> None:
+async def _read(websocket: WebSocket, service: Service, address: str, inbox: _Inbox) -> None:
     reader = asyncio.current_task()
     assert reader is not None
 
@@ -262,16 +305,46 @@ async def _read(websocket: WebSocket, service: Service, inbox: _Inbox) -> None:
 
     timer = _IdleTimer(service.config.idle_timeout_seconds, on_idle)
     try:
-        await _read_frames(websocket, service, inbox, timer)
+        await _read_frames(websocket, service, address, inbox, timer)
     except (WebSocketDisconnect, RuntimeError, OSError):  # the transport went away under us
         inbox.put(_GONE)
     finally:
         timer.cancel()
 
 
-async def _read_frames(websocket: WebSocket, service: Service, inbox: _Inbox, timer: _IdleTimer) -> None:
+def _seq_of(frame: str | bytes | None) -> int | None:
+    """The ``seq`` of a frame that is refused unread (rate limited), if it has a valid one."""
+    if not isinstance(frame, str):
+        return None
+    try:
+        data = json.loads(frame)
+    except (ValueError, RecursionError):
+        return None
+    seq = data.get("seq") if isinstance(data, dict) else None
+    return (
+        seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= protocol.MAX_SEQ else None
+    )
+
+
+async def _wait_for(bucket: TokenBucket) -> None:
+    """Sleep until ``bucket`` has a token, and take it."""
+    while not bucket.take(time.monotonic()):
+        await asyncio.sleep(max(bucket.wait(time.monotonic()), 0.001))
+
+
+async def _read_frames(
+    websocket: WebSocket, service: Service, address: str, inbox: _Inbox, timer: _IdleTimer
+) -> None:
+    """Every frame, well-formed or not, spends the connection's and its address's budget
+    (``max_inputs_per_second``, ``max_inputs_per_second_per_ip``). Over budget, frames are answered
+    ``rate_limited`` up to as many again per second; past that the reader stops reading until the
+    budget allows the next one (TCP pushes back on the client), so a flood costs a bounded amount
+    of work whatever it holds."""
     limits = service.limits
-    rate = _RateLimit(service.config.max_inputs_per_second)
+    rate = service.config.max_inputs_per_second
+    inputs, refusals = TokenBucket(rate), TokenBucket(rate)
+    address_inputs, address_refusals = service.client_limits.buckets(address)
+    logged = False
     while True:
         if not inbox.has_room:
             timer.paused = True
@@ -282,18 +355,30 @@ async def _read_frames(websocket: WebSocket, service: Service, inbox: _Inbox, ti
         if message["type"] == "websocket.disconnect":
             inbox.put(_GONE)
             return
+        frame = message.get("text", message.get("bytes"))
+        now = time.monotonic()
+        if not (inputs.take(now) and address_inputs.take(now)):
+            if refusals.take(now) and address_refusals.take(now):
+                inbox.put(
+                    ProtocolError("rate_limited", "too many frames per second; slow down", _seq_of(frame))
+                )
+                continue
+            timer.paused = True  # over budget twice over: stop reading until the budget allows one
+            await _wait_for(inputs)
+            async with service.client_limits.gate(address):  # one waiter per address at a time
+                await _wait_for(address_inputs)
+            timer.paused = False
         try:
-            parsed = protocol.parse_client_frame(message.get("text", message.get("bytes")), limits)
+            parsed = protocol.parse_client_frame(frame, limits)
         except FrameTooBig as exc:
             inbox.put(exc)
             inbox.put(_Close(FrameTooBig.close_code, exc.message))
             return
         except ProtocolError as exc:
+            if not logged:
+                logged = True  # once per connection: a flood of bad frames is not a flood of lines
+                logger.debug("websocket frame refused: %s", exc.code)
             inbox.put(exc)
-            continue
-        if not rate.allow():
-            seq = parsed.seq if isinstance(parsed, InputMessage) else None
-            inbox.put(ProtocolError("rate_limited", "too many frames per second; slow down", seq))
             continue
         inbox.put(parsed)
 
@@ -315,26 +400,36 @@ async def _answer_frames(websocket: WebSocket, service: Service, context: _Conte
             previous = [] if inbox.waiting_inputs else await context.previous()
             if inbox.waiting_inputs:
                 metrics.superseded.inc()
-                await _send(websocket, protocol.superseded(item.seq))
+                await _send(websocket, service, protocol.superseded(item.seq))
                 continue
             try:
                 found, ms = service.complete(item.text, previous, item.k)
-            except Exception:
-                logger.exception("the completer failed on an input")
+            except Exception as exc:
+                # the error class only: a message or traceback may quote the typed text
+                logger.error("the completer failed on an input: %s", type(exc).__name__)
+                logger.debug("the completer's traceback", exc_info=True)
                 metrics.errors.labels("internal").inc()
                 failure = protocol.error("internal", "the server could not complete this input", item.seq)
-                await _send(websocket, failure)
+                await _send(websocket, service, failure)
                 continue
-            await _send(websocket, protocol.completions(item.seq, item.text, found, ms))
+            await _send(websocket, service, protocol.completions(item.seq, item.text, found, ms))
         elif isinstance(item, SubmitMessage):
             metrics.websocket_submits.inc()
+            if item.rank is not None:
+                metrics.chosen_rank.observe(item.rank)
             query = service.normalize_query(item.text)
-            stored = await service.sessions.record(context.session, query)
-            context.submitted(query, stored)
-            await _send(websocket, protocol.submitted(item.text, stored))
+            submit = await service.sessions.record(context.session, query, item.key)
+            context.submitted(query, submit.stored)
+            _count_submit(service, submit)
+            if submit.done is not None:
+                submit.done.add_done_callback(_when_written(service, inbox, item.text, query))
+            await _send(websocket, service, protocol.submitted(item.text, submit.stored))
+        elif isinstance(item, _Stored):
+            context.submitted(item.query, item.stored)
+            await _send(websocket, service, protocol.stored(item.text, item.stored))
         elif isinstance(item, ProtocolError):
             metrics.errors.labels(item.code).inc()
-            await _send(websocket, protocol.error(item.code, item.message, item.seq))
+            await _send(websocket, service, protocol.error(item.code, item.message, item.seq))
         elif isinstance(item, _Close):
             await websocket.close(code=item.code, reason=item.reason)
             return
@@ -342,5 +437,24 @@ async def _answer_frames(websocket: WebSocket, service: Service, context: _Conte
             return
 
 
-async def _send(websocket: WebSocket, payload: dict[str, Any]) -> None:
-    await websocket.send_text(protocol.encode(payload))
+def _count_submit(service: Service, submit: Submit) -> None:
+    result = "pending" if submit.stored == "pending" else "stored" if submit.stored else "refused"
+    service.metrics.outbox_results.labels(result).inc()
+
+
+def _when_written(
+    service: Service, inbox: _Inbox, text: str, query: str
+) -> Callable[[asyncio.Future[bool]], None]:
+    def done(future: asyncio.Future[bool]) -> None:
+        stored = not future.cancelled() and future.result()
+        service.metrics.outbox_results.labels("retried" if stored else "given_up").inc()
+        inbox.put(_Stored(text, query, stored))
+
+    return done
+
+
+async def _send(websocket: WebSocket, service: Service, payload: dict[str, Any]) -> None:
+    """Send one frame; a client that has not read what it was sent for ``send_timeout_seconds``
+    (its transport stays paused) is dropped with :class:`TimeoutError`."""
+    async with asyncio.timeout(service.config.send_timeout_seconds):
+        await websocket.send_text(protocol.encode(payload))

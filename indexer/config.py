@@ -18,8 +18,11 @@ from indexer.params import (
     ConfigError,
     EvalParams,
     FeatureParams,
+    FuzzyParams,
+    LanguageParams,
     LogParams,
     PrivacyParams,
+    RankerParams,
     SearchParams,
     TrainParams,
     TreeParams,
@@ -37,6 +40,9 @@ class TrainConfig:
     tree: TreeParams = TreeParams()
     training: TrainParams = TrainParams()
     search: SearchParams = SearchParams()
+    language: LanguageParams = LanguageParams()
+    ranker: RankerParams = RankerParams()
+    fuzzy: FuzzyParams = FuzzyParams()
     eval: EvalParams = EvalParams()
     model: str = "xmr"
 
@@ -51,6 +57,9 @@ _TRAIN_SECTIONS: dict[str, type] = {
     "tree": TreeParams,
     "training": TrainParams,
     "search": SearchParams,
+    "language": LanguageParams,
+    "ranker": RankerParams,
+    "fuzzy": FuzzyParams,
     "eval": EvalParams,
 }
 

@@ -18,19 +18,33 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from indexer.cooccurrence import PairCounts
 from indexer.embeddings import label_embeddings
 from indexer.errors import ModelFileError
 from indexer.features import InputVectorizer
 from indexer.labels import LabelSet
+from indexer.language import WordLanguageModel
+from indexer.manifest import verify
 from indexer.modelio import load_array, read_params, save_params
 from indexer.normalize import get_normalizer
-from indexer.params import FeatureParams, SearchParams, TrainParams, TreeParams, from_mapping
+from indexer.params import (
+    FeatureParams,
+    FuzzyParams,
+    LanguageParams,
+    SearchParams,
+    TrainParams,
+    TreeParams,
+    from_mapping,
+)
 from indexer.popularity import PopularityIndex
+from indexer.ranking import TreeRanker
 from indexer.training import TrainingReport, train_scorers
 from indexer.tree import HybridTree
 
 _WEIGHT_ARRAYS = ("data", "indices", "indptr")
+_PARTS = ("language", "pairs", "ranker")  # optional parts, each saved in a sub-folder of its name
 _FEATURES, _TREE, _TRAINING, _SEARCH = FeatureParams(), TreeParams(), TrainParams(), SearchParams()
+_LANGUAGE, _FUZZY = LanguageParams(), FuzzyParams()
 
 
 class MpcModel:
@@ -82,6 +96,10 @@ class XmrModel:
         The offline stages' parameters.
     search : SearchParams
         How serving searches and re-ranks; saved with the model.
+    language : LanguageParams
+        How generated completions are made from ``language_``.
+    fuzzy : FuzzyParams
+        When and how far typos are corrected.
 
     Attributes
     ----------
@@ -94,6 +112,12 @@ class XmrModel:
     seconds_ : dict of str to float
         Seconds per training stage (features, tree, scorers).
     report_ : TrainingReport
+    language_ : WordLanguageModel or None
+        The word n-gram model behind generated completions (set by the pipeline).
+    pairs_ : PairCounts or None
+        (previous query -> next label) counts of the training pairs.
+    ranker_ : TreeRanker or None
+        The learned ranker over the merged candidates.
     """
 
     kind = "xmr"
@@ -106,12 +130,16 @@ class XmrModel:
         tree: TreeParams = _TREE,
         training: TrainParams = _TRAINING,
         search: SearchParams = _SEARCH,
+        language: LanguageParams = _LANGUAGE,
+        fuzzy: FuzzyParams = _FUZZY,
     ) -> None:
         self.normalization = normalization
         self.features = features
         self.tree = tree
         self.training = training
         self.search = search
+        self.language = language
+        self.fuzzy = fuzzy
 
     @property
     def labels(self) -> LabelSet:
@@ -153,6 +181,9 @@ class XmrModel:
         self.seconds_["scorers"] = time.perf_counter() - t0
         self.popularity_ = PopularityIndex(labels)
         self.n_examples_ = int(X.shape[0])
+        self.language_: WordLanguageModel | None = None
+        self.pairs_: PairCounts | None = None
+        self.ranker_: TreeRanker | None = None
         return self
 
     def shape_summary(self) -> dict[str, Any]:
@@ -182,7 +213,13 @@ class XmrModel:
             "tree": dataclasses.asdict(self.tree),
             "training": dataclasses.asdict(self.training),
             "search": dataclasses.asdict(self.search),
+            "language": dataclasses.asdict(self.language),
+            "fuzzy": dataclasses.asdict(self.fuzzy),
         }
+        parts = [name for name in _PARTS if getattr(self, f"{name}_", None) is not None]
+        for name in parts:
+            getattr(self, f"{name}_").save(folder / name)
+        params["parts"] = parts
         save_params(folder, self.kind, params, summary)
 
     @classmethod
@@ -197,6 +234,8 @@ class XmrModel:
                 TrainParams, {**params.get("training", {}), "bias": params["bias"]}, "training"
             ),
             search=from_mapping(SearchParams, params["search"], "search"),
+            language=from_mapping(LanguageParams, params.get("language"), "language"),
+            fuzzy=from_mapping(FuzzyParams, params.get("fuzzy"), "fuzzy"),
         )
         self.popularity_ = PopularityIndex.load(folder)
         self.vectorizer_ = InputVectorizer.load(folder / "features")
@@ -214,12 +253,18 @@ class XmrModel:
                 f"{folder / 'tree'} has {len(self.tree_.label_node_)} labels, the label set "
                 f"{len(self.labels)}: rebuild the model."
             )
+        parts = params.get("parts", [])
+        self.language_ = WordLanguageModel.load(folder / "language") if "language" in parts else None
+        self.pairs_ = PairCounts.load(folder / "pairs", len(self.labels)) if "pairs" in parts else None
+        self.ranker_ = TreeRanker.load(folder / "ranker") if "ranker" in parts else None
         return self
 
 
 def load_model(folder: str | Path) -> MpcModel | XmrModel:
-    """Any model folder written by ``autocomplete train``."""
+    """Any model folder written by ``autocomplete train``, its files verified against params.json
+    before any is memory-mapped."""
     body = read_params(folder)
+    verify(folder, body.get("files", {}))
     kind = body.get("kind")
     if kind == MpcModel.kind:
         return MpcModel.load(folder, body["params"])

@@ -14,17 +14,25 @@ import marisa_trie
 import numpy as np
 
 from indexer.errors import ModelFileError
+from indexer.manifest import manifest
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: params.json lists every file with its size and checksum
 
 
 def save_params(
     folder: str | Path, kind: str, params: dict[str, Any], summary: dict[str, Any] | None = None
 ) -> None:
-    """Write ``params.json`` last, so a folder with one is complete."""
+    """Write ``params.json`` last, so a folder with one is complete; it lists the size and checksum
+    of every other file below the folder (:func:`indexer.manifest.manifest`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    body = {"format_version": FORMAT_VERSION, "kind": kind, "params": params, "summary": summary or {}}
+    body = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "params": params,
+        "summary": summary or {},
+        "files": manifest(folder),
+    }
     tmp = folder / "params.json.tmp"
     tmp.write_text(json.dumps(body, indent=2, sort_keys=True, default=_jsonable), encoding="utf-8")
     tmp.replace(folder / "params.json")

@@ -121,12 +121,112 @@ class SearchParams:
     """Online prediction: the beam width, how many labels the beam returns for re-ranking, and
     how much popularity counts in it (score = model score * (1 + count) ** popularity_weight).
     ``unseen_tails``: for a prefix no logged query starts with, how many of its word-boundary
-    tails (longest first) are completed instead (0: answer nothing)."""
+    tails (longest first) are completed instead (0: answer nothing). With a learned ranker, the
+    beam's ``candidates`` best and up to ``followed`` queries that followed the previous query in
+    training go to the ranker."""
 
     beam_width: int = 10
     candidates: int = 30
     popularity_weight: float = 1.0
     unseen_tails: int = 1
+    followed: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageParams:
+    """The word n-gram language model behind generated completions (``indexer.language``).
+
+    ``order``: longest n-gram (3 = trigrams); ``discount``: Kneser-Ney's absolute discount.
+    Generation: ``max_new_words`` whole words after the typed ones (0: complete the typed word
+    only), ``beam`` states per step, ``expand`` next words per state, ``reserve`` of the
+    ``candidates`` places kept for the shortest completions, ``min_end_fraction``: a completion
+    may end in a word only if that share of its training occurrences ended a query.
+    ``enabled = false`` trains no language model (no generated completions).
+    """
+
+    enabled: bool = True
+    order: int = 3
+    discount: float = 0.75
+    candidates: int = 10
+    max_new_words: int = 3
+    beam: int = 10
+    expand: int = 8
+    reserve: int = 5
+    min_end_fraction: float = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class RankerParams:
+    """The learned ranker over the merged candidates of every generator (``indexer.ranking``).
+
+    ``kind``: ``"lambdarank"`` (LightGBM LambdaRank, scored at serve time by a numba kernel over
+    the exported trees), or ``"none"`` (candidates in chain order). It is trained on examples from
+    the last ``holdout_fraction`` of the training sessions (by start time) against generators fit on
+    the rest; ``refit`` then fits the generators again on the whole training split.
+    ``prefixes_per_pair``: sampled prefixes per late pair; ``typo_share`` of them get one typo of
+    the keyboard model (``indexer.typos``), so the ranker also learns what a correction is worth.
+    """
+
+    kind: str = "lambdarank"
+    holdout_fraction: float = 0.1
+    refit: bool = True
+    prefixes_per_pair: int = 2
+    typo_share: float = 0.1
+    n_trees: int = 50
+    learning_rate: float = 0.1
+    num_leaves: int = 15
+    min_data_in_leaf: int = 50
+    random_state: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class FuzzyParams:
+    """How many typos to forgive, and how far to look.
+
+    ``enabled``: the chain asks for corrections at all; ``when_fewer``: only when fewer than this
+    many logged queries start with the typed text (1: only when none does); ``candidates``: how
+    many corrected queries go to the ranker.
+    ``one_typo`` / ``two_typos``: typed lengths (code points) from which one or two edits are
+    allowed; shorter texts get exact prefix matching only. The defaults (1 from 4, 2 from 8)
+    sit between Elasticsearch's ``fuzziness: AUTO`` (1 from 3, 2 from 6) and Meilisearch (1 from
+    5, 2 from 9). Both must be at least 2 so that the allowed distance is always shorter than the
+    typed text (otherwise the empty prefix, and so every label, would match).
+    ``first_char_exact``: search under the typed first character first (see the module);
+    ``first_char_penalty`` is added to the cost of matches found by the second pass.
+    ``max_nodes``: trie nodes (rows computed) per call, over both passes; ``max_ranges``: ranges
+    returned, the cheapest. ``enough_labels``: when at least this many labels are within one
+    edit, do not look two edits away (0: always look as far as allowed); with a top 10 ranked by
+    cost first, 10 changes no top 10 and cuts the median two-edit walk by a quarter to two
+    fifths on word-like labels (not the tail: there, few labels are within one edit).
+    """
+
+    enabled: bool = True
+    when_fewer: int = 1
+    candidates: int = 10
+    one_typo: int = 4
+    two_typos: int = 8
+    first_char_exact: bool = True
+    first_char_penalty: int = 1
+    max_nodes: int = 20000
+    max_ranges: int = 128
+    enough_labels: int = 0
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.one_typo <= self.two_typos:
+            raise ConfigError(
+                f"FuzzyParams: need 2 <= one_typo <= two_typos, got one_typo={self.one_typo}, "
+                f"two_typos={self.two_typos}"
+            )
+        if self.first_char_penalty < 0 or self.enough_labels < 0 or self.max_nodes < 1 or self.max_ranges < 1:
+            raise ConfigError(
+                "FuzzyParams: first_char_penalty and enough_labels must be >= 0, max_nodes and "
+                f"max_ranges >= 1, got {self.first_char_penalty}, {self.enough_labels}, "
+                f"{self.max_nodes}, {self.max_ranges}"
+            )
+
+    def max_distance(self, typed_length: int) -> int:
+        """Edits allowed for a typed text of ``typed_length`` code points."""
+        return 2 if typed_length >= self.two_typos else 1 if typed_length >= self.one_typo else 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,16 +8,27 @@ then fit the most-popular baseline or the full XMR model and save it.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from indexer.config import TrainConfig
+from indexer.cooccurrence import PairCounts
+from indexer.errors import ConfigError
 from indexer.labels import LabelSet
+from indexer.language import WordLanguageModel
 from indexer.model import MpcModel, XmrModel
+from indexer.params import RankerParams
 from indexer.privacy import filter_labels
-from indexer.querylog import Pairs, QueryLog, read_query_log, without_new_users
+from indexer.querylog import Pairs, QueryLog, Session, read_query_log, without_new_users
+from indexer.ranking import TreeRanker
 from indexer.training import training_examples
+from indexer.typos import apply_typo
 
 
 @dataclasses.dataclass
@@ -32,13 +43,20 @@ class TrainingData:
 
 
 def prepare(log_path: str | Path, config: TrainConfig, progress: bool = False) -> TrainingData:
-    seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     log = read_query_log(log_path, config.log, progress=progress)
+    data = prepare_log(log, config)
+    data.summary.update({"log": str(log_path)})
+    data.summary["seconds"]["read_log"] = time.perf_counter() - t0 - data.summary["seconds"]["labels"]
+    return data
+
+
+def prepare_log(log: QueryLog, config: TrainConfig) -> TrainingData:
+    """The labels and training pairs of a log already read (its ``train`` sessions; without the
+    new users when ``[log] holdout_new_users``)."""
+    seconds: dict[str, float] = {}
     if config.log.holdout_new_users:
         log = without_new_users(log, config.eval.new_users_fraction, config.eval.new_users_salt)
-    seconds["read_log"] = time.perf_counter() - t0
-
     t0 = time.perf_counter()
     train = log.pairs("train")
     counts = Counter(train.next)
@@ -57,7 +75,6 @@ def prepare(log_path: str | Path, config: TrainConfig, progress: bool = False) -
     summary = dict(log.summary())
     summary.update(
         {
-            "log": str(log_path),
             "label_candidates": len(candidates),
             "labels": len(labels),
             **removed,
@@ -68,14 +85,44 @@ def prepare(log_path: str | Path, config: TrainConfig, progress: bool = False) -
     return TrainingData(log, labels, pairs, summary)
 
 
-def fit_model(data: TrainingData, config: TrainConfig, progress: bool = False) -> MpcModel | XmrModel:
-    """The model ``config.model`` fitted on prepared data (stage seconds added to its summary)."""
+CandidateRows = Callable[[XmrModel], Callable[[str, str], tuple[list[str], np.ndarray]]]
+
+
+def fit_model(
+    data: TrainingData,
+    config: TrainConfig,
+    progress: bool = False,
+    candidate_rows: CandidateRows | None = None,
+) -> MpcModel | XmrModel:
+    """The model ``config.model`` fitted on prepared data (stage seconds added to its summary).
+
+    ``candidate_rows(model)`` gives, for a fitted model, (previous query, prefix) -> its chain's
+    candidate texts and feature rows: the serving code hands it in (indexer never imports it), and
+    with it and ``[ranker] kind = "lambdarank"`` a learned ranker is trained and attached.
+    """
     seconds = data.summary["seconds"]
     if config.model == "mpc":
         t0 = time.perf_counter()
         mpc = MpcModel(normalization=config.log.normalization).fit(data.labels)
         seconds["popular"] = time.perf_counter() - t0
         return mpc
+    if config.ranker.kind == "none" or candidate_rows is None:
+        return _fit_xmr(data, config, progress, data.summary)
+    if config.ranker.kind != "lambdarank":
+        raise ConfigError(f"ranker.kind must be 'lambdarank' or 'none', got {config.ranker.kind!r}")
+    t0 = time.perf_counter()
+    base, (X, y, groups) = ranker_training_rows(data, config, candidate_rows, progress)
+    ranker = TreeRanker(params=config.ranker).fit(X, y, groups)
+    seconds["ranker"] = time.perf_counter() - t0
+    data.summary["ranker_examples"] = {"groups": len(groups), "rows": int(len(y))}
+    model = _fit_xmr(data, config, progress, data.summary) if config.ranker.refit else base
+    model.ranker_ = ranker
+    return model
+
+
+def _fit_xmr(data: TrainingData, config: TrainConfig, progress: bool, summary: dict) -> XmrModel:
+    """XMR scorers, and the language model and pair counts the chain's other links read."""
+    seconds = summary["seconds"]
     previous, prefixes, targets = training_examples(
         data.pairs.previous, data.pairs.next, config.training.prefixes_per_pair, config.tree.random_state
     )
@@ -85,20 +132,88 @@ def fit_model(data: TrainingData, config: TrainConfig, progress: bool = False) -
         tree=config.tree,
         training=config.training,
         search=config.search,
+        language=config.language,
+        fuzzy=config.fuzzy,
     ).fit(previous, prefixes, targets, data.labels, progress=progress)
     seconds.update(xmr.seconds_)
-    data.summary.update(xmr.shape_summary())
+    summary.update(xmr.shape_summary())
+    t0 = time.perf_counter()
+    xmr.pairs_ = PairCounts().fit(data.pairs.previous, data.pairs.next, data.labels)
+    if config.language.enabled:
+        sessions = data.log.sessions["train"]
+        lang = config.language
+        xmr.language_ = WordLanguageModel(
+            order=lang.order, min_users=config.privacy.min_users, blocklist=config.privacy.blocklist,
+            discount=lang.discount,
+        ).fit(
+            [q for s in sessions for q in s.queries],
+            None if config.log.format == "lines" else [s.user for s in sessions for _ in s.queries],
+        )  # fmt: skip
+    seconds["language"] = time.perf_counter() - t0
     return xmr
 
 
-def build_model(log_path: str | Path, config: TrainConfig, out: str | Path, progress: bool = False) -> dict:
+def ranker_training_rows(
+    data: TrainingData, config: TrainConfig, candidate_rows: CandidateRows, progress: bool = False
+) -> tuple[XmrModel, tuple[np.ndarray, np.ndarray, list[int]]]:
+    """The generators fit without the late training sessions, and the ranker's rows on those."""
+    early, late = split_late(data.log, config.ranker.holdout_fraction)
+    base = _fit_xmr(prepare_log(early, config), config, progress, {"seconds": {}})
+    late_pairs = Pairs([], [], [])
+    for session in late:
+        late_pairs.previous.extend(session.queries[:-1])
+        late_pairs.next.extend(session.queries[1:])
+    return base, ranker_examples(candidate_rows(base), late_pairs, config.ranker)
+
+
+def split_late(log: QueryLog, fraction: float) -> tuple[QueryLog, list[Session]]:
+    """The log without the last ``fraction`` of its training sessions (by start time), and those."""
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"ranker.holdout_fraction must be between 0 and 1, got {fraction!r}")
+    train = sorted(log.sessions["train"], key=lambda s: s.start)
+    cut = len(train) - max(1, int(round(len(train) * fraction)))
+    early = dataclasses.replace(log, sessions={**log.sessions, "train": train[:cut]})
+    return early, train[cut:]
+
+
+def ranker_examples(
+    rows_of: Callable[[str, str], tuple[list[str], np.ndarray]], pairs: Pairs, params: RankerParams
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Candidate rows of sampled prefixes of ``pairs``: (X, y = 1 for the next query, group sizes).
+    Groups without the next query among their candidates teach a ranker nothing and are left out."""
+    rng = random.Random(params.random_state)
+    blocks, labels, groups = [], [], []
+    for previous, nxt in zip(pairs.previous, pairs.next):
+        for _ in range(params.prefixes_per_pair):
+            prefix = nxt[: rng.randint(1, len(nxt))]
+            if rng.random() < params.typo_share:
+                prefix, _ = apply_typo(prefix, rng, "A")
+            texts, X = rows_of(previous, prefix)
+            hit = np.array([t == nxt for t in texts], dtype=np.float32)
+            if len(texts) > 1 and hit.any():
+                blocks.append(X)
+                labels.append(hit)
+                groups.append(len(texts))
+    if not groups:
+        raise ConfigError("the ranker has no training example: the late training sessions hold no pairs")
+    return np.concatenate(blocks), np.concatenate(labels), groups
+
+
+def build_model(
+    log_path: str | Path,
+    config: TrainConfig,
+    out: str | Path,
+    progress: bool = False,
+    candidate_rows: CandidateRows | None = None,
+) -> dict:
     """Train the model ``config.model`` on ``log_path`` and save it to ``out``; return the summary."""
     t_start = time.perf_counter()
     data = prepare(log_path, config, progress)
-    model = fit_model(data, config, progress)
+    model = fit_model(data, config, progress, candidate_rows)
     summary = data.summary
     t0 = time.perf_counter()
     summary["seconds"]["total"] = t0 - t_start  # the saved summary: log to fitted model
+    summary["trained_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     model.save(out, summary={"config": config.to_dict(), **summary})
     summary["seconds"]["save"] = time.perf_counter() - t0
     summary["seconds"]["total"] = time.perf_counter() - t_start

@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from sessions.base import is_session_id, new_session_id
+from sessions.ids import SessionIds
 
 
 class MemorySessionStore:
@@ -21,6 +21,7 @@ class MemorySessionStore:
         ttl_seconds: float = 1800.0,
         history_length: int = 10,
         max_sessions: int = 100_000,
+        ids: SessionIds | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if ttl_seconds <= 0 or history_length <= 0 or max_sessions <= 0:
@@ -31,6 +32,7 @@ class MemorySessionStore:
         self.ttl_seconds = ttl_seconds
         self.history_length = history_length
         self.max_sessions = max_sessions
+        self.ids = ids if ids is not None else SessionIds()
         self._clock = clock
         # session id -> (expiry time, trail); ordered by last use, which is also expiry order
         self._sessions: OrderedDict[str, tuple[float, deque[str]]] = OrderedDict()
@@ -40,9 +42,9 @@ class MemorySessionStore:
         return len(self._sessions)
 
     async def resume(self, session_id: str | None) -> str:
-        if session_id is not None and self._touch(session_id) is not None:
+        if session_id is not None and self.ids.verify(session_id) and self._touch(session_id) is not None:
             return session_id
-        fresh = new_session_id()
+        fresh = self.ids.issue()
         self._put(fresh, deque(maxlen=self.history_length))
         return fresh
 
@@ -52,11 +54,12 @@ class MemorySessionStore:
             return []
         return list(trail)[-n:]
 
-    async def record(self, session_id: str, query: str) -> None:
+    async def record(self, session_id: str, query: str, key: str | None = None) -> None:
+        # ``key`` needs no bookkeeping here: a write to process memory never fails, so never repeats
         trail = self._touch(session_id)
         if trail is None:
-            if not is_session_id(session_id):
-                raise ValueError(f"record() needs a server-issued session id, got {session_id!r}")
+            if not self.ids.verify(session_id):
+                raise ValueError("record() needs a session id this server issued")
             trail = deque(maxlen=self.history_length)
             self._put(session_id, trail)
         trail.append(query)

@@ -136,12 +136,17 @@ def stub_app() -> Starlette:
     answer canned completions and acknowledge a submit with ``stored: false`` (``"pending"`` for a
     text starting with "pending") on the websocket and ``stored: true`` over HTTP."""
 
+    def subprotocol(websocket: WebSocket) -> str | None:
+        """The widget offers ``autocomplete.v1`` (and its session): a browser drops a connection
+        whose server selects none of the offered subprotocols, so the stub selects it as ours does."""
+        return "autocomplete.v1" if "autocomplete.v1" in websocket.scope.get("subprotocols", ()) else None
+
     async def refuse(websocket: WebSocket) -> None:
-        await websocket.accept()
+        await websocket.accept(subprotocol=subprotocol(websocket))
         await websocket.close(code=1008, reason=REFUSAL_REASON)
 
     async def canned(websocket: WebSocket) -> None:
-        await websocket.accept()
+        await websocket.accept(subprotocol=subprotocol(websocket))
         await websocket.send_json({"type": "hello", "session": STUB_SESSION, "protocol": 1})
         while True:
             try:

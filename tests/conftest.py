@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from autocomplete.completer import candidate_rows
 from indexer.config import load_train_config
 from indexer.pipeline import build_model
 from indexer.synthetic import generate_log
@@ -52,5 +53,7 @@ def live_server():
 def demo_model(synthetic_log: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The full context-aware model (configs/demo.toml) built from ``synthetic_log``."""
     out = tmp_path_factory.mktemp("models") / "xmr"
-    build_model(synthetic_log, load_train_config(ROOT / "configs" / "demo.toml"), out)
+    build_model(
+        synthetic_log, load_train_config(ROOT / "configs" / "demo.toml"), out, candidate_rows=candidate_rows
+    )
     return out

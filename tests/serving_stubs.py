@@ -12,6 +12,7 @@ class EchoCompleter:
     """Completes ``prefix`` with the session context it was given, so tests can see the context."""
 
     kind = "echo"
+    info = {"id": "echo", "kind": "echo", "labels": 0, "trained_at": ""}
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay

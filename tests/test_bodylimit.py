@@ -14,7 +14,9 @@ JSON = {"content-type": "application/json"}
 
 
 def client(**config) -> TestClient:
-    return TestClient(create_app(config=ServeConfig(**config), completer=EchoCompleter()))
+    return TestClient(
+        base_url="http://localhost", app=create_app(config=ServeConfig(**config), completer=EchoCompleter())
+    )
 
 
 def test_a_declared_body_over_the_limit_is_a_json_413_before_the_handler_runs():

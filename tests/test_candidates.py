@@ -15,7 +15,9 @@ from indexer.labels import LabelSet
 def batch(texts, source, scores):
     features = empty_features(len(texts))
     features[:, Feature.LOG_COUNT] = np.arange(len(texts))
-    return CandidateBatch(list(texts), [source] * len(texts), np.array(scores, dtype=float), features)
+    return CandidateBatch(
+        list(texts), [source] * len(texts), np.array(scores, dtype=float), features, np.full(len(texts), -1)
+    )
 
 
 class Fixed:
@@ -49,7 +51,7 @@ def test_links_run_in_order_and_each_sees_what_came_before():
     chain = CandidateChain(LABELS, [first, second], ChainOrderRanker())
     answer = chain.run(chain.request("ro", "", 10))
     assert second.saw == [["rose", "roses"]]
-    assert [(text, source) for text, _, source in answer] == [
+    assert [(text, source) for text, _, source, _ in answer] == [
         ("rose", Source.EXACT),
         ("roses", Source.EXACT),
         ("rock", Source.POPULAR),
@@ -58,7 +60,7 @@ def test_links_run_in_order_and_each_sees_what_came_before():
 
 def test_the_ranker_stops_at_k():
     chain = CandidateChain(LABELS, [Fixed(["a", "b", "c"], Source.EXACT, [3, 2, 1])], ChainOrderRanker())
-    assert [t for t, _, _ in chain.run(chain.request("", "", 2))] == ["a", "b"]
+    assert [t for t, _, _, _ in chain.run(chain.request("", "", 2))] == ["a", "b"]
 
 
 def test_concatenated_batches_keep_their_rows_in_order():
@@ -69,3 +71,38 @@ def test_concatenated_batches_keep_their_rows_in_order():
 
 def test_a_source_is_the_protocol_string():
     assert Source.EXACT == "model" and Source.TAIL == "tail" and Source.POPULAR == "popular"
+
+
+def test_a_typo_finds_the_logged_query_and_says_which_part_matched():
+    from autocomplete.generators import FuzzyPrefix
+    from indexer.params import FuzzyParams
+    from indexer.popularity import PopularityIndex
+
+    labels = LabelSet(["house plants", "house music", "horse riding"], [5, 3, 1])
+    link = FuzzyPrefix(PopularityIndex(labels), FuzzyParams())
+    chain = CandidateChain(labels, [link], ChainOrderRanker())
+    answer = chain.run(chain.request("hosue pl", "", 5))
+    assert answer[0][0] == "house plants" and answer[0][2] == Source.FUZZY
+    assert answer[0][3] == len("house pl")  # the matched span: the part that stands for "hosue pl"
+    assert chain.run(chain.request("house pl", "", 5)) == []  # an exact match: no correction asked
+
+
+def test_chain_order_folds_spelling_variants_when_asked():
+    made = Fixed(
+        ["house plants", "House plants?", "house  plants", "house music"], Source.POPULAR, [4, 3, 2, 1]
+    )
+    chain = CandidateChain(LABELS, [made], ChainOrderRanker(fold_variants=True))
+    assert [t for t, _, _, _ in chain.run(chain.request("", "", 10))] == ["house plants", "house music"]
+    plain = CandidateChain(LABELS, [made], ChainOrderRanker())
+    assert len(plain.run(plain.request("", "", 10))) == 4
+
+
+def test_a_typo_in_the_last_words_of_an_unseen_query_is_corrected_after_the_typed_head():
+    from autocomplete.generators import FuzzyPrefix
+    from indexer.params import FuzzyParams
+    from indexer.popularity import PopularityIndex
+
+    labels = LabelSet(["house plants", "garden tools"], [5, 3])
+    chain = CandidateChain(labels, [FuzzyPrefix(PopularityIndex(labels), FuzzyParams())], ChainOrderRanker())
+    text, _, source, matched = chain.run(chain.request("my own hosue pl", "", 5))[0]
+    assert (text, source, matched) == ("my own house plants", Source.FUZZY, len("my own house pl"))

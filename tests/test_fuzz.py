@@ -62,7 +62,12 @@ def escaped(value: object) -> str:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    app = create_app(completer=EchoCompleter(), config=ServeConfig(max_inputs_per_second=1e9))
+    app = create_app(
+        completer=EchoCompleter(),
+        config=ServeConfig(
+            max_inputs_per_second=1e9, max_inputs_per_second_per_ip=1e9, allowed_hosts=("testserver",)
+        ),
+    )
     with TestClient(app) as test_client:
         yield test_client
 

@@ -52,3 +52,14 @@ def test_a_missing_trie_file_is_named_in_the_error(tmp_path):
     (tmp_path / "labels.marisa").unlink()
     with pytest.raises(ModelFileError, match="labels.marisa"):
         LabelSet.load(tmp_path)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    labels=st.sets(st.text(st.sampled_from(list("ab cé✓")), min_size=1, max_size=6), min_size=1, max_size=30)
+)
+def test_texts_of_decodes_any_ids_like_text(labels):
+    label_set = LabelSet(sorted(labels))
+    ids = np.arange(len(label_set))[::-1]
+    assert label_set.texts_of(ids) == [label_set.text(int(i)) for i in ids]
+    assert label_set.texts_of(np.empty(0, dtype=np.int64)) == []

@@ -37,7 +37,9 @@ def test_every_http_route_of_the_app_is_in_the_document_and_nothing_else():
 
 def test_the_served_document_states_this_server_s_limits():
     config = ServeConfig(k=3, max_k=5, max_prefix_chars=30, max_query_chars=50)
-    with TestClient(create_app(config=config, completer=EchoCompleter())) as client:
+    with TestClient(
+        base_url="http://localhost", app=create_app(config=config, completer=EchoCompleter())
+    ) as client:
         doc = client.get("/openapi.json").json()
     assert doc["openapi"] == "3.1.0"
     q, k, _ = doc["paths"]["/v1/complete"]["get"]["parameters"]

@@ -20,7 +20,8 @@ NS = {"os": "http://a9.com/-/spec/opensearch/1.1/"}
 
 @pytest.fixture
 def client(mpc_model: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(mpc_model, ServeConfig())) as client:
+    config = ServeConfig(allowed_hosts=("localhost", "search.example"))  # the Host the test sends
+    with TestClient(base_url="http://localhost", app=create_app(mpc_model, config)) as client:
         yield client
 
 
@@ -44,7 +45,9 @@ def test_the_description_names_the_suggestions_and_search_urls_of_this_server(cl
 
 def test_search_url_sends_searches_to_the_site_s_results_page():
     config = ServeConfig(search_url="https://shop.example/search?q={searchTerms}&src=bar")
-    with TestClient(create_app(config=config, completer=EchoCompleter())) as client:
+    with TestClient(
+        base_url="http://localhost", app=create_app(config=config, completer=EchoCompleter())
+    ) as client:
         found = urls(client.get("/opensearch.xml").text)
     assert found["text/html"] == "https://shop.example/search?q={searchTerms}&src=bar"  # & escaped in XML
     with pytest.raises(ConfigError, match="searchTerms"):
@@ -62,7 +65,9 @@ def test_suggestions_are_the_model_s_completions_in_the_opensearch_format(client
 
 
 def test_suggestions_use_the_session_cookie_s_context_and_start_no_session():
-    with TestClient(create_app(config=ServeConfig(), completer=EchoCompleter())) as client:
+    with TestClient(
+        base_url="http://localhost", app=create_app(config=ServeConfig(), completer=EchoCompleter())
+    ) as client:
         assert json.loads(client.get("/v1/suggest?q=ro").content)[1][0] == "ro after nothing"
         assert "set-cookie" not in client.get("/v1/suggest?q=ro").headers
         submitted = client.post("/v1/submit", json={"text": "rose bush"})  # sets the session cookie

@@ -96,3 +96,13 @@ def test_completions_frame_is_json_with_finite_scores() -> None:
             "items": [{"text": "rose", "score": 0.5}, {"text": "roses", "score": 0.0}],
         }
     )
+
+
+def test_text_is_too_long_when_normalization_expands_it() -> None:
+    limits = Limits(max_prefix_chars=100)
+    ligature = "\ufdfa"  # one character, 18 after NFKC
+    with pytest.raises(ProtocolError) as refused:
+        parse_client_frame(json.dumps({"type": "input", "seq": 1, "text": ligature * 10}), limits)
+    assert refused.value.code == "too_long" and "normalization" in refused.value.message
+    assert parse_client_frame(json.dumps({"type": "input", "seq": 1, "text": ligature * 5}), limits).seq == 1
+    assert parse_client_frame(json.dumps({"type": "input", "seq": 2, "text": "é" * 100}), limits).seq == 2

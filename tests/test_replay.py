@@ -31,7 +31,11 @@ from indexer.querylog import QueryLog, read_query_log
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "configs" / "demo.toml"
 REDIS_URL = "redis://127.0.0.1:6379/0"
-FAST = {"AUTOCOMPLETE_MAX_INPUTS_PER_SECOND": "100000", "AUTOCOMPLETE_LOG_LEVEL": "warning"}
+FAST = {
+    "AUTOCOMPLETE_MAX_INPUTS_PER_SECOND": "100000",
+    "AUTOCOMPLETE_MAX_INPUTS_PER_SECOND_PER_IP": "100000",  # every session comes from 127.0.0.1
+    "AUTOCOMPLETE_LOG_LEVEL": "warning",
+}
 # a loaded shared machine must not turn a slow store call into "no context" in a consistency check
 PATIENT_STORE = {
     "AUTOCOMPLETE_STORE_TIMEOUT_SECONDS": "2",
@@ -132,7 +136,10 @@ def test_each_session_gets_its_own_previous_query_as_context(query_log: QueryLog
     """The echo model writes its context into the completion: a wrong or missing context shows."""
     completer = EchoCompleter()
     plan = plan_replay(query_log, "test", "keystroke", sessions=12)
-    app = create_app(completer=completer, config=ServeConfig(max_inputs_per_second=100000))
+    app = create_app(
+        completer=completer,
+        config=ServeConfig(max_inputs_per_second=100000, max_inputs_per_second_per_ip=100000),
+    )
     with uvicorn_in_thread(app) as url:
         report, tally = run_replay(url, plan, concurrency=6, speed="max")
     assert report["violations"] == {} and report["inputs"]["scored"] == len(plan.examples)
@@ -144,7 +151,10 @@ def test_each_session_gets_its_own_previous_query_as_context(query_log: QueryLog
 
 def test_client_processes_share_out_the_sessions_and_add_up(query_log: QueryLog) -> None:
     plan = plan_replay(query_log, "test", "keystroke", sessions=12)
-    app = create_app(completer=EchoCompleter(), config=ServeConfig(max_inputs_per_second=100000))
+    app = create_app(
+        completer=EchoCompleter(),
+        config=ServeConfig(max_inputs_per_second=100000, max_inputs_per_second_per_ip=100000),
+    )
     with uvicorn_in_thread(app) as url:
         report, tally = run_replay(url, plan, concurrency=5, speed="max", processes=2)
     assert report["violations"] == {} and report["sessions"] == {"planned": 12, "done": 12, "failed": 0}
@@ -155,7 +165,10 @@ def test_client_processes_share_out_the_sessions_and_add_up(query_log: QueryLog)
 
 def test_human_speed_scores_only_answered_inputs_and_counts_superseded(query_log: QueryLog) -> None:
     plan = plan_replay(query_log, "test", "keystroke", sessions=4)
-    app = create_app(completer=EchoCompleter(delay=0.02), config=ServeConfig(max_inputs_per_second=100000))
+    app = create_app(
+        completer=EchoCompleter(delay=0.02),
+        config=ServeConfig(max_inputs_per_second=100000, max_inputs_per_second_per_ip=100000),
+    )
     pace = Pace(key_pause=0.004, key_sigma=0.3, query_pause=(0.0, 0.01))
     with uvicorn_in_thread(app) as url:
         report, tally = run_replay(url, plan, concurrency=4, speed="human", pace=pace)

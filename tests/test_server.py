@@ -15,15 +15,28 @@ from starlette.websockets import WebSocketDisconnect
 from autocomplete.completer import load_completer
 from autocomplete.config import ServeConfig
 from autocomplete.server import create_app
-from sessions.base import SessionStoreError, is_session_id, new_session_id
+from sessions.base import SessionStoreError, is_session_id
+from sessions.ids import SessionIds
 from sessions.memory import MemorySessionStore
+
+TOKEN = "metrics-token-for-tests"
 
 
 @contextmanager
 def client_for(completer=None, store=None, model: Path | None = None, **config) -> Iterator[TestClient]:
+    # TestClient's Host is "testserver" and its client "testclient" (not a loopback address)
+    config = {"allowed_hosts": ("testserver",), "metrics_token": TOKEN, **config}
     app = create_app(model, ServeConfig(**config), completer=completer, store=store)
     with TestClient(app) as client:
         yield client
+
+
+def metrics(client: TestClient) -> str:
+    return client.get("/metrics", headers={"authorization": f"Bearer {TOKEN}"}).text
+
+
+def made_up_id() -> str:
+    return SessionIds().issue()  # the right shape, signed by another key
 
 
 @pytest.fixture
@@ -95,7 +108,7 @@ def test_a_session_resumes_by_id_and_never_adopts_unknown_ids(echo_client: TestC
     with echo_client.websocket_connect("/v1/ws") as ws:
         assert hello(ws) == session
     echo_client.cookies.clear()
-    for requested in (new_session_id(), "malformed", "a" * 300):
+    for requested in (made_up_id(), "malformed", "a" * 300):
         with echo_client.websocket_connect(f"/v1/ws?session={requested}") as ws:
             fresh = hello(ws)
             assert fresh not in (requested, session)
@@ -185,12 +198,13 @@ def test_websocket_origin_allow_list(origin: str | None, allowed: tuple[str, ...
             with client.websocket_connect("/v1/ws", headers=headers) as ws:
                 hello(ws)
         else:
+            # accepted, then closed: a browser's close event shows the code and the reason
             with (
                 pytest.raises(WebSocketDisconnect) as refused,
-                client.websocket_connect("/v1/ws", headers=headers),
+                client.websocket_connect("/v1/ws", headers=headers) as ws,
             ):
-                pass
-            assert refused.value.code == 1008
+                ws.receive_json()
+            assert (refused.value.code, refused.value.reason) == (1008, "origin not allowed")
 
 
 def cors_headers(response) -> dict[str, str]:
@@ -283,7 +297,7 @@ def test_http_submit_and_session_trail(echo_client: TestClient) -> None:
     completed = echo_client.get("/v1/complete", params={"q": "ro", "session": session}).json()
     assert completed["items"][0]["text"] == "ro after house plants"
     echo_client.cookies.clear()
-    stranger = echo_client.get("/v1/session", params={"session": new_session_id()}).json()
+    stranger = echo_client.get("/v1/session", params={"session": made_up_id()}).json()
     assert stranger["previous"] == [] and stranger["session"] != session
 
 
@@ -324,7 +338,13 @@ def test_every_4xx_has_a_json_error_body(echo_client: TestClient, method, path, 
 
 def test_health_readiness_and_the_demo_page(echo_client: TestClient) -> None:
     assert echo_client.get("/healthz").json() == {"status": "ok"}
-    assert echo_client.get("/readyz").json() == {"status": "ready", "model": "echo", "session_store": "ok"}
+    ready = echo_client.get("/readyz").json()
+    assert {
+        "status": "ready",
+        "model": "echo",
+        "model_id": "echo",
+        "session_store": "ok",
+    }.items() <= ready.items()
     page = echo_client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
 
@@ -337,8 +357,8 @@ def test_metrics_count_inputs_superseded_errors_and_connections() -> None:
                 ws.send_json({"type": "input", "seq": seq, "text": "abcde"[: seq + 1]})
             ws.send_text("nope")
             answers = [ws.receive_json() for _ in range(6)]
-            open_now = client.get("/metrics").text
-        text = client.get("/metrics").text
+            open_now = metrics(client)
+        text = metrics(client)
     superseded = sum(a["type"] == "superseded" for a in answers)
     assert 'autocomplete_inputs_total{transport="websocket"} 5.0' in text
     assert f"autocomplete_superseded_total {float(superseded)}" in text
@@ -356,7 +376,7 @@ class DownStore(MemorySessionStore):
     async def previous(self, session_id: str, n: int) -> list[str]:
         raise SessionStoreError("down")
 
-    async def record(self, session_id: str, query: str) -> None:
+    async def record(self, session_id: str, query: str, key: str | None = None) -> None:
         raise SessionStoreError("down")
 
     async def ping(self) -> None:
@@ -368,11 +388,14 @@ def test_a_dead_session_store_still_answers_without_context() -> None:
         with client.websocket_connect("/v1/ws") as ws:
             hello(ws)
             ws.send_json({"type": "submit", "text": "roses"})
-            assert ws.receive_json() == {"type": "submitted", "text": "roses", "stored": False}
+            # kept in the outbox and retried, not dropped
+            assert ws.receive_json() == {"type": "submitted", "text": "roses", "stored": "pending"}
             ws.send_json({"type": "input", "seq": 1, "text": "x"})
             assert ws.receive_json()["items"][0]["text"] == "x after nothing"
         assert client.get("/readyz").json()["session_store"] == "degraded"
-        assert 'autocomplete_session_store_errors_total{op="previous"}' in client.get("/metrics").text
+        text = metrics(client)
+        assert 'autocomplete_session_store_errors_total{op="previous"}' in text
+        assert "autocomplete_submits_pending 1.0" in text
 
 
 def test_info_logs_hold_no_session_ids_or_query_texts(caplog: pytest.LogCaptureFixture) -> None:
@@ -389,3 +412,90 @@ def test_info_logs_hold_no_session_ids_or_query_texts(caplog: pytest.LogCaptureF
     ]  # httpx: the client
     assert server_lines  # the app did log (startup), just not these
     assert not [line for line in server_lines if session in line or "secret" in line]
+
+
+def test_a_session_id_from_a_link_never_sets_the_cookie(echo_client: TestClient) -> None:
+    victim_of = echo_client.post("/v1/submit", json={"text": "attackers trail"}).json()["session"]
+    echo_client.cookies.clear()
+    # a link with somebody else's id: answered for that id, but the browser's cookie stays its own
+    for response in (
+        echo_client.get("/v1/session", params={"session": victim_of}),
+        echo_client.get("/v1/complete", params={"q": "ro", "session": victim_of}),
+        echo_client.get("/v1/session", headers={"x-autocomplete-session": victim_of}),
+    ):
+        assert response.status_code == 200 and "set-cookie" not in response.headers
+    with echo_client.websocket_connect(f"/v1/ws?session={victim_of}") as ws:
+        assert hello(ws) == victim_of
+    assert "ac_session" not in echo_client.cookies
+    own = echo_client.get("/v1/session")  # no id at all: a fresh one, and its cookie
+    assert own.cookies.get("ac_session") == own.json()["session"] != victim_of
+
+
+def test_the_widget_sends_its_session_in_the_subprotocol_header(echo_client: TestClient) -> None:
+    with echo_client.websocket_connect("/v1/ws") as ws:
+        session = hello(ws)
+        ws.send_json({"type": "submit", "text": "roses"})
+        ws.receive_json()
+    echo_client.cookies.clear()
+    offered = ["autocomplete.v1", f"autocomplete.session.{session}"]
+    with echo_client.websocket_connect("/v1/ws", subprotocols=offered) as ws:
+        assert ws.accepted_subprotocol == "autocomplete.v1"
+        assert hello(ws) == session
+        ws.send_json({"type": "input", "seq": 1, "text": "x"})
+        assert ws.receive_json()["items"][0]["text"] == "x after roses"
+
+
+def test_hosts_outside_the_allow_list_are_refused() -> None:
+    with client_for(EchoCompleter(), allowed_hosts=("autocomplete.example",)) as client:
+        assert client.get("/healthz").status_code == 400  # Host: testserver
+        assert client.get("/healthz", headers={"host": "autocomplete.example"}).status_code == 200
+        with pytest.raises(WebSocketDisconnect), client.websocket_connect("/v1/ws") as ws:
+            ws.receive_json()
+
+
+def test_metrics_need_the_bearer_token_or_a_loopback_client() -> None:
+    with client_for(EchoCompleter()) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"authorization": "Bearer wrong"}).status_code == 401
+        assert "autocomplete_inputs_total" in metrics(client)
+    with client_for(EchoCompleter(), metrics_token="") as client:
+        refused = client.get("/metrics")  # the test client is not on the loopback
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+
+
+def test_an_oversized_body_gets_a_json_413(echo_client: TestClient) -> None:
+    big = '{"text": "' + "a" * 5000 + '"}'
+    for headers in ({"content-type": "application/json"},):
+        response = echo_client.post("/v1/submit", content=big, headers=headers)
+        assert response.status_code == 413 and response.json()["code"] == "too_big"
+
+    def chunks():
+        yield b'{"text": "'
+        for _ in range(10):
+            yield b"a" * 1000
+        yield b'"}'
+
+    streamed = echo_client.post("/v1/submit", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413 and streamed.json()["code"] == "too_big"
+
+
+def test_readyz_and_metrics_name_the_model_and_count_what_was_answered(mpc_model):
+    with client_for(model=mpc_model) as client:
+        ready = client.get("/readyz").json()
+        assert ready["model"] == "mpc" and len(ready["model_id"]) == 12 and ready["labels"] > 0
+        assert ready["trained_at"].startswith("20")
+        client.get("/v1/complete", params={"q": "r"})
+        client.get("/v1/complete", params={"q": "zzzzqqqq"})
+        client.post("/v1/submit", json={"text": "rose", "rank": 2})
+        text = metrics(client)
+    assert f'autocomplete_model_info{{id="{ready["model_id"]}",kind="mpc"' in text
+    assert "autocomplete_empty_answers_total 1.0" in text
+    assert 'autocomplete_completion_sources_total{source="popular"}' in text
+    assert 'autocomplete_chosen_rank_bucket{le="2.0"} 1.0' in text
+
+
+def test_a_submitted_rank_outside_the_answer_is_a_clear_error(mpc_model):
+    with client_for(model=mpc_model) as client:
+        response = client.post("/v1/submit", json={"text": "rose", "rank": 99})
+    assert response.status_code == 400 and response.json()["code"] == "bad_field"
+    assert "rank" in response.json()["message"]

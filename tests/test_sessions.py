@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 
-from sessions.base import SessionStoreError, is_session_id, new_session_id
+from sessions.base import SessionStoreError, is_session_id
 from sessions.guard import GuardedSessionStore
+from sessions.ids import SessionIds
 from sessions.memory import MemorySessionStore
 from sessions.redis import RedisSessionStore
 
@@ -50,21 +51,43 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[MemorySessionSt
     client.close()
 
 
-def test_session_ids_are_128_bit_url_safe_and_distinct() -> None:
-    ids = {new_session_id() for _ in range(1000)}
-    assert len(ids) == 1000
-    assert all(is_session_id(i) and len(i) == 22 for i in ids)
+def made_up_id() -> str:
+    """An id of the right shape that this server did not issue (another key signed it)."""
+    return SessionIds().issue()
+
+
+def test_session_ids_are_url_safe_distinct_and_verify_only_under_their_key() -> None:
+    ids = SessionIds("a secret of at least sixteen characters")
+    issued = {ids.issue() for _ in range(1000)}
+    assert len(issued) == 1000
+    assert all(is_session_id(i) and len(i) == 43 and ids.verify(i) for i in issued)
+    other = SessionIds("another secret of sixteen characters")
+    assert not any(other.verify(i) for i in issued)
+    one = next(iter(issued))
+    flipped = one[:5] + ("A" if one[5] != "A" else "B") + one[6:]
+    assert not ids.verify(flipped)
+
+
+def test_a_rotated_secret_keeps_old_ids_valid_through_the_grace_key() -> None:
+    old = SessionIds("the secret of last month, 16+ chars")
+    issued = old.issue()
+    last_month = "the secret of last month, 16+ chars"
+    rotated = SessionIds("the secret of this month, 16+ chars", grace=(last_month,))
+    assert rotated.verify(issued) and rotated.verify(rotated.issue())
+    assert not SessionIds("the secret of this month, 16+ chars").verify(issued)  # grace over
+    with pytest.raises(ValueError, match="16 characters"):
+        SessionIds("short")
 
 
 @pytest.mark.parametrize(
-    "value", [None, "", "short", "x" * 22 + "y", "a" * 21 + "!", 12345, "../../etc/passwd"]
+    "value", [None, "", "short", "x" * 43 + "y", "a" * 42 + "!", 12345, "../../etc/passwd"]
 )
 def test_malformed_ids_are_not_session_ids(value: object) -> None:
     assert not is_session_id(value)
 
 
 async def test_unknown_or_malformed_ids_get_a_fresh_session(store) -> None:
-    for requested in (None, new_session_id(), "not-an-id", "a" * 22):
+    for requested in (None, made_up_id(), "not-an-id", "a" * 43):
         fresh = await store.resume(requested)
         assert fresh != requested and is_session_id(fresh)
         assert await store.previous(fresh, 5) == []
@@ -131,8 +154,10 @@ async def test_redis_keys_carry_the_ttl() -> None:
     client = redis.Redis.from_url(REDIS_URL)
     try:
         keys = list(client.scan_iter(match=prefix + "*"))
-        assert len(keys) == 2
-        assert all(0 < client.ttl(key) <= 77 for key in keys)
+        assert len(keys) == 3  # the session, its trail, the submit's idempotency mark
+        trail = [key for key in keys if not key.startswith(f"{prefix}d:".encode())]
+        assert len(trail) == 2 and all(0 < client.ttl(key) <= 77 for key in trail)
+        assert all(0 < client.ttl(key) for key in keys)
     finally:
         for key in keys:
             client.delete(key)
@@ -169,7 +194,7 @@ async def test_redis_reads_refresh_the_ttl_at_most_once_per_touch_interval(
 async def test_redis_store_that_cannot_connect_raises_store_error() -> None:
     store = RedisSessionStore("redis://127.0.0.1:9/0", connect_timeout=0.05, retries=0)
     with pytest.raises(SessionStoreError):
-        await store.previous(new_session_id(), 1)
+        await store.previous(store.ids.issue(), 1)
     await store.close()
 
 
@@ -197,9 +222,9 @@ class BrokenStore(MemorySessionStore):
         await self._check()
         return await super().previous(session_id, n)
 
-    async def record(self, session_id: str, query: str) -> None:
+    async def record(self, session_id: str, query: str, key: str | None = None) -> None:
         await self._check()
-        await super().record(session_id, query)
+        await super().record(session_id, query, key)
 
 
 @pytest.mark.parametrize("hang", [False, True])
@@ -207,18 +232,66 @@ async def test_guard_degrades_to_no_context_within_its_timeout(hang: bool) -> No
     errors: list[str] = []
     inner = BrokenStore(hang=hang)
     guard = GuardedSessionStore(inner, timeout=0.05, retry_after=60, on_error=errors.append)
-    session = new_session_id()
+    session = inner.ids.issue()
     loop = asyncio.get_running_loop()
     start = loop.time()
-    assert await guard.resume(session) == session  # a well-formed id is kept while the store is down
+    assert await guard.resume(session) == session  # an id this server issued is kept while down
     assert await guard.previous(session, 1) == []
-    assert await guard.record(session, "q") is False
+    submit = await guard.record(session, "q")
+    assert submit.stored == "pending" and submit.done is not None  # queued, not dropped
     assert loop.time() - start < 5  # bounded by the timeout, not by the hang (generous: shared machine)
-    assert errors == ["resume", "previous", "record"]
-    # left alone after the first failure, or after the second timeout in a row
-    assert inner.calls == (2 if hang else 1)
-    assert not guard.healthy
-    assert is_session_id(await guard.resume("malformed"))
+    assert errors[:3] == ["resume", "previous", "record"]
+    # an error opens the guard at once; timeouts alone do not (something succeeded a moment ago)
+    assert inner.calls >= (3 if hang else 1) and guard.healthy is hang
+    await guard.outbox.close()
+
+
+async def test_a_made_up_id_is_never_adopted_even_while_the_store_is_down() -> None:
+    inner = BrokenStore()
+    guard = GuardedSessionStore(inner, timeout=0.05, retry_after=60)
+    for requested in (made_up_id(), "malformed", "a" * 43):
+        resumed = await guard.resume(requested)
+        assert resumed != requested and guard.verify(resumed)
+    assert inner.calls == 1  # the first failure opened the guard: the rest never asked the store
+
+
+async def test_a_store_that_hangs_is_left_alone_once_nothing_succeeded_for_retry_after() -> None:
+    clock = FakeClock()
+    inner = BrokenStore(hang=True)
+    guard = GuardedSessionStore(inner, timeout=0.02, retry_after=5, clock=clock)
+    session = inner.ids.issue()
+    for _ in range(3):
+        assert await guard.previous(session, 1) == []
+    assert inner.calls == 3 and guard.healthy  # slow, but it answered 0 s ago: load, not an outage
+    clock.now += 6
+    await guard.previous(session, 1)
+    assert not guard.healthy  # three timeouts in a row and no success for 6 s: hung
+    await guard.previous(session, 1)
+    assert inner.calls == 4
+
+
+async def test_a_pending_submit_is_written_once_the_store_is_back() -> None:
+    inner = BrokenStore()
+    outbox: list[int] = []
+    guard = GuardedSessionStore(inner, timeout=0.05, retry_after=0.05, on_outbox=outbox.append)
+    session = await MemorySessionStore.resume(inner, None)
+    submit = await guard.record(session, "house plants")
+    assert submit.stored == "pending" and len(guard.outbox) == 1
+    inner.broken = False
+    assert submit.done is not None
+    assert await asyncio.wait_for(submit.done, 5) is True
+    assert await guard.previous(session, 5) == ["house plants"]
+    assert (await guard.record(session, "roses")).stored is True
+    assert outbox[-1] == 0
+    await guard.close()
+
+
+async def test_a_full_outbox_refuses_the_submit() -> None:
+    guard = GuardedSessionStore(BrokenStore(), timeout=0.05, retry_after=60, outbox_size=2)
+    session = guard.ids.issue()
+    stored = [(await guard.record(session, f"q{i}")).stored for i in range(3)]
+    assert stored == ["pending", "pending", False]
+    await guard.outbox.close()
 
 
 async def test_one_slow_call_costs_only_its_own_answer() -> None:
@@ -246,10 +319,35 @@ async def test_guard_tries_again_after_retry_after_and_recovers(caplog: pytest.L
         await guard.previous(session, 1)
         assert inner.calls == 1  # still within retry_after
         clock.now += 4
-        assert await guard.record(session, "back") is True
+        assert (await guard.record(session, "back")).stored is True
         assert await guard.previous(session, 1) == ["back"]
     assert guard.healthy
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1  # logged once per interval, not per failure
     assert any("back" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
     assert session not in caplog.text
+
+
+@pytest.mark.redis
+async def test_redis_write_with_the_same_key_is_appended_once_and_planted_values_are_bounded() -> None:
+    if not redis_available():
+        pytest.skip("no Redis at 127.0.0.1:6379")
+    prefix = f"test-{uuid.uuid4().hex}:"
+    store = RedisSessionStore(REDIS_URL, prefix=prefix, history_length=5, max_item_bytes=800)
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        session = await store.resume(None)
+        await store.record(session, "garden hose", "key-1")
+        await store.record(session, "garden hose", "key-1")  # a retry whose first answer was lost
+        assert await store.previous(session, 5) == ["garden hose"]
+        client.lpush(f"{prefix}h:{session}", "x" * 1_000_000)  # planted by someone with Redis access
+        assert await store.previous(session, 5) == ["garden hose"]  # dropped in Redis, not copied here
+        client.set(f"{prefix}h:{session}", "not a list")
+        assert await store.previous(session, 5) == []  # a wrong type is no trail, not an outage
+        await store.record(session, "roses", "key-2")  # ...and the next submit repairs it
+        assert await store.previous(session, 5) == ["roses"]
+    finally:
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)
+        client.close()
+        await store.close()

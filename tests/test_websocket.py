@@ -190,3 +190,25 @@ async def test_a_slow_refresh_never_delays_an_answer_and_its_context_is_used_onc
     store.gate.set()
     assert context_of(await talk.ask({"type": "input", "seq": 4, "text": "x"})) == "tulips"
     await talk.close()
+
+
+async def test_a_client_that_takes_no_answers_is_dropped_after_the_send_timeout() -> None:
+    service = make_service(send_timeout_seconds=0.2)
+    incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    incoming.put_nowait({"type": "websocket.connect"})
+    incoming.put_nowait(
+        {"type": "websocket.receive", "text": json.dumps({"type": "input", "seq": 1, "text": "a"})}
+    )
+    sent: list[dict[str, Any]] = []
+    never = asyncio.Event()
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "websocket.send" and len(sent) > 2:
+            await never.wait()  # the transport stays paused: the client reads nothing
+
+    scope = {"type": "websocket", "path": "/v1/ws", "headers": [], "query_string": b"", "state": {}}
+    await asyncio.wait_for(serve_connection(WebSocket(scope, incoming.get, send), service), timeout=5)
+    assert [m["type"] for m in sent][:2] == ["websocket.accept", "websocket.send"]  # hello, then stuck
+    assert b'autocomplete_connections_refused_total{reason="not_reading"} 1.0' in service.metrics.render()
+    assert service.client_limits.open == 0  # its place is free again

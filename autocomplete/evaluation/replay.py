@@ -219,6 +219,8 @@ class _SessionClient:
             return
         kind = frame["type"]
         seq = frame.get("seq")
+        if kind == "stored":
+            return  # what became of a submit answered "pending": not the answer to a frame
         if kind == "submitted" or (kind == "error" and seq is None):
             entry = self._match(lambda e: e.kind == "submit" or kind == "error", None)
         elif kind in ("completions", "superseded", "error") and isinstance(seq, int):

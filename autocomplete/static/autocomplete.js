@@ -13,7 +13,8 @@
  *
  * Events dispatched on the input element (they bubble):
  *   autocomplete:select     cancellable; detail {text, index, rank}; cancelled = nothing is submitted
- *   autocomplete:submitted  detail {text, rank, stored, via, retried, session}
+ *   autocomplete:submitted  detail {text, rank, stored, via, retried, session}; stored 'pending':
+ *                           queued by the service, a second event tells what became of it
  *   autocomplete:transport  detail {transport: 'websocket' | 'http'}
  *   autocomplete:error      detail {kind: 'refused' | 'unreachable' | 'service', code, reason, message}
  */
@@ -530,8 +531,14 @@ class Autocomplete {
       case 'superseded':
         this.onAnswer(message.seq, null, null);  // a newer input of ours was waiting: it gets the answer
         break;
-      case 'submitted':
+      case 'submitted':  // stored: true, false, or 'pending' (queued; a 'stored' frame follows)
         this.onSubmitted(message);
+        break;
+      case 'stored':  // what became of a 'pending' submit
+        this.emit('autocomplete:submitted', {
+          text: message.text, rank: null, stored: message.stored, via: 'websocket', retried: false,
+          session: this.session,
+        });
         break;
       case 'error':
         this.onServiceError(message);
@@ -656,10 +663,11 @@ class Autocomplete {
     const url = new URL('v1/complete', this.base);
     url.searchParams.set('q', text);
     url.searchParams.set('k', String(this.options.k));
-    if (this.session) url.searchParams.set('session', this.session);
+    // the session goes in a header, never in a URL (links, logs, Referer)
+    const headers = this.session ? {'X-Autocomplete-Session': this.session} : {};
     let body;
     try {
-      const response = await fetch(url, {signal: abort.signal, credentials: 'include'});
+      const response = await fetch(url, {signal: abort.signal, credentials: 'include', headers});
       if (!response.ok) throw new Error(`GET /v1/complete answered ${response.status}`);
       body = await response.json();
     } catch (error) {
@@ -803,8 +811,10 @@ class Autocomplete {
     this.reconnectTimer = null;
     const url = new URL('v1/ws', this.base);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    if (this.session) url.searchParams.set('session', this.session);
-    const ws = new WebSocket(url);
+    // the session rides in the Sec-WebSocket-Protocol header, never in the URL
+    const protocols = ['autocomplete.v1'];
+    if (this.session) protocols.push(`autocomplete.session.${this.session}`);
+    const ws = new WebSocket(url, protocols);
     this.ws = ws;
     ws.addEventListener('message', (event) => this.onMessage(event));
     ws.addEventListener('close', (event) => this.onClose(ws, event));

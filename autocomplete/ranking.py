@@ -1,0 +1,115 @@
+"""The ranking step of the chain: merge the candidates of every link, score them, keep the top k.
+
+:class:`LearnedRanker` merges candidates that are the same text (their feature rows by maximum,
+their source from the first link that proposed them), fills the features every candidate has
+(whether it is a logged query and how popular, how often it followed the previous query, lengths,
+the context flag) and scores the rows with the model's :class:`indexer.ranking.TreeRanker`. The
+same merge gives the ranker's training rows (:meth:`LearnedRanker.features`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from autocomplete.candidates import CandidateBatch, Feature, Ranked, Request, Source, concatenate, variant_key
+from indexer.cooccurrence import PairCounts
+from indexer.labels import LabelSet
+from indexer.ranking import TreeRanker
+
+
+def _most_popular_spelling(
+    texts: list[str], slot: np.ndarray, spellings: list[str], log_counts: np.ndarray
+) -> list[str]:
+    best = np.full(len(texts), -np.inf)
+    out = list(texts)
+    for i, s in enumerate(slot.tolist()):
+        if log_counts[i] > best[s]:
+            best[s] = log_counts[i]
+            out[s] = spellings[i]
+    return out
+
+
+class LearnedRanker:
+    """Candidates ranked by a learned scorer over their merged feature rows.
+
+    Parameters
+    ----------
+    labels : LabelSet
+    pairs : PairCounts or None
+        (previous query -> next label) counts, for the ``PAIR_LOG_COUNT`` feature.
+    model : TreeRanker or None
+        None: the rows are still built (for training), ``rank`` keeps the chain order.
+    fold_variants : bool
+        Spellings differing only in case, punctuation or spacing are one candidate, shown in its
+        most popular logged spelling.
+    """
+
+    def __init__(
+        self,
+        labels: LabelSet,
+        pairs: PairCounts | None,
+        model: TreeRanker | None,
+        fold_variants: bool = False,
+    ) -> None:
+        self.labels = labels
+        self.pairs = pairs
+        self.model = model
+        self.fold_variants = fold_variants
+        self._log_counts = np.log1p(np.asarray(labels.counts, dtype=np.float64))
+
+    def features(
+        self, request: Request, batches: Sequence[CandidateBatch]
+    ) -> tuple[list[str], list[Source], np.ndarray, np.ndarray, np.ndarray]:
+        """Distinct texts (first proposal first), their sources, feature rows, chain scores and
+        matched spans (-1: the text starts with the typed text)."""
+        joined = concatenate(batches)
+        keys = [variant_key(t) for t in joined.texts] if self.fold_variants else joined.texts
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        rows = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+        texts = [joined.texts[i] for i in rows]
+        X = joined.features[rows].copy()
+        ids = joined.label_ids[rows].copy()
+        if len(rows) < len(keys):  # merge each duplicate's row into its first one
+            slot = np.searchsorted(rows, np.array([first[key] for key in keys]))
+            if self.fold_variants:  # show each query in its most popular logged spelling
+                texts = _most_popular_spelling(
+                    texts, slot, joined.texts, joined.features[:, Feature.LOG_COUNT]
+                )
+            np.maximum.at(X, slot, joined.features)
+            np.maximum.at(ids, slot, joined.label_ids)
+        for i in np.flatnonzero(ids < 0).tolist():  # a generated text may be a logged query
+            ids[i] = self.labels.id_of(texts[i])
+        is_label = ids >= 0
+        X[is_label, Feature.IS_LABEL] = 1.0
+        X[is_label, Feature.LOG_COUNT] = self._log_counts[ids[is_label]]
+        if self.pairs is not None and request.context:
+            followed, counts = self.pairs.row(request.context)
+            if len(followed):
+                hit = np.isin(ids, followed) & is_label
+                if hit.any():
+                    lookup = dict(zip(followed.tolist(), counts.tolist()))
+                    X[hit, Feature.PAIR_LOG_COUNT] = np.log1p([lookup[int(j)] for j in ids[hit]])
+        lengths = np.fromiter((len(t) for t in texts), dtype=np.float32, count=len(texts))
+        X[:, Feature.CHARS_ADDED] = lengths - len(request.typed)
+        X[:, Feature.TYPED_CHARS] = len(request.typed)
+        X[:, Feature.HAS_CONTEXT] = float(bool(request.context))
+        X[:, Feature.ECHO] = X[:, Feature.CHARS_ADDED] == 0
+        matched = joined.matched_or_default()[rows]
+        return texts, [joined.sources[i] for i in rows], X, joined.scores[rows], matched
+
+    def rank(self, request: Request, batches: Sequence[CandidateBatch]) -> list[Ranked]:
+        if not batches:
+            return []
+        texts, sources, X, chain_scores, matched = self.features(request, batches)
+        if self.model is None:
+            order = np.arange(len(texts))[: request.k]
+            scores = chain_scores[order]
+        else:
+            raw = self.model.score(X)
+            order = np.argsort(-raw, kind="stable")[: request.k]
+            scores = np.exp(raw[order] - raw[order[0]])
+        return [(texts[i], float(s), sources[i], int(matched[i])) for i, s in zip(order, scores)]

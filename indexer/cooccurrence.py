@@ -1,0 +1,92 @@
+"""Which logged queries followed which: (previous query -> next label) counts of the training pairs.
+
+The chain uses them twice: as candidates (the labels that followed this exact previous query
+and start with the typed text) and as a ranker feature of every label candidate. Stored as a
+marisa-trie of the distinct previous queries whose key id picks a row of a CSR over label ids,
+each row sorted by count (descending, then label id), memory-mapped on load.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import marisa_trie
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from indexer.errors import ModelFileError
+from indexer.labels import LabelSet
+from indexer.modelio import load_array, load_marisa
+
+_EMPTY = np.empty(0, dtype=np.int32)
+
+
+class PairCounts(BaseEstimator):
+    """Counts of (previous query, next label) pairs.
+
+    Attributes
+    ----------
+    trie_ : marisa_trie.Trie
+        The distinct previous queries.
+    indptr_ : ndarray of int64, shape (n_previous + 1,)
+        Row of trie key id ``r``: ``indptr_[r]:indptr_[r + 1]``.
+    labels_, counts_ : ndarray of int32, shape (n_pairs,)
+        The next labels of each row, most frequent first, and how often each followed.
+    """
+
+    ARRAYS = ("indptr", "labels", "counts")
+
+    def fit(self, previous: Sequence[str], following: Sequence[str], labels: LabelSet) -> PairCounts:
+        pairs: Counter[tuple[str, int]] = Counter()
+        for prev, nxt in zip(previous, following):
+            label = labels.id_of(nxt)
+            if prev and label >= 0:
+                pairs[(prev, label)] += 1
+        self.trie_ = marisa_trie.Trie(sorted({prev for prev, _ in pairs}))
+        rows: list[list[tuple[int, int]]] = [[] for _ in range(len(self.trie_))]
+        for (prev, label), count in pairs.items():
+            rows[self.trie_[prev]].append((-count, label))
+        self.indptr_ = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in rows], out=self.indptr_[1:])
+        ordered = [item for row in rows for item in sorted(row)]
+        self.labels_ = np.array([label for _, label in ordered], dtype=np.int32)
+        self.counts_ = np.array([-neg for neg, _ in ordered], dtype=np.int32)
+        return self
+
+    def row(self, previous: str) -> tuple[np.ndarray, np.ndarray]:
+        """The labels that followed ``previous`` (most frequent first) and their counts."""
+        check_is_fitted(self, "indptr_")
+        key = self.trie_.get(previous) if previous else None
+        if key is None:
+            return _EMPTY, _EMPTY
+        a, b = self.indptr_[key], self.indptr_[key + 1]
+        return self.labels_[a:b], self.counts_[a:b]
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.trie_.save(str(folder / "previous.marisa"))
+        for name in self.ARRAYS:
+            np.save(folder / f"{name}.npy", getattr(self, f"{name}_"))
+
+    @classmethod
+    def load(cls, folder: str | Path, n_labels: int) -> PairCounts:
+        folder = Path(folder)
+        self = cls()
+        self.trie_ = load_marisa(folder / "previous.marisa")
+        for name in cls.ARRAYS:
+            setattr(self, f"{name}_", load_array(folder / f"{name}.npy"))
+        n = len(self.labels_)
+        if (
+            len(self.indptr_) != len(self.trie_) + 1
+            or self.indptr_[-1] != n
+            or len(self.counts_) != n
+            or (n and (int(self.labels_.min()) < 0 or int(self.labels_.max()) >= n_labels))
+        ):
+            raise ModelFileError(
+                f"{folder}: pair count arrays disagree with each other or the labels: rebuild"
+            )
+        return self
