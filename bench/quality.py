@@ -7,7 +7,9 @@ Systems, all on the same examples (the config's split and protocol, sampled by d
   then the tail rule (:mod:`bench.cooccurrence`), the baseline every quality claim is against;
 - ``mpc+words``: MPC, then the unfinished last word completed from the training vocabulary, then
   the tail rule (:mod:`bench.word_completion`);
-- ``xmr``: what the config trains (today's model; the default chain whatever it becomes);
+- ``xmr``: today's model: the config without the learned ranker and the language model (exact
+  prefix -> tails -> popular fill, in chain order);
+- ``default``: what the config trains, the learned ranker over every generator included;
 - ``pecos``: libpecos XR-Linear, hierarchical k-means on PIFA, over the same input features and
   training examples, top-k by beam search then filtered by the prefix.
 
@@ -17,8 +19,8 @@ Reported: per system strict MRR (quoted first), MRR, seen/unseen MRR (next query
 training label), BLEU, success@10, empty answers, latency; the keystroke protocol's accepted@5 and
 saved@5 per test query (``--keystroke-pairs`` of them, 0 = all, for ``KEYSTROKE_SYSTEMS``); the
 context gain with its paired bootstrap 95% CI (``CONTEXT_SYSTEMS``); and the new-users protocol
-for ``xmr`` (trained without the new users, tested on theirs: the context gain there can only come
-from generalizing). Writes ``results.json``, ``results.md`` and ``mrr_by_prefix_length.png``;
+(``--new-users-systems``, trained without the new users, tested on theirs: the context gain there
+can only come from generalizing). Writes ``results.json``, ``results.md`` and ``mrr_by_prefix_length.png``;
 aggregates only, never a query.
 """
 
@@ -35,28 +37,30 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autocomplete.completer import load_completer
+from autocomplete.completer import candidate_rows, load_completer
 from autocomplete.evaluation.metrics import evaluate, evaluate_keystrokes, training_labels
 from autocomplete.evaluation.protocols import BUCKETS, Examples, make_examples
 from indexer.config import TrainConfig, load_train_config
 from indexer.pipeline import TrainingData, build_model, folder_bytes, prepare
 from indexer.querylog import Pairs, is_new_user, read_query_log
 
+TODAY = ["ranker.kind=none", "language.enabled=false"]  # the chain before the learned ranker
 SYSTEMS: dict[str, list[str]] = {
     "mpc": [],
     "cooccurrence": [],
     "mpc+words": [],
-    "xmr": [],
+    "xmr": TODAY,
+    "default": [],
     "pecos": [],
-    "xmr-trie0": ["tree.trie_depth=0"],
-    "xmr-trie1": ["tree.trie_depth=1"],
-    "xmr-trie2": ["tree.trie_depth=2"],
-    "xmr-trie3": ["tree.trie_depth=3"],
+    "xmr-trie0": [*TODAY, "tree.trie_depth=0"],
+    "xmr-trie1": [*TODAY, "tree.trie_depth=1"],
+    "xmr-trie2": [*TODAY, "tree.trie_depth=2"],
+    "xmr-trie3": [*TODAY, "tree.trie_depth=3"],
 }
-DEFAULT_SYSTEMS = ["mpc", "cooccurrence", "mpc+words", "xmr", "pecos"]
-KEYSTROKE_SYSTEMS = {"mpc", "cooccurrence", "mpc+words", "xmr"}
-CONTEXT_SYSTEMS = {"cooccurrence", "xmr"}
-NEW_USERS_SYSTEM = "xmr"
+DEFAULT_SYSTEMS = ["mpc", "cooccurrence", "mpc+words", "xmr", "default", "pecos"]
+KEYSTROKE_SYSTEMS = {"mpc", "cooccurrence", "mpc+words", "xmr", "default"}
+CONTEXT_SYSTEMS = {"cooccurrence", "xmr", "default"}
+NEW_USERS_SYSTEMS = ("xmr", "default")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="test pairs for the keystroke table (0: all; else a seeded sample)",
     )
-    parser.add_argument("--no-new-users", action="store_true", help="skip the new-users protocol")
+    parser.add_argument(
+        "--new-users-systems",
+        default=",".join(NEW_USERS_SYSTEMS),
+        help="systems trained and scored on the new-users protocol too ('' to skip)",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -108,9 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"python": platform.python_version(), "cpus": _cpus()},
         "systems": results,
     }
-    if not args.no_new_users and NEW_USERS_SYSTEM in names:
-        print("== new users", file=sys.stderr, flush=True)
-        report["new_users"] = _new_users(args, base, log, out / "models" / "xmr-new-users")
+    new_users = [s.strip() for s in args.new_users_systems.split(",") if s.strip()]
+    if any(s not in ("xmr", "default") for s in new_users):
+        parser.error(f"--new-users-systems takes xmr and/or default, got {new_users}")
+    report["new_users"] = []
+    for name in new_users:
+        print(f"== new users: {name}", file=sys.stderr, flush=True)
+        report["new_users"].append(_new_users(name, args, base, log, out / "models" / f"{name}-new-users"))
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (out / "results.md").write_text(markdown_table(report), encoding="utf-8")
     _plot(results, out / "mrr_by_prefix_length.png")
@@ -144,7 +156,7 @@ def _build(name: str, args: argparse.Namespace, base: TrainConfig, data: Trainin
     config = load_train_config(args.config, SYSTEMS[name])
     if name == "mpc":
         config = dataclasses.replace(config, model="mpc")
-    build_model(args.log, config, folder)
+    build_model(args.log, config, folder, candidate_rows=candidate_rows)
     return load_completer(folder)
 
 
@@ -187,11 +199,11 @@ def _run_system(
     }
 
 
-def _new_users(args: argparse.Namespace, base: TrainConfig, log: Any, folder: Path) -> dict:
-    """``xmr`` trained without the new users, scored on the new users' pairs of the split."""
+def _new_users(name: str, args: argparse.Namespace, base: TrainConfig, log: Any, folder: Path) -> dict:
+    """System ``name`` trained without the new users, scored on the new users' pairs of the split."""
     shutil.rmtree(folder, ignore_errors=True)
-    config = load_train_config(args.config, ["log.holdout_new_users=true"])
-    summary = build_model(args.log, config, folder)
+    config = load_train_config(args.config, [*SYSTEMS[name], "log.holdout_new_users=true"])
+    summary = build_model(args.log, config, folder, candidate_rows=candidate_rows)
     completer = load_completer(folder)
     params = base.eval
     fraction, salt = params.new_users_fraction, params.new_users_salt
@@ -209,7 +221,7 @@ def _new_users(args: argparse.Namespace, base: TrainConfig, log: Any, folder: Pa
     )
     metrics.pop("latency_ms")
     return {
-        "system": NEW_USERS_SYSTEM,
+        "system": name,
         "new_users_fraction": fraction,
         "training_pairs": summary["training_pairs"],
         **metrics,
@@ -285,20 +297,24 @@ def markdown_table(report: dict) -> str:
                 f"| {r['system']} | {g['mrr_with']:.4f} | {g['mrr_without']:.4f} | {_ci(g)} | "
                 f"{_ci(g['strict'])} | {by_length} |"
             )
-    new = report.get("new_users")
-    if new:
-        g = new["context_gain"]
+    new_users = report.get("new_users") or []
+    if new_users:
+        first = new_users[0]
         lines += [
             "",
-            f"New-users protocol: `{new['system']}` trained without {new['new_users_fraction']:.0%} "
-            f"of the users (stable hash), tested on their {new['examples']:,} {report['split']} examples.",
+            f"New-users protocol: each system trained without {first['new_users_fraction']:.0%} of the users "
+            f"(stable hash), tested on their {first['examples']:,} {report['split']} examples.",
             "",
             "| system | strict MRR | MRR | seen MRR | unseen MRR | context gain [95% CI] "
             "| strict gain [95% CI] |",
             "|---|---|---|---|---|---|---|",
-            f"| {new['system']} | {new['strict_mrr']:.4f} | {new['mrr']:.4f} | {new['seen']['mrr']:.4f} | "
-            f"{new['unseen']['mrr']:.4f} | {_ci(g)} | {_ci(g['strict'])} |",
         ]
+        for new in new_users:
+            g = new["context_gain"]
+            lines.append(
+                f"| {new['system']} | {new['strict_mrr']:.4f} | {new['mrr']:.4f} | "
+                f"{new['seen']['mrr']:.4f} | {new['unseen']['mrr']:.4f} | {_ci(g)} | {_ci(g['strict'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 

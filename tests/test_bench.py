@@ -16,7 +16,8 @@ def test_bench_trains_and_scores_each_system_side_by_side(synthetic_log, tmp_pat
     )
     out = tmp_path / "bench"
     argv = ["--log", str(synthetic_log), "--config", str(config), "--out", str(out),
-            "--systems", "mpc,cooccurrence,mpc+words,xmr", "--keystroke-pairs", "150"]  # fmt: skip
+            "--systems", "mpc,cooccurrence,mpc+words,xmr", "--keystroke-pairs", "150",
+            "--new-users-systems", "xmr"]  # fmt: skip
     assert bench_main(argv) == 0
     report = json.loads((out / "results.json").read_text())
     systems = {r["system"]: r for r in report["systems"]}
@@ -33,8 +34,10 @@ def test_bench_trains_and_scores_each_system_side_by_side(synthetic_log, tmp_pat
     gain = systems["xmr"]["context_gain"]
     assert gain["ci95"][0] <= gain["gain"] <= gain["ci95"][1] and gain["gain"] > 0
     assert "context_gain" not in systems["mpc"]
-    new = report["new_users"]
-    assert 0 < new["examples"] < report["examples"] and "ci95" in new["context_gain"]
+    [new] = report["new_users"]
+    assert (
+        new["system"] == "xmr" and 0 < new["examples"] < report["examples"] and "ci95" in new["context_gain"]
+    )
     table = (out / "results.md").read_text()
     for row in (
         "| mpc |",
