@@ -31,38 +31,70 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    """``autocomplete eval``: the sampled protocol's metrics (overall, strict, seen/unseen, by prefix
+    length, context gain with its bootstrap CI) or, with ``--protocol keystroke``, accepted@5 and
+    saved@5 per test query; ``--users new`` scores only the new users of the new-users protocol."""
     from autocomplete.completer import load_completer
-    from autocomplete.evaluation.metrics import evaluate
+    from autocomplete.evaluation.metrics import evaluate, evaluate_keystrokes, training_labels
     from autocomplete.evaluation.protocols import make_examples
     from indexer.config import load_train_config, train_config_from_mapping
     from indexer.modelio import read_params
-    from indexer.querylog import read_query_log
+    from indexer.querylog import Pairs, is_new_user, read_query_log
 
+    saved_config = read_params(args.model)["summary"].get("config")
     if args.config:
         config = load_train_config(args.config, args.set)
+    elif saved_config is None:
+        raise ConfigError(f"{args.model}/params.json has no saved config: pass --config")
     else:
-        saved = read_params(args.model)["summary"].get("config")
-        if saved is None:
-            raise ConfigError(f"{args.model}/params.json has no saved config: pass --config")
-        config = train_config_from_mapping(saved)
+        config = train_config_from_mapping(saved_config)
     split = args.split or config.eval.split
     protocol = args.protocol or config.eval.protocol
     completer = load_completer(args.model)
     log = read_query_log(args.log, config.log, progress=not args.quiet)
-    examples = make_examples(log.pairs(split), protocol, config.eval.seed)
-    if args.limit:
-        examples = type(examples)(
-            examples.previous[: args.limit], examples.prefix[: args.limit], examples.target[: args.limit]
+    if args.users == "new":
+        trained = train_config_from_mapping(saved_config) if saved_config else None
+        if trained is None or not trained.log.holdout_new_users:
+            raise ConfigError(
+                f"{args.model} was trained with the new users: --users new needs a model trained "
+                "with --set log.holdout_new_users=true"
+            )
+        fraction, salt = trained.eval.new_users_fraction, trained.eval.new_users_salt
+        log = log.only_users(lambda user: is_new_user(user, fraction, salt))
+    pairs = log.pairs(split)
+    if args.limit and protocol == "keystroke":
+        pairs = Pairs(pairs.previous[: args.limit], pairs.next[: args.limit], pairs.users[: args.limit])
+    seen = training_labels(args.model)
+    if protocol == "keystroke":
+        report = {
+            "queries": len(pairs),
+            "keystrokes": evaluate_keystrokes(completer, pairs, seen, not args.quiet),
+        }
+    else:
+        examples = make_examples(pairs, protocol, config.eval.seed)
+        if args.limit:
+            examples = examples.head(args.limit)
+        report = evaluate(
+            completer,
+            examples,
+            k=config.eval.k,
+            progress=not args.quiet,
+            latency_warmup=config.eval.latency_warmup,
+            latency_calls=config.eval.latency_calls,
+            seen=seen,
+            with_context_gain=not args.no_context_gain,
+            resamples=config.eval.bootstrap_resamples,
+            seed=config.eval.seed,
         )
-    report = evaluate(
-        completer,
-        examples,
-        k=config.eval.k,
-        progress=not args.quiet,
-        latency_warmup=config.eval.latency_warmup,
-        latency_calls=config.eval.latency_calls,
+    report.update(
+        {
+            "model": str(args.model),
+            "kind": completer.kind,
+            "split": split,
+            "protocol": protocol,
+            "users": args.users,
+        }
     )
-    report.update({"model": str(args.model), "kind": completer.kind, "split": split, "protocol": protocol})
     text = json.dumps(report, indent=2)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -168,7 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--split", choices=["test", "valid", "train"])
     p.add_argument("--protocol", choices=["sampled", "keystroke"])
-    p.add_argument("--limit", type=int, default=0, help="only the first N examples")
+    p.add_argument(
+        "--limit", type=int, default=0, help="only the first N examples (keystroke protocol: N queries)"
+    )
+    p.add_argument(
+        "--users",
+        choices=["all", "new"],
+        default="all",
+        help="new: only the new users' pairs (a model trained with --set log.holdout_new_users=true)",
+    )
+    p.add_argument("--no-context-gain", action="store_true", help="skip the run without the previous query")
     p.add_argument("--json", help="also write the report here")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_eval)

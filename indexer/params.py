@@ -28,7 +28,8 @@ class LogParams:
     Splits: sessions go by their start to ``train``/``valid``/``test``, each two inclusive
     ``YYYY-MM-DD`` dates, when all three are set; otherwise the log's own time span (for
     ``lines``, its queries by position) is cut by ``split_fractions``. ``max_query_chars`` drops
-    longer queries (0 keeps all).
+    longer queries (0 keeps all). ``holdout_new_users``: training leaves out the new users of the
+    new-users protocol (``[eval] new_users_fraction`` and ``new_users_salt``).
     """
 
     format: str = "tsv"
@@ -45,6 +46,7 @@ class LogParams:
     test: tuple[str, ...] = ()
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     max_query_chars: int = 0
+    holdout_new_users: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,7 +231,12 @@ class FuzzyParams:
 
 @dataclasses.dataclass(frozen=True)
 class EvalParams:
-    """The benchmark protocol: which split, which prefixes, how many completions are scored."""
+    """The benchmark protocol: which split, which prefixes, how many completions are scored.
+
+    ``bootstrap_resamples``: resamples of the paired bootstrap of the context gain (seeded by
+    ``seed``). New-users protocol: a user is new when a stable hash of ``new_users_salt`` and the
+    user id falls in the first ``new_users_fraction`` of its range.
+    """
 
     split: str = "test"
     protocol: str = "sampled"
@@ -237,6 +244,9 @@ class EvalParams:
     k: int = 10
     latency_warmup: int = 1000
     latency_calls: int = 6000
+    bootstrap_resamples: int = 1000
+    new_users_fraction: float = 0.2
+    new_users_salt: str = "new-users"
 
 
 def from_mapping(cls: type[T], section: Mapping[str, Any] | None, name: str) -> T:

@@ -25,7 +25,7 @@ from indexer.language import WordLanguageModel
 from indexer.model import MpcModel, XmrModel
 from indexer.params import RankerParams
 from indexer.privacy import filter_labels
-from indexer.querylog import Pairs, QueryLog, Session, read_query_log
+from indexer.querylog import Pairs, QueryLog, Session, read_query_log, without_new_users
 from indexer.ranking import TreeRanker
 from indexer.training import training_examples
 from indexer.typos import apply_typo
@@ -52,8 +52,11 @@ def prepare(log_path: str | Path, config: TrainConfig, progress: bool = False) -
 
 
 def prepare_log(log: QueryLog, config: TrainConfig) -> TrainingData:
-    """The labels and training pairs of a log already read (its ``train`` sessions)."""
+    """The labels and training pairs of a log already read (its ``train`` sessions; without the
+    new users when ``[log] holdout_new_users``)."""
     seconds: dict[str, float] = {}
+    if config.log.holdout_new_users:
+        log = without_new_users(log, config.eval.new_users_fraction, config.eval.new_users_salt)
     t0 = time.perf_counter()
     train = log.pairs("train")
     counts = Counter(train.next)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from indexer.logreaders import FORMATS, LogStats, Row, open_text_lines, read_rows
@@ -31,6 +32,7 @@ __all__ = [
     "QueryLog",
     "Row",
     "Session",
+    "is_new_user",
     "open_text_lines",
     "read_query_log",
     "read_rows",
@@ -80,6 +82,11 @@ class QueryLog:
             users.extend([session.user] * (len(q) - 1))
         return Pairs(previous, following, users)
 
+    def only_users(self, keep: Callable[[str], bool]) -> QueryLog:
+        """The same log with only the sessions of the users ``keep(user)`` is true for."""
+        sessions = {split: [s for s in v if keep(s.user)] for split, v in self.sessions.items()}
+        return QueryLog(sessions, self.stats, dict(self.bounds))
+
     def summary(self) -> dict:
         out = self.stats.to_dict()
         for split in SPLITS:
@@ -87,6 +94,19 @@ class QueryLog:
             out[f"pairs_{split}"] = sum(len(s.queries) - 1 for s in self.sessions[split])
         out.update({f"split_{split}": bound for split, bound in self.bounds.items()})
         return out
+
+
+def is_new_user(user: str, fraction: float, salt: str = "") -> bool:
+    """Is ``user`` one of the new users of the new-users protocol? A stable hash of the salted
+    id (BLAKE2b, the same in every process and run) falls below ``fraction`` of its range, so
+    about that share of the users are new, and the split never depends on the log's order."""
+    digest = hashlib.blake2b(f"{salt}\x00{user}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < fraction * 2.0**64
+
+
+def without_new_users(log: QueryLog, fraction: float, salt: str = "") -> QueryLog:
+    """The log without the new users' sessions (``[log] holdout_new_users``: train on the others)."""
+    return log.only_users(lambda user: not is_new_user(user, fraction, salt))
 
 
 def sessionize(rows: Iterable[Row], params: LogParams, stats: LogStats) -> Iterator[Session]:

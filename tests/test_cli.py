@@ -26,6 +26,12 @@ def test_train_then_eval_an_mpc_model_writes_the_report_keys(synthetic_log, tmp_
         assert key in report
     assert set(report["by_prefix_length"]) == {"1", "2", "3", "4-6", "7+"}
     assert report["latency_ms"]["p50"] > 0 and report["mrr"] > 0.1
+    # the honest figures: strict below the plain MRR, seen above unseen, MPC gains nothing from context
+    assert 0 < report["strict_mrr"] <= report["mrr"] and report["strict"]["examples"] < report["examples"]
+    assert report["seen"]["mrr"] > report["unseen"]["mrr"] >= 0
+    assert report["seen"]["examples"] + report["unseen"]["examples"] == report["examples"]
+    gain = report["context_gain"]
+    assert gain["gain"] == 0.0 and gain["ci95"] == [0.0, 0.0] and gain["mrr_with"] == report["mrr"]
 
 
 def test_eval_reads_the_config_saved_in_the_model_folder(synthetic_log, tmp_path, capsys):
@@ -82,3 +88,36 @@ def test_an_internal_bug_keeps_its_traceback(synthetic_log, tmp_path, monkeypatc
     monkeypatch.setattr(indexer.pipeline, "build_model", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         train(synthetic_log, tmp_path / "m")
+
+
+def test_eval_keystroke_protocol_reports_accepted_and_saved_at_5_per_query(synthetic_log, tmp_path, capsys):
+    out = tmp_path / "model"
+    assert train(synthetic_log, out, "--model", "mpc") == 0
+    capsys.readouterr()
+    argv = ["eval", "--model", str(out), "--log", str(synthetic_log), "--quiet", "--protocol", "keystroke",
+            "--limit", "40"]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    keys = report["keystrokes"]
+    assert report["protocol"] == "keystroke" and keys["queries"] == 40
+    assert 0 < keys["saved_at_5"] < keys["accepted_at_5"] <= 1
+    assert keys["seen"]["queries"] + keys["unseen"]["queries"] == 40
+
+
+def test_new_users_are_held_out_of_training_and_only_they_are_scored(synthetic_log, tmp_path, capsys):
+    everyone, held_out = tmp_path / "everyone", tmp_path / "held-out"
+    assert train(synthetic_log, everyone, "--model", "mpc") == 0
+    assert train(synthetic_log, held_out, "--model", "mpc", "--set", "log.holdout_new_users=true") == 0
+    capsys.readouterr()
+    argv = ["eval", "--log", str(synthetic_log), "--quiet", "--users", "new", "--no-context-gain"]
+    assert main([*argv, "--model", str(everyone)]) == 2
+    assert "log.holdout_new_users=true" in capsys.readouterr().err
+    assert main([*argv, "--model", str(held_out)]) == 0
+    new = json.loads(capsys.readouterr().out)
+    assert main(["eval", "--log", str(synthetic_log), "--quiet", "--model", str(held_out)]) == 0
+    all_users = json.loads(capsys.readouterr().out)
+    assert new["users"] == "new" and "context_gain" not in new
+    assert 0 < new["examples"] < all_users["examples"] / 2
+    held = json.loads((held_out / "params.json").read_text())["summary"]
+    full = json.loads((everyone / "params.json").read_text())["summary"]
+    assert held["pairs_train"] < full["pairs_train"]

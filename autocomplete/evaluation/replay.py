@@ -38,6 +38,7 @@ from tqdm import tqdm
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from autocomplete.evaluation.metrics import Seen
 from autocomplete.evaluation.replay_plan import ReplayPlan, ReplaySession, ReplayTally, build_report
 from indexer.errors import AutocompleteError
 
@@ -383,6 +384,7 @@ def run_replay(
     pace: Pace = Pace(),
     progress: bool = False,
     processes: int = 1,
+    seen: Seen = None,
 ) -> tuple[dict[str, Any], ReplayTally]:
     """Replay ``plan`` against ``url`` (``ws://HOST:PORT/v1/ws``): the report, and the raw tally
     (whose ``answers`` hold the completions of every scored example; keep them out of files).
@@ -390,6 +392,8 @@ def run_replay(
     ``processes`` > 1 deals the sessions and the ``concurrency`` out to that many client
     processes (one Python client saturates a core before a server does); the tallies are merged
     and the throughput is taken over the span from the first process's start to the last one's end.
+    ``seen`` (the model's training labels, e.g. ``metrics.training_labels(folder)``) adds the
+    seen/unseen figures to the report.
     """
     if processes < 1:
         raise ValueError(f"processes must be at least 1, got {processes}")
@@ -404,7 +408,8 @@ def run_replay(
             seconds = time.perf_counter() - started
         else:
             tally, seconds = _replay_in_processes(url, numbered, concurrency, processes, options, bar)
-    return build_report(plan, tally, seconds, url=url, concurrency=concurrency, speed=speed, k=k), tally
+    report = build_report(plan, tally, seconds, url=url, concurrency=concurrency, speed=speed, k=k, seen=seen)
+    return report, tally
 
 
 def _replay_in_processes(

@@ -12,7 +12,7 @@ import collections
 import dataclasses
 from typing import Any
 
-from autocomplete.evaluation.metrics import latency_summary, score_answers
+from autocomplete.evaluation.metrics import Seen, latency_summary, score_answers, score_keystrokes
 from autocomplete.evaluation.protocols import BUCKETS, Examples, make_examples
 from indexer.querylog import QueryLog
 
@@ -63,7 +63,7 @@ def plan_replay(log: QueryLog, split: str, protocol: str, seed: int = 0, session
             per_query.append(typed)
             offset += count
         planned.append(ReplaySession(tuple(session.queries), tuple(per_query), start))
-    kept = Examples(examples.previous[:offset], examples.prefix[:offset], examples.target[:offset])
+    kept = examples.head(offset)
     return ReplayPlan(planned, kept, protocol, split)
 
 
@@ -116,16 +116,24 @@ class ReplayTally:
 
 
 def build_report(
-    plan: ReplayPlan, tally: ReplayTally, seconds: float, *, url: str, concurrency: int, speed: str, k: int
+    plan: ReplayPlan,
+    tally: ReplayTally,
+    seconds: float,
+    *,
+    url: str,
+    concurrency: int,
+    speed: str,
+    k: int,
+    seen: Seen = None,
 ) -> dict[str, Any]:
-    """Quality of the answered inputs (the ``eval`` metrics), latency, throughput and violations."""
+    """Quality of the answered inputs (the ``eval`` metrics: strict, and seen/unseen when ``seen``
+    is given), on the keystroke protocol accepted@5 and saved@5 per query, latency, throughput and
+    violations."""
     scored = sorted(tally.answers)
-    examples = Examples(
-        [plan.examples.previous[j] for j in scored],
-        [plan.examples.prefix[j] for j in scored],
-        [plan.examples.target[j] for j in scored],
-    )
-    quality = score_answers(examples, [tally.answers[j] for j in scored], k)
+    examples = plan.examples.subset(scored)
+    answers = [tally.answers[j] for j in scored]
+    quality = score_answers(examples, answers, k, seen)
+    keystrokes = score_keystrokes(examples, answers, seen) if plan.protocol == "keystroke" else None
     return {
         "url": url,
         "split": plan.split,
@@ -152,6 +160,7 @@ def build_report(
         "latency_ms": latency_summary(tally.latencies),
         "server_ms": latency_summary([ms / 1000.0 for ms in tally.server_ms]),
         "quality": quality,
+        "keystrokes": keystrokes,
         "connections": {
             "reconnects": tally.reconnects,
             "frames_resent": tally.frames_resent,
@@ -174,15 +183,26 @@ def markdown(report: dict[str, Any]) -> str:
         f" {report['inputs']['sent']} inputs and {report['submits']['sent']} submits in {report['seconds']} s"
         f" ({report['keystrokes_per_second']} keystrokes/s).",
         "",
-        f"| prefix length | examples | MRR | BLEU | success@1 | success@{k} |",
+        f"Strict MRR {q['strict_mrr']:.4f} (prefix shorter than the next query).",
+        "",
+        f"| examples | count | MRR | BLEU | success@1 | success@{k} |",
         "|---|---|---|---|---|---|",
     ]
-    rows = [("all", q)] + [(b, q["by_prefix_length"][b]) for b in BUCKETS]
+    rows = [("all", q), ("strict", q["strict"])]
+    rows += [(name, q[name]) for name in ("seen", "unseen") if name in q]
+    rows += [(b, q["by_prefix_length"][b]) for b in BUCKETS]
     for name, m in rows:
         lines.append(
             f"| {name} | {m['examples']} | {m['mrr']:.4f} | {m['bleu']:.4f} |"
             f" {m['success_at_1']:.4f} | {m[f'success_at_{k}']:.4f} |"
         )
+    keys = report.get("keystrokes")
+    if keys:
+        lines += [
+            "",
+            f"Per query ({keys['queries']}): accepted@5 {keys['accepted_at_5']:.4f},"
+            f" saved@5 {keys['saved_at_5']:.4f}.",
+        ]
     lines += [
         "",
         "| latency (ms, end to end) | p50 | p90 | p99 | max |",
