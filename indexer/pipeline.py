@@ -32,11 +32,15 @@ class TrainingData:
 
 
 def prepare(log_path: str | Path, config: TrainConfig, progress: bool = False) -> TrainingData:
-    seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     log = read_query_log(log_path, config.log, progress=progress)
-    seconds["read_log"] = time.perf_counter() - t0
+    return prepare_log(log, log_path, config, {"read_log": time.perf_counter() - t0})
 
+
+def prepare_log(
+    log: QueryLog, log_path: str | Path, config: TrainConfig, seconds: dict[str, float]
+) -> TrainingData:
+    """The labels and training pairs of a log already read (``indexer.distributed`` reads many files)."""
     t0 = time.perf_counter()
     train = log.pairs("train")
     counts = Counter(train.next)
