@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import glob
 import os
+import resource
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,13 +108,13 @@ def read_logs(log: str | Path, config: TrainConfig, client: Any | None) -> Train
 
 def _fit_shard_task(task: Any, vectorizer: InputVectorizer, config: TrainConfig, threads: int) -> ShardResult:
     if threads:
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     return fit_shard(task, vectorizer, config.tree, config.training)
 
 
 def _fit_top_task(plan: Any, vectorizer: InputVectorizer, prefixes, previous, y, config, threads):  # type: ignore[no-untyped-def]
     if threads:
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     X = vectorizer.transform(prefixes, previous)
     return fit_top(plan, X, y, config.training)
 
@@ -195,6 +196,11 @@ def fit_sharded(
     return model
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (Linux: ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def cluster_size(cores: int | None = None) -> tuple[int, int]:
     """(worker processes, numba threads each) for a LocalCluster on this machine."""
     cores = cores or os.cpu_count() or 1
@@ -245,7 +251,10 @@ def build_model_distributed(
     with dask_client(scheduler, workers) as (client, threads):
         data = read_logs(log, config, client)
         model = fit_sharded(data, config, client, shards, threads)
+        peaks = client.run(_peak_rss_mb)
     summary = data.summary
+    summary["worker_peak_rss_mb"] = sorted(round(v) for v in peaks.values())
+    summary["client_peak_rss_mb"] = round(_peak_rss_mb())
     summary["scheduler"] = scheduler
     t0 = time.perf_counter()
     summary["seconds"]["total"] = t0 - t_start

@@ -12,6 +12,7 @@ first-occurrence order with their summed weights, accumulated in occurrence orde
 ``dict`` the pure-Python ``_terms`` of :mod:`indexer.tfidf` builds for one text, so batch rows
 and the per-keystroke vector agree to the last bit before the idf and the norm.
 
+The kernels release the GIL, so the two blocks of an input vectorizer run in two threads.
 Per n-gram id the kernels also return where it first occurs (text, start, end), so the caller
 builds one string per distinct n-gram, never per occurrence.
 """
@@ -68,7 +69,7 @@ def code_points(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True)
-def _hash_slot(keys: np.ndarray, key: np.int64, shift: np.uint64) -> int:
+def _hash_slot(keys: np.ndarray, key: np.int64, shift: np.uint64) -> np.int64:
     """The slot of ``key`` in ``keys`` (linear probing from a Fibonacci hash), or the empty slot to use."""
     mask = keys.shape[0] - 1
     h = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> shift)
@@ -101,11 +102,11 @@ def _grown_ints(a: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _is_space(space: np.ndarray, c: np.int32) -> bool:
+def _is_space(space: np.ndarray, c: int) -> bool:
     return c >= 0 and c < space.shape[0] and space[c]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def char_ngrams(
     chars: np.ndarray,
     text_ptr: np.ndarray,
@@ -238,7 +239,7 @@ def char_ngrams(
     )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _compact(
     bound: np.ndarray, counts: np.ndarray, ids: np.ndarray, wts: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -258,7 +259,7 @@ def _compact(
     return row_ptr, out_ids, out_wts
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def word_ngrams(
     chars: np.ndarray, text_ptr: np.ndarray, space: np.ndarray, ngram_max: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -433,7 +434,7 @@ def word_grams(texts: Sequence[str], ngram_max: int) -> tuple[Grams, list[str | 
     return grams, strings
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def tfidf_rows(
     row_ptr: np.ndarray,
     ids: np.ndarray,
