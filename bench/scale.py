@@ -36,7 +36,7 @@ from indexer.synthetic import ScaleLogParams, write_scale_log
 
 RUNS = ("aol1m", "aol1m-dask1", "aol1m-dask2", "syn1m", "syn3m", "serve")
 # sessions of a synthetic log for about 1M / 3M labels (measured: see docs/scaling.md)
-SYNTHETIC = {"syn1m": 1_700_000, "syn3m": 5_400_000}
+SYNTHETIC = {"syn1m": 1_700_000, "syn3m": 6_000_000}
 SYNTHETIC_SETTINGS = ["training.prefixes_per_pair=1", "privacy.min_users=1"]
 
 # the child that trains: reports its descendants' peak RSS (Dask workers included, when reaped)
