@@ -25,7 +25,16 @@ def _train(args: argparse.Namespace) -> int:
     config = load_train_config(args.config, args.set)
     if args.model:
         config = dataclasses.replace(config, model=args.model)
-    summary = build_model(args.log, config, args.out, progress=not args.quiet, candidate_rows=candidate_rows)
+    if args.scheduler:  # Dask: log files and trie shards as tasks (docs/scaling.md)
+        from indexer.distributed import build_model_distributed
+
+        summary = build_model_distributed(
+            args.log, config, args.out, args.scheduler, shards=args.shards, workers=args.workers
+        )
+    else:
+        summary = build_model(
+            args.log, config, args.out, progress=not args.quiet, candidate_rows=candidate_rows
+        )
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -191,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--scheduler",
+        help="train on Dask: 'local' (a LocalCluster sized to this machine) or tcp://HOST:PORT; "
+        "--log may then be a glob or a folder (default: one process, no Dask)",
+    )
+    p.add_argument("--shards", type=int, default=0, help="trie shards (default: 4 per Dask worker)")
+    p.add_argument(
+        "--workers", type=int, default=0, help="LocalCluster worker processes (default: cores / 2)"
+    )
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="evaluate a model folder on a log's split")

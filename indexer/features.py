@@ -6,6 +6,7 @@ The blocks themselves live in :mod:`indexer.tfidf`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -109,8 +110,10 @@ class InputVectorizer(BaseEstimator):
     def fit(self, prefixes: Sequence[str], previous: Sequence[str]) -> InputVectorizer:
         """Fit both blocks on training pairs (normalized strings; ``""`` = no previous query)."""
         self._check_pairs(prefixes, previous, "fit")
-        self.prefix_ = self._prefix_block().fit(prefixes)
-        self.previous_ = self._previous_block().fit(previous)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(self._previous_block().fit, previous)
+            self.prefix_ = self._prefix_block().fit(prefixes)
+            self.previous_ = pending.result()
         self._sizes()
         return self
 
@@ -122,7 +125,10 @@ class InputVectorizer(BaseEstimator):
         """Rows for (prefix, previous) pairs: CSR float32, shape (n, n_features_), sorted indices."""
         check_is_fitted(self)
         self._check_pairs(prefixes, previous, "transform")
-        return self._join(self.prefix_.transform(prefixes), self.previous_.transform(previous))
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(self.previous_.transform, previous)
+            left = self.prefix_.transform(prefixes)
+            return self._join(left, pending.result())
 
     def _join(self, left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
         out = sp.hstack(
@@ -137,9 +143,11 @@ class InputVectorizer(BaseEstimator):
         """``fit(...).transform(...)`` on the same pairs, taking each distinct text's n-grams once."""
         self._check_pairs(prefixes, previous, "fit_transform")
         self.prefix_ = self._prefix_block()
-        left = self.prefix_.fit_transform(prefixes)
         self.previous_ = self._previous_block()
-        right = self.previous_.fit_transform(previous)
+        with ThreadPoolExecutor(1) as pool:  # the n-gram kernels release the GIL: blocks overlap
+            pending = pool.submit(self.previous_.fit_transform, previous)
+            left = self.prefix_.fit_transform(prefixes)
+            right = pending.result()
         self._sizes()
         return self._join(left, right)
 

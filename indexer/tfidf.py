@@ -9,8 +9,9 @@ of a word (0-based; n-grams that start with the marker count as position 0) weig
 
 Both blocks use scikit-learn's TF-IDF conventions (smooth idf ``ln((1 + n) / (1 + df)) + 1``,
 L2 row norm), columns in sorted term order, so they can be checked against scikit-learn. Batch
-transforms build a CSR float32 matrix with sorted indices; ``transform_one`` serves one keystroke
-in pure Python (a few tens of microseconds) and gives the same vector.
+transforms take the n-grams of all distinct texts in one numba pass (:mod:`indexer.ngrams`) and
+build a CSR float32 matrix with sorted indices; ``transform_one`` serves one keystroke in pure
+Python (a few tens of microseconds) from ``_terms``, which the kernels follow term for term.
 
 A vocabulary is saved as a memory-mapped marisa-trie of its terms plus the column of each trie
 key id, so a large previous-query vocabulary costs megabytes on disk and loads in milliseconds.
@@ -22,8 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,10 @@ import marisa_trie
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
-from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted
 
 from indexer.modelio import ModelFileError, load_array, load_marisa, read_params, save_params
+from indexer.ngrams import Grams, char_grams, tfidf_rows, word_grams
 
 _WEIGHT_TABLE = 256
 # the saved layout of a block: 2 = terms.marisa + columns.npy (1 was a fixed-width terms.npy)
@@ -42,6 +42,16 @@ _LAYOUT = 2
 # a loaded vocabulary of at most this many terms is also held as a plain dict (faster per lookup
 # than the trie; a prefix block has tens of thousands of terms, a previous-query block can have millions)
 DICT_TERMS = 200_000
+
+
+def _distinct(texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The distinct texts in first-occurrence order, each text's position among them (int64),
+    and how often each occurs (int64)."""
+    position: dict[str, int] = dict.fromkeys(texts, 0)
+    distinct = list(position)
+    position.update(zip(distinct, range(len(distinct))))
+    inverse = np.fromiter(map(position.__getitem__, texts), dtype=np.int64, count=len(texts))
+    return distinct, inverse, np.bincount(inverse, minlength=len(distinct))
 
 
 class _TfidfBlock(BaseEstimator):
@@ -64,48 +74,46 @@ class _TfidfBlock(BaseEstimator):
                 f"got {self.max_features!r}"
             )
 
+    def _grams(self, texts: list[str]) -> tuple[Grams, list[str | None]]:
+        """The n-grams of distinct ``texts`` as ids (:mod:`indexer.ngrams`), and each id's string."""
+        raise NotImplementedError
+
     def fit(self, texts: Iterable[str]) -> _TfidfBlock:
         """Learn the vocabulary and idf from ``texts`` (normalized strings)."""
-        self._fit_counted(Counter(texts), None)
-        return self
-
-    def _fit_counted(self, counts: Counter[str], keep_terms: dict[str, dict[str, float]] | None) -> None:
-        """Fit on distinct texts with their counts; store each text's terms in ``keep_terms`` if given."""
         self._check_params()
         self._prepare()
-        df: Counter[str] = Counter()
-        total: dict[str, float] = {}
-        n_docs = 0
-        for text, times in counts.items():
-            terms = self._terms(text)
-            if keep_terms is not None:
-                keep_terms[text] = terms
-            n_docs += times
-            if times == 1:
-                df.update(terms.keys())
-            else:
-                for term in terms:
-                    df[term] += times
-            if self.max_features:
-                for term, weight in terms.items():
-                    total[term] = total.get(term, 0.0) + weight * times
-        kept = [term for term, count in df.items() if count >= self.min_df and "\x00" not in term]
+        distinct, _, times = _distinct(list(texts))
+        self._fit_grams(*self._grams(distinct), times)
+        return self
+
+    def _fit_grams(self, grams: Grams, strings: list[str | None], times: np.ndarray) -> np.ndarray:
+        """Fit on the n-grams of distinct texts seen ``times`` times each; return the column of
+        each n-gram id (-1: not kept). Document frequencies and totals are summed in the order
+        of the texts' first occurrences, like one ``Counter`` pass over the texts would."""
+        n_docs = int(times.sum())
+        n_ids = len(strings)
+        row_times = np.repeat(times.astype(np.float64), np.diff(grams.row_ptr))
+        df = np.bincount(grams.ids, weights=row_times, minlength=n_ids).astype(np.int64)
+        candidates = np.flatnonzero(grams.emitted & (df >= self.min_df)).tolist()
+        kept = [g for g in candidates if "\x00" not in strings[g]]  # type: ignore[operator]
         if self.max_features and len(kept) > self.max_features:
             # like scikit-learn: the terms with the largest total count; ties by term order
-            kept = sorted(kept, key=lambda term: (-total[term], term))[: self.max_features]
-        terms_sorted = sorted(kept)
-        self.idf_ = np.array(
-            [math.log((1 + n_docs) / (1 + df[term])) + 1.0 for term in terms_sorted], dtype=np.float64
-        )
+            total = np.bincount(grams.ids, weights=grams.weights * row_times, minlength=n_ids).tolist()
+            kept = sorted(kept, key=lambda g: (-total[g], strings[g]))[: self.max_features]
+        kept.sort(key=strings.__getitem__)  # type: ignore[arg-type]
+        terms_sorted: list[str] = [strings[g] for g in kept]  # type: ignore[misc]
+        df_kept = df[kept].tolist()
+        self.idf_ = np.array([math.log((1 + n_docs) / (1 + d)) + 1.0 for d in df_kept], dtype=np.float64)
         lookup = {term: j for j, term in enumerate(terms_sorted)}
         self.term_trie_ = marisa_trie.Trie(terms_sorted)
-        pairs = self.term_trie_.items()  # (term, key id)
+        key_ids = np.fromiter(map(self.term_trie_.__getitem__, terms_sorted), np.int64, len(terms_sorted))
         self.term_columns_ = np.empty(len(terms_sorted), dtype=np.int32)
-        self.term_columns_[np.fromiter((key_id for _, key_id in pairs), np.int64, len(pairs))] = np.fromiter(
-            (lookup[term] for term, _ in pairs), np.int32, len(pairs)
-        )
+        self.term_columns_[key_ids] = np.arange(len(terms_sorted), dtype=np.int32)
         self._lookup: dict[str, int] | None = lookup
         self._index_vocabulary()
+        columns = np.full(n_ids, -1, dtype=np.int64)
+        columns[np.asarray(kept, dtype=np.int64)] = np.arange(len(kept), dtype=np.int64)
+        return columns
 
     def _prepare(self) -> None:
         """Derived lookup tables of the parameters (called by ``fit`` and ``load``)."""
@@ -169,42 +177,29 @@ class _TfidfBlock(BaseEstimator):
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """TF-IDF rows of ``texts``: CSR float32, shape (len(texts), n_features_), sorted indices."""
         check_is_fitted(self)
-        return self._rows(list(texts), self._terms)
+        distinct, inverse, _ = _distinct(list(texts))
+        grams, strings = self._grams(distinct)
+        wanted = np.flatnonzero(grams.emitted)
+        columns = np.full(len(strings), -1, dtype=np.int64)
+        columns[wanted] = self._columns_of([strings[g] for g in wanted.tolist()])  # type: ignore[misc]
+        return self._rows(grams, columns, inverse)
 
     def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """``fit(texts).transform(texts)``, taking each distinct text's n-grams once."""
-        texts = list(texts)
-        terms: dict[str, dict[str, float]] = {}
-        self._fit_counted(Counter(texts), terms)
-        return self._rows(texts, terms.__getitem__)
+        self._check_params()
+        self._prepare()
+        distinct, inverse, times = _distinct(list(texts))
+        grams, strings = self._grams(distinct)
+        columns = self._fit_grams(grams, strings, times)
+        return self._rows(grams, columns, inverse)
 
-    def _rows(self, texts: list[str], terms_of: Callable[[str], dict[str, float]]) -> sp.csr_matrix:
-        """Stack the TF-IDF rows of ``texts``, taking each distinct text's terms once; the
-        idf product, index sort and L2 norm run in NumPy/SciPy, not per row in Python."""
-        position: dict[str, int] = {}
-        inverse = np.fromiter(
-            (position.setdefault(text, len(position)) for text in texts), dtype=np.int64, count=len(texts)
+    def _rows(self, grams: Grams, columns: np.ndarray, inverse: np.ndarray) -> sp.csr_matrix:
+        """The TF-IDF rows of the distinct texts' n-grams (``columns``: of each n-gram id, -1
+        outside the vocabulary), repeated as ``inverse`` says (:func:`indexer.ngrams.tfidf_rows`)."""
+        indptr, indices, data = tfidf_rows(
+            grams.row_ptr, grams.ids, grams.weights, columns, self.idf_, inverse
         )
-        keys: list[str] = []
-        counts: list[float] = []
-        sizes: list[int] = []
-        for text in position:
-            terms = terms_of(text)
-            keys += terms
-            counts += terms.values()
-            sizes.append(len(terms))
-        col = self._columns_of(keys)
-        row = np.repeat(np.arange(len(position), dtype=np.int64), sizes)
-        val = np.array(counts, dtype=np.float64)
-        known = col >= 0
-        col, row, val = col[known], row[known], val[known]
-        val *= self.idf_[col]
-        unique = sp.csr_matrix((val, (row, col)), shape=(len(position), self.n_features_))
-        unique.sort_indices()
-        if self.n_features_:  # scikit-learn refuses to normalize a matrix without columns
-            unique = normalize(unique, norm="l2", copy=False)
-        unique = unique.astype(np.float32)
-        out = unique[inverse]
+        out = sp.csr_matrix((data, indices, indptr), shape=(len(inverse), self.n_features_))
         out.has_sorted_indices = True
         return out
 
@@ -326,6 +321,14 @@ class PrefixNgramVectorizer(_TfidfBlock):
     def _position_weights(self, length: int) -> list[float]:
         return [(1.0 + i) ** -float(self.position_decay) for i in range(length)]
 
+    def _padded_position_weights(self, length: int) -> list[float]:
+        """The weight of the n-grams starting at each padded position of words up to ``length - 1`` long."""
+        weights = self._position_weights(length)
+        return [weights[0]] + weights
+
+    def _grams(self, texts: list[str]) -> tuple[Grams, list[str | None]]:
+        return char_grams(texts, self.ngram_min, self.ngram_max, self._padded_position_weights)
+
     def _terms(self, text: str) -> dict[str, float]:
         """Weighted n-gram counts of ``text``: marker-led n-grams and the first letter's share position 0."""
         weights = self._padded_weights  # weight of the n-grams starting at padded[s]
@@ -377,6 +380,9 @@ class WordNgramVectorizer(_TfidfBlock):
             raise ValueError(
                 f"WordNgramVectorizer: ngram_max must be a whole number >= 1, got {self.ngram_max!r}"
             )
+
+    def _grams(self, texts: list[str]) -> tuple[Grams, list[str | None]]:
+        return word_grams(texts, self.ngram_max)
 
     def _terms(self, text: str) -> dict[str, float]:
         words = text.split()

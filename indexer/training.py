@@ -121,6 +121,7 @@ def train_scorers(
     *,
     progress: bool = True,
     report: TrainingReport | None = None,
+    first_layer: int = 1,
 ) -> sp.csc_matrix:
     """Train the linear scorer of every non-root node of ``tree``.
 
@@ -138,6 +139,9 @@ def train_scorers(
         Show a progress bar per layer.
     report : TrainingReport, optional
         When given, receives one :class:`LayerReport` per layer.
+    first_layer : int
+        Train the layers from this one down (a shard of a sharded tree trains below its trie
+        layers, ``indexer.shards``); the columns of the layers above stay empty.
 
     Returns
     -------
@@ -160,7 +164,7 @@ def train_scorers(
     for layer, child in enumerate(
         _layer_ancestors(label_node[y], parent, node_layer, layer_ptr.shape[0] - 1)
     ):
-        if layer == 0:
+        if layer < max(first_layer, 1):
             continue
         start, cpu_start = time.perf_counter(), time.process_time()
         nodes = np.arange(layer_ptr[layer], layer_ptr[layer + 1])

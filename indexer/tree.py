@@ -249,7 +249,7 @@ class HybridTree(BaseEstimator):
                     perm,
                     layer.lo[split],
                     layer.hi[split],
-                    kmeans.node_seeds(seed, offset + np.flatnonzero(split)),
+                    kmeans.node_seeds(seed, self._seed_ids(len(layers) - 1, offset, np.flatnonzero(split))),
                     self.branching,
                     self.kmeans_iterations,
                     n_threads,
@@ -268,6 +268,11 @@ class HybridTree(BaseEstimator):
                     ]
                 )
             )
+
+    def _seed_ids(self, layer: int, offset: int, index: np.ndarray) -> np.ndarray:
+        """The node ids k-means seeds from: ``index`` of the nodes of ``layer``, which starts at
+        node ``offset`` (a shard of a larger tree maps them to the global ids, indexer.shards)."""
+        return offset + index
 
     def _assemble(self, layers: list[_Layer], perm: np.ndarray) -> None:
         sizes = np.array([len(layer) for layer in layers], dtype=np.int64)
