@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 from autocomplete.completer import load_completer
+from autocomplete.evaluation.metrics import evaluate
 from autocomplete.evaluation.protocols import make_examples
 from autocomplete.evaluation.server_process import ServerProcess
-from bench.quality import evaluate_with
 from indexer.config import load_train_config
 from indexer.pipeline import folder_bytes
 from indexer.querylog import read_query_log
@@ -121,7 +121,14 @@ def _train_and_score(
     load_seconds = time.perf_counter() - t0
     pairs = read_query_log(log, config.log).pairs(config.eval.split)
     examples = make_examples(pairs, config.eval.protocol, config.eval.seed)
-    metrics = evaluate_with(completer, examples, config.eval)
+    params = config.eval
+    metrics = evaluate(
+        completer,
+        examples,
+        k=params.k,
+        latency_warmup=params.latency_warmup,
+        latency_calls=params.latency_calls,
+    )
     return {
         "log": Path(log).name,
         "workers": workers,
