@@ -46,6 +46,8 @@ def _eval(args: argparse.Namespace) -> int:
     from autocomplete.completer import load_completer
     from autocomplete.evaluation.metrics import evaluate, evaluate_keystrokes, training_labels
     from autocomplete.evaluation.protocols import make_examples
+    from autocomplete.evaluation.report import with_typos
+    from autocomplete.evaluation.report import write as write_report
     from indexer.config import load_train_config, train_config_from_mapping
     from indexer.modelio import read_params
     from indexer.querylog import Pairs, is_new_user, read_query_log
@@ -83,6 +85,8 @@ def _eval(args: argparse.Namespace) -> int:
         examples = make_examples(pairs, protocol, config.eval.seed)
         if args.limit:
             examples = examples.head(args.limit)
+        if args.typos:
+            examples = with_typos(examples, args.typos, config.eval.seed)
         report = evaluate(
             completer,
             examples,
@@ -102,8 +106,11 @@ def _eval(args: argparse.Namespace) -> int:
             "split": split,
             "protocol": protocol,
             "users": args.users,
+            "typos": args.typos,
         }
     )
+    if args.markdown and protocol != "keystroke":
+        write_report(report, args.markdown)
     text = json.dumps(report, indent=2)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -228,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="new: only the new users' pairs (a model trained with --set log.holdout_new_users=true)",
     )
     p.add_argument("--no-context-gain", action="store_true", help="skip the run without the previous query")
+    p.add_argument(
+        "--typos",
+        choices=["A", "B"],
+        help="one seeded keyboard typo in every prefix of 3+ characters (A: never the first character)",
+    )
+    p.add_argument("--markdown", help="also write a Markdown report here, and its MRR plot beside it")
     p.add_argument("--json", help="also write the report here")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_eval)

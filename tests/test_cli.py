@@ -121,3 +121,16 @@ def test_new_users_are_held_out_of_training_and_only_they_are_scored(synthetic_l
     held = json.loads((held_out / "params.json").read_text())["summary"]
     full = json.loads((everyone / "params.json").read_text())["summary"]
     assert held["pairs_train"] < full["pairs_train"]
+
+
+def test_eval_with_typos_writes_a_markdown_report_and_its_plot(mpc_model, synthetic_log, tmp_path, capsys):
+    report_path = tmp_path / "report.md"
+    argv = ["eval", "--model", str(mpc_model), "--log", str(synthetic_log), "--quiet", "--typos", "A",
+            "--markdown", str(report_path), "--no-context-gain", "--set", "eval.latency_calls=20",
+            "--config", "configs/demo.toml"]  # fmt: skip
+    assert main(argv) == 0
+    typoed = json.loads(capsys.readouterr().out)
+    assert typoed["typos"] == "A" and typoed["examples"] > 0
+    text = report_path.read_text()
+    assert "one typo per prefix (variant A)" in text and "| 7+ |" in text
+    assert report_path.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
