@@ -311,7 +311,8 @@ class PopularRange:
     def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
         if request.k <= 0:
             return None
-        ids = self.popularity.top_ids(request.typed, request.k)
+        # twice k: a ranker folding spelling variants still has k distinct queries to show
+        ids = self.popularity.top_ids(request.typed, 2 * request.k)
         return label_batch(self.popularity.labels, ids, self._share[ids], Source.POPULAR)
 
     def warm_up(self) -> None:

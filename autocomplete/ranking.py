@@ -22,6 +22,8 @@ from indexer.ranking import TreeRanker
 def _most_popular_spelling(
     texts: list[str], slot: np.ndarray, spellings: list[str], log_counts: np.ndarray
 ) -> list[str]:
+    """Each query's most popular spelling among those that start with the typed text (a
+    correction's spelling is never swapped in: its matched span belongs to another text)."""
     best = np.full(len(texts), -np.inf)
     out = list(texts)
     for i, s in enumerate(slot.tolist()):
@@ -76,9 +78,10 @@ class LearnedRanker:
         if len(rows) < len(keys):  # merge each duplicate's row into its first one
             slot = np.searchsorted(rows, np.array([first[key] for key in keys]))
             if self.fold_variants:  # show each query in its most popular logged spelling
-                texts = _most_popular_spelling(
-                    texts, slot, joined.texts, joined.features[:, Feature.LOG_COUNT]
+                counts = np.where(
+                    joined.matched_or_default() < 0, joined.features[:, Feature.LOG_COUNT], -np.inf
                 )
+                texts = _most_popular_spelling(texts, slot, joined.texts, counts)
             np.maximum.at(X, slot, joined.features)
             np.maximum.at(ids, slot, joined.label_ids)
         for i in np.flatnonzero(ids < 0).tolist():  # a generated text may be a logged query

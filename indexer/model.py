@@ -121,6 +121,10 @@ class XmrModel:
     """
 
     kind = "xmr"
+    # the optional parts; a model assembled from shards (indexer.shards) has none of them
+    language_: WordLanguageModel | None = None
+    pairs_: PairCounts | None = None
+    ranker_: TreeRanker | None = None
 
     def __init__(
         self,
@@ -181,9 +185,7 @@ class XmrModel:
         self.seconds_["scorers"] = time.perf_counter() - t0
         self.popularity_ = PopularityIndex(labels)
         self.n_examples_ = int(X.shape[0])
-        self.language_: WordLanguageModel | None = None
-        self.pairs_: PairCounts | None = None
-        self.ranker_: TreeRanker | None = None
+        self.language_ = self.pairs_ = self.ranker_ = None
         return self
 
     def shape_summary(self) -> dict[str, Any]:

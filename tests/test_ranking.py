@@ -29,7 +29,8 @@ def test_the_exported_trees_score_exactly_like_lightgbm(fitted):
     import lightgbm
 
     booster = lightgbm.LGBMRanker(
-        objective="lambdarank", n_estimators=40, learning_rate=0.05, num_leaves=31, min_child_samples=20,
+        objective="lambdarank", n_estimators=40, learning_rate=RankerParams().learning_rate,
+        num_leaves=RankerParams().num_leaves, min_child_samples=20,
         random_state=0, n_jobs=2, verbose=-1,
     ).fit(X, groups_of(np.random.default_rng(0))[1], group=[12] * 300)  # fmt: skip
     np.testing.assert_allclose(ranker.score(X), booster.predict(X, raw_score=True), rtol=1e-9, atol=1e-9)

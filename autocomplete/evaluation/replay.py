@@ -47,6 +47,17 @@ _CLOSED = (ConnectionClosed, OSError)  # the connection went away
 _CONNECT_FAILED = (ConnectionClosed, InvalidHandshake, OSError, TimeoutError)
 
 
+def _keeps_prefix(item: Any, typed: str) -> bool:
+    """A completion starts with the typed text, or is a correction saying which of its characters
+    stand for it (``matched``, ``corrected``: docs/protocol.md)."""
+    if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+        return False
+    if item.get("corrected") is True:
+        span = item.get("matched")
+        return isinstance(span, list) and len(span) == 2 and 0 <= span[0] <= span[1] <= len(item["text"])
+    return bool(item["text"].startswith(typed))
+
+
 class ReplayError(AutocompleteError, RuntimeError):
     """The server could not be reached, or a session's connection could not be reopened."""
 
@@ -279,7 +290,7 @@ class _SessionClient:
             tally.violation("wrong_completions_frame", self.number, entry.seq)
             return
         texts = [item.get("text") if isinstance(item, dict) else None for item in items]
-        if not all(isinstance(t, str) and t.startswith(entry.text) for t in texts):
+        if not all(_keeps_prefix(item, entry.text) for item in items):
             tally.violation("completion_without_prefix", self.number, entry.seq)
         if len(texts) > self.k:
             tally.violation("too_many_completions", self.number, entry.seq)
