@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexer.config import load_train_config  # noqa: E402
 from autocomplete.generation import Generator  # noqa: E402
+from indexer.config import load_train_config  # noqa: E402
 from indexer.language import WordLanguageModel  # noqa: E402
 from indexer.querylog import read_query_log  # noqa: E402
 from indexer.synthetic import generate_log  # noqa: E402
