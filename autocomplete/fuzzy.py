@@ -37,7 +37,7 @@ import numpy as np
 
 from indexer.labels import encode, prefix_range
 from indexer.params import FuzzyParams
-from indexer.popularity import _better, _range_best
+from indexer.popularity import better, range_best
 
 
 class FuzzyRanges(NamedTuple):
@@ -385,24 +385,24 @@ def _top_in_intervals(
     for i in range(r):
         if mask[i] and hi[i] > lo[i]:
             starts[n_int], ends[n_int] = lo[i], hi[i]
-            bests[n_int] = _range_best(table, counts, lo[i], hi[i])
+            bests[n_int] = range_best(table, counts, lo[i], hi[i])
             n_int += 1
             total += hi[i] - lo[i]
     ids = np.empty(min(k, total), dtype=np.int64)
     for out in range(ids.shape[0]):
         pick = 0
         for j in range(1, n_int):
-            if _better(counts, bests[j], bests[pick]):
+            if better(counts, bests[j], bests[pick]):
                 pick = j
         best, s, e = bests[pick], starts[pick], ends[pick]
         ids[out] = best
         n_int -= 1
         starts[pick], ends[pick], bests[pick] = starts[n_int], ends[n_int], bests[n_int]
         if s < best:
-            starts[n_int], ends[n_int], bests[n_int] = s, best, _range_best(table, counts, s, best)
+            starts[n_int], ends[n_int], bests[n_int] = s, best, range_best(table, counts, s, best)
             n_int += 1
         if best + 1 < e:
-            starts[n_int], ends[n_int], bests[n_int] = best + 1, e, _range_best(table, counts, best + 1, e)
+            starts[n_int], ends[n_int], bests[n_int] = best + 1, e, range_best(table, counts, best + 1, e)
             n_int += 1
     return ids
 

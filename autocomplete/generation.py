@@ -54,9 +54,9 @@ from indexer.language import (
     WordLanguageModel,
     context_entries,
     find_entry,
-    range_best,
     word_prob,
 )
+from indexer.popularity import range_best
 from indexer.privacy import Blocklist
 
 # a successor row cut to a word range is selected from directly up to this many entries, else walked

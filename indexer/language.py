@@ -50,6 +50,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from indexer.labels import LabelSet
 from indexer.modelio import ModelFileError, load_array, read_params, save_params
+from indexer.popularity import build_sparse_table
 from indexer.privacy import Blocklist
 
 _LAYOUT = 1
@@ -139,42 +140,6 @@ def word_prob(
         if f >= 0:
             p += prob[f]
     return p
-
-
-# The sparse table below is the popularity table's (autocomplete/popular.py here, which main has
-# moved to indexer/popularity.py) over float scores: once both live in indexer/, one can go.
-@numba.njit(cache=True, inline="always")
-def _better(scores: np.ndarray, a: int, b: int) -> bool:
-    return scores[a] > scores[b] or (scores[a] == scores[b] and a < b)
-
-
-@numba.njit(cache=True)
-def build_range_table(scores: np.ndarray) -> np.ndarray:
-    """``table[l, i]`` = the best id in ``[i, i + 2**l)`` (higher score, then lower id)."""
-    n = scores.shape[0]
-    levels = 1
-    while (1 << levels) <= n:
-        levels += 1
-    table = np.empty((levels, max(n, 1)), dtype=np.int32)
-    for i in range(n):
-        table[0, i] = i
-    for lvl in range(1, levels):
-        half = 1 << (lvl - 1)
-        for i in range(n - (1 << lvl) + 1):
-            a = table[lvl - 1, i]
-            b = table[lvl - 1, i + half]
-            table[lvl, i] = a if _better(scores, a, b) else b
-    return table
-
-
-@numba.njit(cache=True, inline="always")
-def range_best(table: np.ndarray, scores: np.ndarray, lo: int, hi: int) -> int:
-    lvl = 0
-    while (1 << (lvl + 1)) <= hi - lo:
-        lvl += 1
-    a = table[lvl, lo]
-    b = table[lvl, hi - (1 << lvl)]
-    return a if _better(scores, a, b) else b
 
 
 @dataclasses.dataclass
@@ -477,7 +442,7 @@ class WordLanguageModel(BaseEstimator):
         for name in ("ptr", "word", "prob", "backoff", "closed", "by_prob", "counts", "level_offsets"):
             setattr(self, f"{name}_", trie[name])
         self.end_fraction_ = _end_fractions(self.ptr_, self.word_, self.counts_, self.level_offsets_, n_words)
-        self.unigram_table_ = build_range_table(self.prob_[:n_words].copy())
+        self.unigram_table_ = build_sparse_table(self.prob_[:n_words].copy())
         self.blocklist_words_ = sorted(blocklist.words)
         self.blocklist_patterns_ = [p.pattern for p in blocklist.patterns]
         self.summary_ = {

@@ -20,7 +20,7 @@ from indexer.modelio import load_array
 
 
 @numba.njit(cache=True)
-def _better(counts: np.ndarray, a: int, b: int) -> bool:
+def better(counts: np.ndarray, a: int, b: int) -> bool:
     return counts[a] > counts[b] or (counts[a] == counts[b] and a < b)
 
 
@@ -39,18 +39,18 @@ def build_sparse_table(counts: np.ndarray) -> np.ndarray:
         for i in range(n - (1 << lvl) + 1):
             a = table[lvl - 1, i]
             b = table[lvl - 1, i + half]
-            table[lvl, i] = a if _better(counts, a, b) else b
+            table[lvl, i] = a if better(counts, a, b) else b
     return table
 
 
 @numba.njit(cache=True)
-def _range_best(table: np.ndarray, counts: np.ndarray, lo: int, hi: int) -> int:
+def range_best(table: np.ndarray, counts: np.ndarray, lo: int, hi: int) -> int:
     lvl = 0
     while (1 << (lvl + 1)) <= hi - lo:
         lvl += 1
     a = table[lvl, lo]
     b = table[lvl, hi - (1 << lvl)]
-    return a if _better(counts, a, b) else b
+    return a if better(counts, a, b) else b
 
 
 @numba.njit(cache=True)
@@ -63,22 +63,22 @@ def top_k_in_range(table: np.ndarray, counts: np.ndarray, lo: int, hi: int, k: i
     bests = np.empty(2 * k + 1, dtype=np.int64)
     m = 0
     if hi > lo:
-        starts[0], ends[0], bests[0] = lo, hi, _range_best(table, counts, lo, hi)
+        starts[0], ends[0], bests[0] = lo, hi, range_best(table, counts, lo, hi)
         m = 1
     for r in range(out.shape[0]):
         pick = 0
         for j in range(1, m):
-            if _better(counts, bests[j], bests[pick]):
+            if better(counts, bests[j], bests[pick]):
                 pick = j
         best, s, e = bests[pick], starts[pick], ends[pick]
         out[r] = best
         m -= 1
         starts[pick], ends[pick], bests[pick] = starts[m], ends[m], bests[m]
         if s < best:
-            starts[m], ends[m], bests[m] = s, best, _range_best(table, counts, s, best)
+            starts[m], ends[m], bests[m] = s, best, range_best(table, counts, s, best)
             m += 1
         if best + 1 < e:
-            starts[m], ends[m], bests[m] = best + 1, e, _range_best(table, counts, best + 1, e)
+            starts[m], ends[m], bests[m] = best + 1, e, range_best(table, counts, best + 1, e)
             m += 1
     return out
 
