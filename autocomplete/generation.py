@@ -56,7 +56,7 @@ from indexer.language import (
     find_entry,
     word_prob,
 )
-from indexer.popularity import range_best
+from indexer.popularity import top_k_in_range
 from indexer.privacy import Blocklist
 
 # a successor row cut to a word range is selected from directly up to this many entries, else walked
@@ -86,33 +86,11 @@ class Candidates(NamedTuple):
 
 @numba.njit(cache=True, inline="always")
 def _top_in_unigrams(lm: LanguageArrays, lo: int, hi: int, m: int, out: np.ndarray, n: int) -> int:
-    """Append the ``m`` likeliest words of ``[lo, hi)`` to ``out[n:]`` (sparse-table splitting)."""
-    scores = lm.prob
-    table = lm.unigram_table
-    starts = np.empty(2 * m + 1, dtype=np.int64)
-    ends = np.empty(2 * m + 1, dtype=np.int64)
-    bests = np.empty(2 * m + 1, dtype=np.int64)
-    live = 0
-    if hi > lo:
-        starts[0], ends[0], bests[0] = lo, hi, range_best(table, scores, lo, hi)
-        live = 1
-    for _ in range(min(m, hi - lo)):
-        pick = 0
-        for j in range(1, live):
-            b, p = bests[j], bests[pick]
-            if scores[b] > scores[p] or (scores[b] == scores[p] and b < p):
-                pick = j
-        best, s, e = bests[pick], starts[pick], ends[pick]
-        out[n] = best
+    """Append the ``m`` likeliest words of ``[lo, hi)`` to ``out[n:]`` (the popularity table's
+    top-k splitting, over the unigram probabilities)."""
+    for word in top_k_in_range(lm.unigram_table, lm.prob, lo, hi, m):
+        out[n] = word
         n += 1
-        live -= 1
-        starts[pick], ends[pick], bests[pick] = starts[live], ends[live], bests[live]
-        if s < best:
-            starts[live], ends[live], bests[live] = s, best, range_best(table, scores, s, best)
-            live += 1
-        if best + 1 < e:
-            starts[live], ends[live], bests[live] = best + 1, e, range_best(table, scores, best + 1, e)
-            live += 1
     return n
 
 
