@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -72,15 +72,21 @@ FROM = {
 }
 
 
+History = Mapping[str, tuple[int, float]]  # a person's past query -> (times submitted, days since last)
+NO_HISTORY: History = {}
+
+
 @dataclasses.dataclass(slots=True)
 class Request:
-    """One keystroke: the normalized typed text, the context, the answer size and the label range."""
+    """One keystroke: the normalized typed text, the context, the answer size, the label range
+    and the person's history (normalized past queries, see :data:`History`)."""
 
     typed: str
     context: str
     k: int
     lo: int
     hi: int
+    history: History = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(slots=True)
@@ -207,9 +213,9 @@ class CandidateChain:
         self.generators = tuple(generators)
         self.ranker = ranker
 
-    def request(self, typed: str, context: str, k: int) -> Request:
+    def request(self, typed: str, context: str, k: int, history: History = NO_HISTORY) -> Request:
         lo, hi = prefix_range(self.labels.indptr, self.labels.chars, encode(typed))
-        return Request(typed, context, k, int(lo), int(hi))
+        return Request(typed, context, k, int(lo), int(hi), history)
 
     def batches(self, request: Request) -> list[CandidateBatch]:
         """What every link adds, in chain order (empty batches left out)."""

@@ -1,8 +1,9 @@
 """The completer every caller knows, built from a model object as a chain of candidate generators.
 
-``complete(prefix, previous, k)`` takes the raw typed text and the session's previous queries
-(most recent last, already normalized: the server normalizes a submitted query once, when it
-stores it) and returns at most ``k`` ranked completions. Each starts with the normalized prefix;
+``complete(prefix, previous, k, history)`` takes the raw typed text, the session's previous
+queries (most recent last, already normalized: the server normalizes a submitted query once,
+when it stores it) and the person's longer history (:data:`~autocomplete.candidates.History`)
+and returns at most ``k`` ranked completions. Each starts with the normalized prefix;
 ``source`` says which link of the chain produced it.
 """
 
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from autocomplete.candidates import CandidateChain, ChainOrderRanker, Ranker, Source
+from autocomplete.candidates import NO_HISTORY, CandidateChain, ChainOrderRanker, History, Ranker, Source
 from autocomplete.generation import Generator
 from autocomplete.generators import (
     ExactPrefix,
@@ -56,7 +57,9 @@ class Completer(Protocol):
     kind: str
     info: dict[str, Any]
 
-    def complete(self, prefix: str, previous: Sequence[str] = (), k: int = 10) -> list[Completion]: ...
+    def complete(
+        self, prefix: str, previous: Sequence[str] = (), k: int = 10, history: History = NO_HISTORY
+    ) -> list[Completion]: ...
 
     def normalize_prefix(self, prefix: str) -> str: ...
 
@@ -90,10 +93,13 @@ class ChainCompleter:
     def normalize_query(self, query: str) -> str:
         return self._normalize(query)
 
-    def complete(self, prefix: str, previous: Sequence[str] = (), k: int = 10) -> list[Completion]:
+    def complete(
+        self, prefix: str, previous: Sequence[str] = (), k: int = 10, history: History = NO_HISTORY
+    ) -> list[Completion]:
         if k <= 0:
             return []
-        request = self.chain.request(self.normalize_prefix(prefix), previous[-1] if previous else "", k)
+        context = previous[-1] if previous else ""
+        request = self.chain.request(self.normalize_prefix(prefix), context, k, history)
         return [Completion(*ranked) for ranked in self.chain.run(request)]
 
     def warm_up(self) -> None:

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Sequence
 
+from autocomplete.candidates import NO_HISTORY, History
 from autocomplete.completer import Completion
 from autocomplete.config import ServeConfig
 from autocomplete.holder import ModelHolder
@@ -66,10 +67,12 @@ class Service:
             max_k=config.max_k,
         )
 
-    def complete(self, text: str, previous: Sequence[str], k: int | None) -> tuple[list[Completion], float]:
+    def complete(
+        self, text: str, previous: Sequence[str], k: int | None, history: History = NO_HISTORY
+    ) -> tuple[list[Completion], float]:
         """The completions of ``text`` and the milliseconds they took (synchronous CPU work)."""
         start = time.perf_counter()
-        found = self.model.current.complete(text, previous, k or self.config.k)
+        found = self.model.current.complete(text, previous, k or self.config.k, history)
         seconds = time.perf_counter() - start
         self.metrics.latency.observe(seconds)
         self.metrics.completed.inc()
