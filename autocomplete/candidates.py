@@ -29,6 +29,8 @@ class Source(enum.StrEnum):
     TAIL = "tail"  # typed head + a logged query that starts with the prefix's longest known tail
     GENERATED = "generated"  # the typed words + a completed word and further words from the word LM
     FUZZY = "fuzzy"  # a logged query whose prefix is a few edits from the typed text (a typo corrected)
+    HISTORY = "history"  # one of the person's own past queries
+    RELATED = "related"  # a logged query sharing a word with (or linked by many people to) the previous query
     POPULAR = "popular"  # most popular logged queries that start with the prefix
 
 
@@ -58,6 +60,15 @@ class Feature(enum.IntEnum):
     ECHO = 19  # the text is exactly what was typed
     FROM_FUZZY = 20
     EDIT_COST = 21  # edits between the typed text and the matched prefix (fuzzy candidates)
+    FROM_HISTORY = 22
+    HISTORY_LOG_COUNT = 23  # log(1 + times the person submitted the text)
+    HISTORY_RECENCY = 24  # 1 / (1 + days since the person last submitted it); 0 if never
+    FROM_RELATED = 25
+    PREV_SHARE = 26  # idf-weighted share of the candidate's words that are in the previous query
+    PREV_COVER = 27  # idf-weighted share of the previous query's words that are in the candidate
+    LINK_LIFT = 28  # best lift of a candidate word after a previous-query word, over many people
+    LINK_PROB = 29  # best P(candidate word in the next query | previous-query word)
+    LM_CACHED = 30  # generated with the previous query's words mixed into the word LM
 
 
 N_FEATURES = len(Feature)
@@ -69,6 +80,8 @@ FROM = {
     Source.GENERATED: Feature.FROM_GENERATED,
     Source.POPULAR: Feature.FROM_POPULAR,
     Source.FUZZY: Feature.FROM_FUZZY,
+    Source.HISTORY: Feature.FROM_HISTORY,
+    Source.RELATED: Feature.FROM_RELATED,
 }
 
 

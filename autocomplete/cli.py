@@ -45,7 +45,7 @@ def _eval(args: argparse.Namespace) -> int:
     saved@5 per test query; ``--users new`` scores only the new users of the new-users protocol."""
     from autocomplete.completer import load_completer
     from autocomplete.evaluation.metrics import evaluate, evaluate_keystrokes, training_labels
-    from autocomplete.evaluation.protocols import make_examples
+    from autocomplete.evaluation.protocols import make_examples, pair_histories
     from autocomplete.evaluation.report import with_typos
     from autocomplete.evaluation.report import write as write_report
     from indexer.config import load_train_config, train_config_from_mapping
@@ -73,16 +73,17 @@ def _eval(args: argparse.Namespace) -> int:
         fraction, salt = trained.eval.new_users_fraction, trained.eval.new_users_salt
         log = log.only_users(lambda user: is_new_user(user, fraction, salt))
     pairs = log.pairs(split)
+    histories = pair_histories(log, split, config.context.history_length) if args.history else None
     if args.limit and protocol == "keystroke":
         pairs = Pairs(pairs.previous[: args.limit], pairs.next[: args.limit], pairs.users[: args.limit])
     seen = training_labels(args.model)
     if protocol == "keystroke":
         report = {
             "queries": len(pairs),
-            "keystrokes": evaluate_keystrokes(completer, pairs, seen, not args.quiet),
+            "keystrokes": evaluate_keystrokes(completer, pairs, seen, not args.quiet, histories=histories),
         }
     else:
-        examples = make_examples(pairs, protocol, config.eval.seed)
+        examples = make_examples(pairs, protocol, config.eval.seed, histories)
         if args.limit:
             examples = examples.head(args.limit)
         if args.typos:
@@ -107,6 +108,7 @@ def _eval(args: argparse.Namespace) -> int:
             "protocol": protocol,
             "users": args.users,
             "typos": args.typos,
+            "history": bool(args.history),
         }
     )
     if args.markdown and protocol != "keystroke":
@@ -239,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--typos",
         choices=["A", "B"],
         help="one seeded keyboard typo in every prefix of 3+ characters (A: never the first character)",
+    )
+    p.add_argument(
+        "--history",
+        action="store_true",
+        help="every keystroke comes with the person's history (all their earlier queries)",
     )
     p.add_argument("--markdown", help="also write a Markdown report here, and its MRR plot beside it")
     p.add_argument("--json", help="also write the report here")

@@ -18,10 +18,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from autocomplete.candidates import NO_HISTORY, CandidateChain, ChainOrderRanker, History, Ranker, Source
+from autocomplete.context import ContextWords, SharedWords
 from autocomplete.generation import Generator
 from autocomplete.generators import (
     ExactPrefix,
     FollowedBefore,
+    FromHistory,
     FuzzyPrefix,
     Generated,
     PopularFill,
@@ -127,9 +129,13 @@ def xmr_chain(model: XmrModel, learned: bool) -> CandidateChain:
         generators: list = [ExactPrefix(scorer), UnseenTails(scorer, model.search.unseen_tails)]
         generators.append(PopularFill(model.popularity_))
         return CandidateChain(model.labels, generators, ChainOrderRanker(fold_variants=_folds(model)))
-    generators = [ExactPrefix(scorer, pool=model.search.candidates)]
+    ctx = model.context
+    context = ContextWords(model.links_) if model.links_ is not None else None
+    generators = [FromHistory(model.labels, ctx.history), ExactPrefix(scorer, pool=model.search.candidates)]
     if model.pairs_ is not None:
         generators.append(FollowedBefore(model.pairs_, model.labels, model.search.followed))
+    if context is not None:
+        generators.append(SharedWords(context, model.labels, ctx.related, ctx.linked, ctx.min_idf))
     generators.append(UnseenTails(scorer, model.search.unseen_tails))
     if model.language_ is not None:
         lang = model.language
@@ -140,11 +146,14 @@ def xmr_chain(model: XmrModel, learned: bool) -> CandidateChain:
             expand=lang.expand,
             reserve=lang.reserve,
             min_end_fraction=lang.min_end_fraction,
+            cache_weight=lang.cache_weight,
         )
-        generators.append(Generated(generator, lang.candidates))
+        generators.append(Generated(generator, lang.candidates, lang.context_candidates))
     generators.append(FuzzyPrefix(model.popularity_, model.fuzzy))
     generators.append(PopularFill(model.popularity_))
-    ranker: Ranker = LearnedRanker(model.labels, model.pairs_, model.ranker_, fold_variants=_folds(model))
+    ranker: Ranker = LearnedRanker(
+        model.labels, model.pairs_, model.ranker_, fold_variants=_folds(model), context=context
+    )
     return CandidateChain(model.labels, generators, ranker)
 
 
@@ -154,15 +163,20 @@ def _folds(model: MpcModel | XmrModel) -> bool:
     return model.normalization != "aol"
 
 
-def candidate_rows(model: XmrModel) -> Callable[[str, str], tuple[list[str], np.ndarray]]:
-    """For training the ranker: (previous query, typed prefix) -> the chain's distinct candidate
-    texts and their feature rows, before any learned scoring."""
+CandidateRowsOf = Callable[[str, str, History], tuple[list[str], np.ndarray]]
+
+
+def candidate_rows(model: XmrModel) -> CandidateRowsOf:
+    """For training the ranker: (previous query, typed prefix, history) -> the chain's distinct
+    candidate texts and their feature rows, before any learned scoring."""
     chain = xmr_chain(model, learned=True)
-    merge = LearnedRanker(model.labels, model.pairs_, None, fold_variants=_folds(model))
+    merge = chain.ranker
+    assert isinstance(merge, LearnedRanker)
     normalize = get_normalizer(model.normalization)
 
-    def rows(previous: str, prefix: str) -> tuple[list[str], np.ndarray]:
-        request = chain.request(normalize_prefix(prefix, model.normalization), normalize(previous), 10)
+    def rows(previous: str, prefix: str, history: History = NO_HISTORY) -> tuple[list[str], np.ndarray]:
+        typed = normalize_prefix(prefix, model.normalization)
+        request = chain.request(typed, normalize(previous), 10, history)
         batches = chain.batches(request)
         if not batches:
             return [], np.empty((0, 0), dtype=np.float32)

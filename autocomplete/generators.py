@@ -9,6 +9,8 @@
   put back in front.
 - :class:`Generated`: the typed words with the unfinished word completed and further words added
   by the word language model (queries nobody typed whole).
+- :class:`FromHistory`: the person's own past queries that start with the typed text, the most
+  often and most recently submitted first.
 - :class:`PopularFill`: the most popular labels of the prefix, when the links before it came back
   with fewer than ``min(k, matching labels)`` (never expected from the beam; visible as ``popular``).
 - :class:`PopularRange`: the most-popular-completion baseline's only link.
@@ -203,30 +205,51 @@ class UnseenTails:
 
 class Generated:
     """Queries nobody may have typed whole: the typed words, the unfinished one completed from
-    the vocabulary, then up to a few more words, from the word language model."""
+    the vocabulary, then up to a few more words, from the word language model; with a previous
+    query, ``context_limit`` more from the language model with its words mixed in (the
+    generator's ``cache_weight``), marked ``LM_CACHED``."""
 
-    def __init__(self, generator: Generator, limit: int) -> None:
+    def __init__(self, generator: Generator, limit: int, context_limit: int = 0) -> None:
         self.generator = generator
         self.limit = limit
+        self.context_limit = context_limit if generator.cache_weight > 0.0 else 0
 
     def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
         if self.limit <= 0 or not request.typed.strip():
             return None
-        made = self.generator.generate(request.typed, self.limit)
-        n = len(made.text)
+        plain = self._batch(self.generator.generate(request.typed, self.limit), cached=False)
+        if not request.context or self.context_limit <= 0:
+            return plain
+        made = self.generator.generate(
+            request.typed, self.limit + self.context_limit, previous=request.context
+        )
+        known = set(plain.texts) if plain is not None else set()
+        keep = [i for i, text in enumerate(made.text) if text not in known][: self.context_limit]
+        cached = self._batch(made, cached=True, rows=keep)
+        parts = [b for b in (plain, cached) if b is not None]
+        return concatenate(parts) if parts else None
+
+    @staticmethod
+    def _batch(made, cached: bool, rows: list[int] | None = None) -> CandidateBatch | None:
+        texts = list(made.text) if rows is None else [made.text[i] for i in rows]
+        n = len(texts)
         if not n:
             return None
+        pick = slice(None) if rows is None else np.asarray(rows, dtype=np.int64)
         features = empty_features(n, Source.GENERATED)
-        features[:, Feature.LM_LOGPROB] = made.logprob
-        features[:, Feature.LM_END_LOGPROB] = made.end_logprob
-        features[:, Feature.WORDS_ADDED] = made.n_added
-        features[:, Feature.COMPLETED_COUNT] = np.log1p(made.completed_count)
-        features[:, Feature.BACKOFF_STEPS] = made.backoff_steps
-        scores = made.logprob + made.end_logprob
-        return CandidateBatch(list(made.text), [Source.GENERATED] * n, scores, features, np.full(n, -1))
+        features[:, Feature.LM_LOGPROB] = made.logprob[pick]
+        features[:, Feature.LM_END_LOGPROB] = made.end_logprob[pick]
+        features[:, Feature.WORDS_ADDED] = made.n_added[pick]
+        features[:, Feature.COMPLETED_COUNT] = np.log1p(made.completed_count[pick])
+        features[:, Feature.BACKOFF_STEPS] = made.backoff_steps[pick]
+        features[:, Feature.LM_CACHED] = float(cached)
+        scores = made.logprob[pick] + made.end_logprob[pick]
+        return CandidateBatch(texts, [Source.GENERATED] * n, scores, features, np.full(n, -1))
 
     def warm_up(self) -> None:
         self.generator.warm_up()
+        if self.context_limit > 0:
+            self.generator.generate("a", 2, previous="warm up")
 
 
 _FUZZY_WALKS = 3  # walks per keystroke at most: the whole text and its two longest tails
@@ -318,3 +341,31 @@ class PopularRange:
     def warm_up(self) -> None:
         self.popularity.top_ids("a", 10)
         self.popularity.top_ids("", 10)
+
+
+class FromHistory:
+    """Up to ``n`` of the person's past queries that start with the typed text, ordered by
+    ``count / (1 + days since last)``; each carries its count and recency as features (the
+    ranking step sets them on every candidate the person submitted before, whoever proposed it)."""
+
+    def __init__(self, labels: LabelSet, n: int) -> None:
+        self.labels = labels
+        self.n = n
+
+    def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
+        typed = request.typed
+        if self.n <= 0 or not request.history:
+            return None
+        texts = [q for q in request.history if q.startswith(typed)]
+        if not texts:
+            return None
+        stats = np.array([request.history[q] for q in texts], dtype=np.float64).reshape(-1, 2)
+        weight = stats[:, 0] / (1.0 + stats[:, 1])
+        order = np.argsort(-weight, kind="stable")[: self.n]
+        texts = [texts[i] for i in order.tolist()]
+        ids = np.fromiter((self.labels.id_of(t) for t in texts), dtype=np.int64, count=len(texts))
+        features = empty_features(len(texts), Source.HISTORY)
+        return CandidateBatch(texts, [Source.HISTORY] * len(texts), weight[order], features, ids)
+
+    def warm_up(self) -> None:
+        return None

@@ -81,7 +81,7 @@ class ServiceMetrics:
         self.sources = Counter(
             "autocomplete_completion_sources",
             "Completions returned, by the chain link that proposed them (model, followed, tail, "
-            "generated, fuzzy, popular)",
+            "generated, fuzzy, history, related, popular)",
             ["source"],
             registry=r,
         )

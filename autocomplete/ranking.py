@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from autocomplete.candidates import CandidateBatch, Feature, Ranked, Request, Source, concatenate, variant_key
+from autocomplete.context import ContextWords
 from indexer.cooccurrence import PairCounts
 from indexer.labels import LabelSet
 from indexer.ranking import TreeRanker
@@ -46,6 +47,9 @@ class LearnedRanker:
     fold_variants : bool
         Spellings differing only in case, punctuation or spacing are one candidate, shown in its
         most popular logged spelling.
+    context : ContextWords or None
+        Fills the context columns that generalize over people (word overlap and word links
+        between the previous query and each candidate).
     """
 
     def __init__(
@@ -54,11 +58,13 @@ class LearnedRanker:
         pairs: PairCounts | None,
         model: TreeRanker | None,
         fold_variants: bool = False,
+        context: ContextWords | None = None,
     ) -> None:
         self.labels = labels
         self.pairs = pairs
         self.model = model
         self.fold_variants = fold_variants
+        self.context = context
         self._log_counts = np.log1p(np.asarray(labels.counts, dtype=np.float64))
 
     def features(
@@ -96,6 +102,10 @@ class LearnedRanker:
                 if hit.any():
                     lookup = dict(zip(followed.tolist(), counts.tolist()))
                     X[hit, Feature.PAIR_LOG_COUNT] = np.log1p([lookup[int(j)] for j in ids[hit]])
+        if request.history:
+            self._fill_history(X, texts, request)
+        if self.context is not None and request.context:
+            self.context.fill(X, texts, ids, request.context)
         lengths = np.fromiter((len(t) for t in texts), dtype=np.float32, count=len(texts))
         X[:, Feature.CHARS_ADDED] = lengths - len(request.typed)
         X[:, Feature.TYPED_CHARS] = len(request.typed)
@@ -103,6 +113,16 @@ class LearnedRanker:
         X[:, Feature.ECHO] = X[:, Feature.CHARS_ADDED] == 0
         matched = joined.matched_or_default()[rows]
         return texts, [joined.sources[i] for i in rows], X, joined.scores[rows], matched
+
+    @staticmethod
+    def _fill_history(X: np.ndarray, texts: list[str], request: Request) -> None:
+        """The person's count and recency of every candidate they submitted before."""
+        history = request.history
+        hit = [i for i, t in enumerate(texts) if t in history]
+        if hit:
+            stats = np.array([history[texts[i]] for i in hit], dtype=np.float64)
+            X[hit, Feature.HISTORY_LOG_COUNT] = np.log1p(stats[:, 0])
+            X[hit, Feature.HISTORY_RECENCY] = 1.0 / (1.0 + stats[:, 1])
 
     def rank(self, request: Request, batches: Sequence[CandidateBatch]) -> list[Ranked]:
         if not batches:

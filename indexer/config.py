@@ -16,6 +16,7 @@ from typing import Any
 
 from indexer.params import (
     ConfigError,
+    ContextParams,
     EvalParams,
     FeatureParams,
     FuzzyParams,
@@ -43,6 +44,7 @@ class TrainConfig:
     language: LanguageParams = LanguageParams()
     ranker: RankerParams = RankerParams()
     fuzzy: FuzzyParams = FuzzyParams()
+    context: ContextParams = ContextParams()
     eval: EvalParams = EvalParams()
     model: str = "xmr"
 
@@ -60,6 +62,7 @@ _TRAIN_SECTIONS: dict[str, type] = {
     "language": LanguageParams,
     "ranker": RankerParams,
     "fuzzy": FuzzyParams,
+    "context": ContextParams,
     "eval": EvalParams,
 }
 

@@ -28,6 +28,7 @@ from indexer.manifest import verify
 from indexer.modelio import load_array, read_params, save_params
 from indexer.normalize import get_normalizer
 from indexer.params import (
+    ContextParams,
     FeatureParams,
     FuzzyParams,
     LanguageParams,
@@ -40,11 +41,12 @@ from indexer.popularity import PopularityIndex
 from indexer.ranking import TreeRanker
 from indexer.training import TrainingReport, train_scorers
 from indexer.tree import HybridTree
+from indexer.wordlinks import WordLinks
 
 _WEIGHT_ARRAYS = ("data", "indices", "indptr")
-_PARTS = ("language", "pairs", "ranker")  # optional parts, each saved in a sub-folder of its name
+_PARTS = ("language", "pairs", "links", "ranker")  # optional parts, each saved in a sub-folder of its name
 _FEATURES, _TREE, _TRAINING, _SEARCH = FeatureParams(), TreeParams(), TrainParams(), SearchParams()
-_LANGUAGE, _FUZZY = LanguageParams(), FuzzyParams()
+_LANGUAGE, _FUZZY, _CONTEXT = LanguageParams(), FuzzyParams(), ContextParams()
 
 
 class MpcModel:
@@ -100,6 +102,8 @@ class XmrModel:
         How generated completions are made from ``language_``.
     fuzzy : FuzzyParams
         When and how far typos are corrected.
+    context : ContextParams
+        Word links and the person's history in the chain.
 
     Attributes
     ----------
@@ -116,6 +120,8 @@ class XmrModel:
         The word n-gram model behind generated completions (set by the pipeline).
     pairs_ : PairCounts or None
         (previous query -> next label) counts of the training pairs.
+    links_ : WordLinks or None
+        Word-to-word statistics of consecutive training queries, and every label's words.
     ranker_ : TreeRanker or None
         The learned ranker over the merged candidates.
     """
@@ -124,6 +130,7 @@ class XmrModel:
     # the optional parts; a model assembled from shards (indexer.shards) has none of them
     language_: WordLanguageModel | None = None
     pairs_: PairCounts | None = None
+    links_: WordLinks | None = None
     ranker_: TreeRanker | None = None
 
     def __init__(
@@ -136,6 +143,7 @@ class XmrModel:
         search: SearchParams = _SEARCH,
         language: LanguageParams = _LANGUAGE,
         fuzzy: FuzzyParams = _FUZZY,
+        context: ContextParams = _CONTEXT,
     ) -> None:
         self.normalization = normalization
         self.features = features
@@ -144,6 +152,7 @@ class XmrModel:
         self.search = search
         self.language = language
         self.fuzzy = fuzzy
+        self.context = context
 
     @property
     def labels(self) -> LabelSet:
@@ -185,7 +194,7 @@ class XmrModel:
         self.seconds_["scorers"] = time.perf_counter() - t0
         self.popularity_ = PopularityIndex(labels)
         self.n_examples_ = int(X.shape[0])
-        self.language_ = self.pairs_ = self.ranker_ = None
+        self.language_ = self.pairs_ = self.links_ = self.ranker_ = None
         return self
 
     def shape_summary(self) -> dict[str, Any]:
@@ -217,6 +226,7 @@ class XmrModel:
             "search": dataclasses.asdict(self.search),
             "language": dataclasses.asdict(self.language),
             "fuzzy": dataclasses.asdict(self.fuzzy),
+            "context": dataclasses.asdict(self.context),
         }
         parts = [name for name in _PARTS if getattr(self, f"{name}_", None) is not None]
         for name in parts:
@@ -238,6 +248,7 @@ class XmrModel:
             search=from_mapping(SearchParams, params["search"], "search"),
             language=from_mapping(LanguageParams, params.get("language"), "language"),
             fuzzy=from_mapping(FuzzyParams, params.get("fuzzy"), "fuzzy"),
+            context=from_mapping(ContextParams, params.get("context"), "context"),
         )
         self.popularity_ = PopularityIndex.load(folder)
         self.vectorizer_ = InputVectorizer.load(folder / "features")
@@ -258,6 +269,7 @@ class XmrModel:
         parts = params.get("parts", [])
         self.language_ = WordLanguageModel.load(folder / "language") if "language" in parts else None
         self.pairs_ = PairCounts.load(folder / "pairs", len(self.labels)) if "pairs" in parts else None
+        self.links_ = WordLinks.load(folder / "links", len(self.labels)) if "links" in parts else None
         self.ranker_ = TreeRanker.load(folder / "ranker") if "ranker" in parts else None
         return self
 

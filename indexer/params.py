@@ -142,6 +142,9 @@ class LanguageParams:
     ``candidates`` places kept for the shortest completions, ``min_end_fraction``: a completion
     may end in a word only if that share of its training occurrences ended a query.
     ``enabled = false`` trains no language model (no generated completions).
+    ``context_candidates``: with a previous query, that many more are generated with its words
+    mixed into every step with weight ``cache_weight`` (a cache language model: the person's own
+    words may come back, "indoor pl" after "house plants" -> "indoor plants"); 0: none.
     """
 
     enabled: bool = True
@@ -153,6 +156,8 @@ class LanguageParams:
     expand: int = 8
     reserve: int = 5
     min_end_fraction: float = 0.02
+    context_candidates: int = 5
+    cache_weight: float = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +169,9 @@ class RankerParams:
     the last ``holdout_fraction`` of the training sessions (by start time) against generators fit on
     the rest; ``refit`` then fits the generators again on the whole training split.
     ``prefixes_per_pair``: sampled prefixes per late pair; ``typo_share`` of them get one typo of
-    the keyboard model (``indexer.typos``), so the ranker also learns what a correction is worth.
+    the keyboard model (``indexer.typos``), so the ranker also learns what a correction is worth;
+    ``history_share`` of them come with the person's history (the rest without: people without a
+    history, or with it turned off, are served by the same ranker).
     """
 
     kind: str = "lambdarank"
@@ -172,11 +179,36 @@ class RankerParams:
     refit: bool = True
     prefixes_per_pair: int = 2
     typo_share: float = 0.1
+    history_share: float = 0.5
     n_trees: int = 50
     learning_rate: float = 0.1
     num_leaves: int = 15
     min_data_in_leaf: int = 50
     random_state: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ContextParams:
+    """Evidence beyond the exact (previous, next) pairs: word links and the person's history.
+
+    ``enabled``: fit :class:`indexer.wordlinks.WordLinks` (the ranker's word-overlap and word-link
+    columns and the ``related`` link of the chain). A word link needs ``min_pairs`` consecutive
+    pairs (and the privacy floor's distinct users); each word keeps its ``per_word`` strongest.
+    ``related``: how many labels sharing a word with the previous query go to the ranker, found
+    through the previous query's words of idf at least ``min_idf`` and its ``linked`` strongest
+    linked words. ``history``: how many of the person's past queries go to the ranker;
+    ``history_length``: how many distinct past queries a person's history keeps (training and
+    evaluation replay histories of this length).
+    """
+
+    enabled: bool = True
+    min_pairs: int = 2
+    per_word: int = 50
+    related: int = 10
+    linked: int = 5
+    min_idf: float = 3.0
+    history: int = 10
+    history_length: int = 200
 
 
 @dataclasses.dataclass(frozen=True)

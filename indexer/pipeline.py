@@ -12,7 +12,7 @@ import datetime as dt
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import numpy as np
 from indexer.config import TrainConfig
 from indexer.cooccurrence import PairCounts
 from indexer.errors import ConfigError
+from indexer.histories import History, histories_before
 from indexer.labels import LabelSet
 from indexer.language import WordLanguageModel
 from indexer.model import MpcModel, XmrModel
@@ -29,6 +30,7 @@ from indexer.querylog import Pairs, QueryLog, Session, read_query_log, without_n
 from indexer.ranking import TreeRanker
 from indexer.training import training_examples
 from indexer.typos import apply_typo
+from indexer.wordlinks import WordLinks
 
 
 @dataclasses.dataclass
@@ -85,7 +87,7 @@ def prepare_log(log: QueryLog, config: TrainConfig) -> TrainingData:
     return TrainingData(log, labels, pairs, summary)
 
 
-CandidateRows = Callable[[XmrModel], Callable[[str, str], tuple[list[str], np.ndarray]]]
+CandidateRows = Callable[[XmrModel], Callable[[str, str, History], tuple[list[str], np.ndarray]]]
 
 
 def fit_model(
@@ -134,11 +136,17 @@ def _fit_xmr(data: TrainingData, config: TrainConfig, progress: bool, summary: d
         search=config.search,
         language=config.language,
         fuzzy=config.fuzzy,
+        context=config.context,
     ).fit(previous, prefixes, targets, data.labels, progress=progress)
     seconds.update(xmr.seconds_)
     summary.update(xmr.shape_summary())
     t0 = time.perf_counter()
     xmr.pairs_ = PairCounts().fit(data.pairs.previous, data.pairs.next, data.labels)
+    if config.context.enabled:
+        ctx = config.context
+        xmr.links_ = WordLinks(
+            min_pairs=ctx.min_pairs, min_users=config.privacy.min_users, per_word=ctx.per_word
+        ).fit(data.pairs.previous, data.pairs.next, data.labels, data.pairs.users)
     if config.language.enabled:
         sessions = data.log.sessions["train"]
         lang = config.language
@@ -163,7 +171,8 @@ def ranker_training_rows(
     for session in late:
         late_pairs.previous.extend(session.queries[:-1])
         late_pairs.next.extend(session.queries[1:])
-    return base, ranker_examples(candidate_rows(base), late_pairs, config.ranker)
+    histories = histories_before(early.sessions["train"], late, config.context.history_length)
+    return base, ranker_examples(candidate_rows(base), late_pairs, config.ranker, histories)
 
 
 def split_late(log: QueryLog, fraction: float) -> tuple[QueryLog, list[Session]]:
@@ -188,18 +197,23 @@ def split_late(log: QueryLog, fraction: float) -> tuple[QueryLog, list[Session]]
 
 
 def ranker_examples(
-    rows_of: Callable[[str, str], tuple[list[str], np.ndarray]], pairs: Pairs, params: RankerParams
+    rows_of: Callable[[str, str, History], tuple[list[str], np.ndarray]],
+    pairs: Pairs,
+    params: RankerParams,
+    histories: Sequence[History] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Candidate rows of sampled prefixes of ``pairs``: (X, y = 1 for the next query, group sizes).
+    """Candidate rows of sampled prefixes of ``pairs`` (``params.history_share`` of them with the
+    person's history before the pair, when given): (X, y = 1 for the next query, group sizes).
     Groups without the next query among their candidates teach a ranker nothing and are left out."""
     rng = random.Random(params.random_state)
     blocks, labels, groups = [], [], []
-    for previous, nxt in zip(pairs.previous, pairs.next):
+    for i, (previous, nxt) in enumerate(zip(pairs.previous, pairs.next)):
         for _ in range(params.prefixes_per_pair):
             prefix = nxt[: rng.randint(1, len(nxt))]
             if rng.random() < params.typo_share:
                 prefix, _ = apply_typo(prefix, rng, "A")
-            texts, X = rows_of(previous, prefix)
+            with_history = histories is not None and rng.random() < params.history_share
+            texts, X = rows_of(previous, prefix, histories[i] if with_history else {})
             hit = np.array([t == nxt for t in texts], dtype=np.float32)
             if len(texts) > 1 and hit.any():
                 blocks.append(X)

@@ -21,6 +21,7 @@ import functools
 import time
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
@@ -28,6 +29,7 @@ from tqdm import tqdm
 
 from autocomplete.completer import Completer
 from autocomplete.evaluation.protocols import BUCKETS, Examples, bucket
+from indexer.histories import History
 from indexer.querylog import Pairs
 
 _SMOOTH = SmoothingFunction().method1
@@ -175,7 +177,8 @@ def context_gain(
     seed: int = 0,
 ) -> dict:
     """MRR with the previous query minus MRR without it, on the same examples, overall and per
-    subset of ``masks`` (``strict``, prefix lengths, ...), each with a paired bootstrap 95% CI."""
+    subset of ``masks`` (``strict``, prefix lengths, ``short``: 1-2 characters, ...), each with a
+    paired bootstrap 95% CI."""
     diff = np.asarray(rr_with, dtype=np.float64) - np.asarray(rr_without, dtype=np.float64)
 
     def one(mask: np.ndarray) -> dict:
@@ -196,20 +199,35 @@ def context_gain(
         if name in masks:
             out[name] = one(masks[name])
     out["by_prefix_length"] = {b: one(masks[b]) for b in BUCKETS}
+    out["short"] = one(masks["1"] | masks["2"])  # one or two characters typed
     return out
 
 
 # ------------------------------------------------------------------ running a completer
 
 
+def ask(
+    complete: Callable[..., Any], prefix: str, previous: list[str], k: int, history: History | None
+) -> Any:
+    """``complete(prefix, previous, k)``, with the person's history in the history protocol only
+    (baselines without a history parameter still run the plain protocol)."""
+    return complete(prefix, previous, k) if history is None else complete(prefix, previous, k, history)
+
+
 def answer_all(
     completer: Completer, examples: Examples, k: int, context: bool = True, progress: bool = False
 ) -> list[list[str]]:
-    """The completer's answer texts for every example, with the previous query (or without)."""
+    """The completer's answer texts for every example, with the previous query (or without) and
+    the example's history (in the history protocol)."""
     return [
-        [c.text for c in completer.complete(prefix, [prev] if prev and context else [], k)]
-        for prev, prefix in tqdm(
-            zip(examples.previous, examples.prefix),
+        [
+            c.text
+            for c in ask(
+                completer.complete, prefix, [prev] if prev and context else [], k, examples.history_of(j)
+            )
+        ]
+        for j, (prev, prefix) in tqdm(
+            enumerate(zip(examples.previous, examples.prefix)),
             total=len(examples),
             desc="evaluating" if context else "evaluating without context",
             disable=not progress,
@@ -266,7 +284,12 @@ def _keystroke_summary(
 
 
 def evaluate_keystrokes(
-    completer: Completer, pairs: Pairs, seen: Seen = None, progress: bool = False, shown: int = SHOWN
+    completer: Completer,
+    pairs: Pairs,
+    seen: Seen = None,
+    progress: bool = False,
+    shown: int = SHOWN,
+    histories: Sequence[History] | None = None,
 ) -> dict:
     """accepted@5 and saved@5 per test query (pair), typing its next query one character at a time
     with the previous query as context; the completer is asked for the ``shown`` (5) suggestions.
@@ -285,9 +308,12 @@ def evaluate_keystrokes(
     for j in tqdm(range(n), desc="keystrokes", disable=not progress):
         prev, target = pairs.previous[j], pairs.next[j]
         context = [prev] if prev else []
+        history = histories[j] if histories is not None else None
         for typed in range(1, len(target)):
             keystrokes += 1
-            if any(c.text == target for c in completer.complete(target[:typed], context, shown)):
+            if any(
+                c.text == target for c in ask(completer.complete, target[:typed], context, shown, history)
+            ):
                 accepted[j] = True
                 saved[j] = (len(target) - typed) / len(target)
                 break
@@ -335,14 +361,15 @@ def measure_latency(
         return latency_summary([])
     for i in range(warmup):
         j = i % n
-        complete(examples.prefix[j], [examples.previous[j]], k)
+        ask(complete, examples.prefix[j], [examples.previous[j]], k, examples.history_of(j))
     timings = np.empty(calls)
     clock = time.perf_counter_ns
     for i in range(calls):
         j = (i * 7919) % n  # a fixed stride, so the timed inputs spread over the whole split
         prev = [examples.previous[j]] if examples.previous[j] else []
+        history = examples.history_of(j)
         t0 = clock()
-        complete(examples.prefix[j], prev, k)
+        ask(complete, examples.prefix[j], prev, k, history)
         timings[i] = clock() - t0
     return latency_summary(timings / 1e9)
 

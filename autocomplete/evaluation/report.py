@@ -16,7 +16,11 @@ def with_typos(examples: Examples, variant: str, seed: int) -> Examples:
     kept = examples.subset(keep)
     typoed, _ = typo_examples(list(zip(kept.previous, kept.prefix, kept.target)), variant, seed)
     return Examples(
-        [p for p, _, _ in typoed], [x for _, x, _ in typoed], [t for _, _, t in typoed], kept.pair
+        [p for p, _, _ in typoed],
+        [x for _, x, _ in typoed],
+        [t for _, _, t in typoed],
+        kept.pair,
+        kept.history,
     )
 
 

@@ -1,0 +1,179 @@
+"""The previous query as evidence that generalizes: word statistics over many people, not pairs.
+
+- :class:`ContextWords` fills the ranker's context columns of every candidate (``PREV_SHARE``,
+  ``PREV_COVER``, ``LINK_LIFT``, ``LINK_PROB``) from the model's :class:`indexer.wordlinks.WordLinks`:
+  how much of the candidate repeats the previous query's words (weighted by rarity) and how
+  strongly its words followed the previous query's words in other people's sessions. The previous
+  query's part is computed once per context (it changes only when a query is submitted) and kept
+  in a small cache; the per-keystroke part is a few vectorized gathers over the candidates.
+- :class:`SharedWords`, a link of the chain: the most popular labels of the typed prefix that
+  hold a rare word of the previous query or one of its strongest linked words. With one or two
+  letters typed the prefix matches many thousands of labels, and these are the ones a
+  reformulation ("house plants" -> "h" -> "house plants care") is likely among.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from autocomplete.candidates import CandidateBatch, Feature, Request, Source
+from autocomplete.generators import label_batch
+from indexer.labels import LabelSet
+from indexer.wordlinks import WordLinks
+
+
+class _Previous(NamedTuple):
+    words: np.ndarray  # int32, the previous query's word ids, ascending
+    idf_sum: float
+    linked: np.ndarray  # int32, linked word ids, ascending
+    lift: np.ndarray  # float32
+    prob: np.ndarray  # float32
+
+
+_NONE = _Previous(
+    np.empty(0, np.int32), 0.0, np.empty(0, np.int32), np.empty(0, np.float32), np.empty(0, np.float32)
+)
+
+
+class ContextWords:
+    """The previous query's words and links, cached per context, and the candidates' columns."""
+
+    def __init__(self, links: WordLinks, cache_size: int = 1024) -> None:
+        self.links = links
+        self.cache_size = cache_size
+        self._unknown_idf = float(np.log(1.0 + len(links.label_indptr_) - 1) + 1.0)
+        self._cache: OrderedDict[str, _Previous] = OrderedDict()
+
+    def previous(self, context: str) -> _Previous:
+        if not context:
+            return _NONE
+        found = self._cache.get(context)
+        if found is not None:
+            self._cache.move_to_end(context)
+            return found
+        words = self.links.word_ids(context)
+        linked, lift, prob = self.links.linked(words)
+        unknown = len(set(context.split())) - len(words)  # words no label holds: the rarest of all
+        idf_sum = float(self.links.idf_[words].sum()) + unknown * self._unknown_idf
+        found = _Previous(words, idf_sum, linked, lift, prob)
+        self._cache[context] = found
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return found
+
+    def fill(self, X: np.ndarray, texts: Sequence[str], ids: np.ndarray, context: str) -> None:
+        """Set the context columns of candidate rows ``X`` (texts ``texts``, label ids ``ids``,
+        -1 for a text that is no label)."""
+        prev = self.previous(context)
+        if not len(prev.words) or not len(texts):
+            return
+        links = self.links
+        rows = np.flatnonzero(ids >= 0)
+        label_ids = ids[rows]
+        args = (links.idf_, prev.words, prev.idf_sum, prev.linked, prev.lift, prev.prob, X)
+        starts, ends = links.label_indptr_[label_ids], links.label_indptr_[label_ids + 1]
+        context_columns(links.label_words_, starts, ends, rows, *args)
+        made = np.flatnonzero(ids < 0)
+        if len(made):  # texts no label is (generated, after a head): their words looked up here
+            found = [links.word_ids(texts[i]) for i in made.tolist()]
+            lengths = np.array([len(f) for f in found], dtype=np.int64)
+            ends = np.cumsum(lengths)
+            words = np.concatenate(found) if found else np.empty(0, np.int32)
+            context_columns(words.astype(np.int32), ends - lengths, ends, made, *args)
+
+
+@numba.njit(cache=True, nogil=True)
+def context_columns(
+    words: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    rows: np.ndarray,
+    idf: np.ndarray,
+    prev_words: np.ndarray,
+    prev_idf_sum: float,
+    linked: np.ndarray,
+    lift: np.ndarray,
+    prob: np.ndarray,
+    X: np.ndarray,
+) -> None:
+    """Row ``rows[i]`` of ``X``, a candidate whose word ids are ``words[starts[i]:ends[i]]``: the
+    idf-weighted share of its words in the previous query and of the previous query's words in
+    it, and the best lift and probability of its words among the previous query's links."""
+    n_linked = linked.shape[0]
+    for i in range(rows.shape[0]):
+        total = 0.0
+        shared = 0.0
+        best_lift = 0.0
+        best_prob = 0.0
+        for j in range(starts[i], ends[i]):
+            w = words[j]
+            weight = idf[w]
+            total += weight
+            for p in prev_words:
+                if p == w:
+                    shared += weight
+                    break
+            lo, hi = 0, n_linked
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if linked[mid] < w:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < n_linked and linked[lo] == w:
+                best_lift = max(best_lift, lift[lo])
+                best_prob = max(best_prob, prob[lo])
+        r = rows[i]
+        X[r, PREV_SHARE] = shared / total if total > 0 else 0.0
+        X[r, PREV_COVER] = shared / prev_idf_sum if prev_idf_sum > 0 else 0.0
+        X[r, LINK_LIFT] = best_lift
+        X[r, LINK_PROB] = best_prob
+
+
+PREV_SHARE, PREV_COVER = int(Feature.PREV_SHARE), int(Feature.PREV_COVER)
+LINK_LIFT, LINK_PROB = int(Feature.LINK_LIFT), int(Feature.LINK_PROB)
+
+
+class SharedWords:
+    """Up to ``n`` of the most popular labels of the typed prefix holding a word of the previous
+    query whose idf is at least ``min_idf``, or one of its ``linked`` strongest linked words."""
+
+    def __init__(
+        self, context: ContextWords, labels: LabelSet, n: int, linked: int = 5, min_idf: float = 3.0
+    ) -> None:
+        self.context = context
+        self.labels = labels
+        self.n = n
+        self.linked = linked
+        self.min_idf = min_idf
+
+    def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
+        if not request.context or self.n <= 0 or request.hi - request.lo <= sum(len(b) for b in found):
+            return None
+        prev = self.context.previous(request.context)
+        links = self.context.links
+        words = prev.words[links.idf_[prev.words] >= self.min_idf]
+        if len(prev.linked) and self.linked > 0:
+            strongest = np.argsort(-prev.lift * prev.prob, kind="stable")[: self.linked]
+            words = np.union1d(words, prev.linked[strongest])
+        if not len(words):
+            return None
+        ids = np.unique(
+            np.concatenate([links.labels_with(int(w), request.lo, request.hi) for w in words.tolist()])
+        )
+        if not len(ids):
+            return None
+        counts = self.labels.counts[ids]
+        order = np.argsort(-counts, kind="stable")[: self.n]
+        return label_batch(self.labels, ids[order], counts[order].astype(np.float64), Source.RELATED)
+
+    def warm_up(self) -> None:
+        one, none = np.zeros(1, np.int64), np.empty(0, np.float32)
+        words = np.zeros(1, np.int32)
+        X = np.zeros((1, len(Feature)), dtype=np.float32)
+        context_columns(words, one, one + 1, one, self.context.links.idf_, words, 1.0, words, none, none, X)

@@ -1,0 +1,131 @@
+"""``make bench-personal`` (``python -m bench.personal``): what history and generalizing context add.
+
+Three systems, each trained twice (on every user, and without the new users of the new-users
+protocol), all scored on the same examples of ``--split`` (the config's protocol, sampled by
+default):
+
+- ``plain``: the default chain without word links and without history (``context.enabled=false``,
+  ``context.history=0``);
+- ``+history``: the same with the person's history as a link and as ranker columns;
+- ``+context``: also the word links (overlap and links between the previous query and each
+  candidate, and the ``related`` link): the shipped default.
+
+Every system is scored with each person's history as a deployed service would have it (their
+earlier queries, training period included; :func:`autocomplete.evaluation.protocols.pair_histories`)
+and without it; the context gain (same model, previous query withheld, history kept) comes with its
+paired bootstrap 95% CI overall and by prefix length. On the new users' examples only context
+that generalizes over people can gain anything. Writes ``personal.json`` and ``personal.md``;
+aggregates only, never a query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from autocomplete.completer import candidate_rows, load_completer
+from autocomplete.evaluation.metrics import evaluate, training_labels
+from autocomplete.evaluation.protocols import BUCKETS, make_examples, pair_histories
+from indexer.config import load_train_config
+from indexer.pipeline import build_model
+from indexer.querylog import is_new_user, read_query_log
+
+SYSTEMS: dict[str, list[str]] = {
+    "plain": ["context.enabled=false", "context.history=0"],
+    "+history": ["context.enabled=false"],
+    "+context": [],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.personal", description=__doc__.split("\n")[0])
+    parser.add_argument("--log", required=True)
+    parser.add_argument("--config", default="configs/aol.toml")
+    parser.add_argument("--out", default="bench")
+    parser.add_argument("--split", default=None, help="the split scored (default: the config's)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"subset of {list(SYSTEMS)}")
+    parser.add_argument("--set", action="append", default=[], help="section.key=value for every system")
+    parser.add_argument("--reuse", action="store_true", help="keep model folders already built under --out")
+    args = parser.parse_args(argv)
+    names = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if unknown := [n for n in names if n not in SYSTEMS]:
+        parser.error(f"unknown systems {unknown}; choose from {list(SYSTEMS)}")
+    out = Path(args.out)
+    base = load_train_config(args.config, args.set)
+    split = args.split or base.eval.split
+    params = base.eval
+    log = read_query_log(args.log, base.log)
+    fraction, salt = params.new_users_fraction, params.new_users_salt
+    groups = {"all": log, "new users": log.only_users(lambda user: is_new_user(user, fraction, salt))}
+    report: dict[str, Any] = {"log": str(args.log), "config": str(args.config), "split": split, "rows": []}
+    for group, group_log in groups.items():
+        pairs = group_log.pairs(split)
+        histories = pair_histories(group_log, split, base.context.history_length)
+        examples = make_examples(pairs, params.protocol, params.seed, histories)
+        bare = make_examples(pairs, params.protocol, params.seed)
+        for name in names:
+            new = group != "all"
+            folder = out / "models" / f"personal-{name.strip('+')}{'-new-users' if new else ''}"
+            overrides = [*args.set, *SYSTEMS[name], *(["log.holdout_new_users=true"] if new else [])]
+            if not (args.reuse and (folder / "params.json").exists()):
+                shutil.rmtree(folder, ignore_errors=True)
+                print(f"== training {name} ({group})", file=sys.stderr, flush=True)
+                config = load_train_config(args.config, overrides)
+                build_model(args.log, config, folder, candidate_rows=candidate_rows)
+            completer = load_completer(folder)
+            seen = training_labels(folder)
+            for with_history in (False, True) if name != "plain" else (False,):
+                print(f"== scoring {name} ({group}, history {with_history})", file=sys.stderr, flush=True)
+                metrics = evaluate(
+                    completer,
+                    examples if with_history else bare,
+                    k=params.k,
+                    latency_warmup=0 if new else params.latency_warmup,
+                    latency_calls=0 if new else params.latency_calls,
+                    seen=seen,
+                    with_context_gain=True,
+                    resamples=params.bootstrap_resamples,
+                    seed=params.seed,
+                )
+                report["rows"].append({"system": name, "users": group, "history": with_history, **metrics})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "personal.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out / "personal.md").write_text(markdown_table(report), encoding="utf-8")
+    print(markdown_table(report))
+    return 0
+
+
+def _ci(gain: dict) -> str:
+    lo, hi = gain["ci95"]
+    return f"{gain['gain']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
+def markdown_table(report: dict) -> str:
+    lines = [
+        f"Split `{report['split']}` of `{Path(report['log']).name}`. Strict: prefix shorter than the next "
+        "query. Context gain: the same model with minus without the previous query (history kept), "
+        "paired bootstrap 95% CI; at 1-2 characters: the examples with 1 or 2 characters typed.",
+        "",
+        "| system | users | history | examples | strict MRR | MRR | seen | unseen | context gain [95% CI] "
+        "| gain at 1-2 chars [95% CI] | gain by prefix length " + " / ".join(BUCKETS) + " | p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["rows"]:
+        g = r["context_gain"]
+        by_length = " / ".join(f"{g['by_prefix_length'][b]['gain']:+.3f}" for b in BUCKETS)
+        short = g["short"]
+        p99 = r.get("latency_ms", {}).get("p99")
+        lines.append(
+            f"| {r['system']} | {r['users']} | {'yes' if r['history'] else 'no'} | {r['examples']:,} | "
+            f"{r['strict_mrr']:.4f} | {r['mrr']:.4f} | {r['seen']['mrr']:.4f} | {r['unseen']['mrr']:.4f} | "
+            f"{_ci(g)} | {_ci(short)} | {by_length} | {'-' if p99 is None else f'{p99:.3f}'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Which words of a next query go with which words of the query before it, over many people.
+
+The pair counts of :mod:`indexer.cooccurrence` know only exact (previous query, next query) pairs,
+so the previous query of someone whose searches were never logged rarely helps. Words generalize:
+after any query with "plants", queries with "garden", "seeds" or "plants" again are likelier than
+their popularity says. :class:`WordLinks` keeps, over the words of the labels:
+
+- ``links``: for each word, the words of next queries that followed a query containing it more
+  often than chance, with their lift ``log P(b in next | a in previous) / P(b in next)`` and the
+  conditional probability ``P(b in next | a in previous)``; a link needs ``min_pairs`` pairs and
+  ``min_users`` distinct people (the privacy floor of the labels), and each word keeps its
+  ``per_word`` strongest links;
+- ``idf``: each word's inverse document frequency over the labels (rare words say more);
+- ``label_words``: each label's distinct word ids (a CSR), and ``postings``, its transpose (each
+  word's label ids, ascending), so the labels of a prefix's id range that contain a word are one
+  binary search away.
+
+Everything is arrays, memory-mapped on load; the vocabulary is a marisa-trie.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import marisa_trie
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from indexer.errors import ModelFileError
+from indexer.labels import LabelSet
+from indexer.modelio import load_array, load_marisa
+
+_NO_IDS = np.empty(0, dtype=np.int32)
+_NO_SCORES = np.empty(0, dtype=np.float32)
+
+
+class WordLinks(BaseEstimator):
+    """Word-to-word statistics of consecutive queries, and the words of every label.
+
+    Parameters
+    ----------
+    min_pairs : int
+        Pairs of consecutive queries a link needs.
+    min_users : int
+        Distinct people a link needs (pairs without a user count as one person each).
+    per_word : int
+        Links kept per previous word, strongest lift first.
+    """
+
+    ARRAYS = (
+        "idf",
+        "label_indptr",
+        "label_words",
+        "post_indptr",
+        "postings",
+        "link_indptr",
+        "link_words",
+        "lift",
+        "prob",
+    )
+
+    def __init__(self, min_pairs: int = 2, min_users: int = 1, per_word: int = 50) -> None:
+        self.min_pairs = min_pairs
+        self.min_users = min_users
+        self.per_word = per_word
+
+    def fit(
+        self,
+        previous: Sequence[str],
+        following: Sequence[str],
+        labels: LabelSet,
+        users: Sequence[str] | None = None,
+    ) -> WordLinks:
+        texts = labels.texts()
+        self.vocab_ = marisa_trie.Trie({w for t in texts for w in t.split()})
+        n_words = len(self.vocab_)
+        rows = [sorted({self.vocab_[w] for w in t.split()}) for t in texts]
+        self.label_indptr_ = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in rows], out=self.label_indptr_[1:])
+        self.label_words_ = np.fromiter(
+            (w for r in rows for w in r), dtype=np.int32, count=int(self.label_indptr_[-1])
+        )
+        owner = np.repeat(np.arange(len(rows), dtype=np.int32), np.diff(self.label_indptr_))
+        order = np.argsort(self.label_words_, kind="stable")  # labels ascending within each word
+        self.postings_ = owner[order]
+        df = np.bincount(self.label_words_, minlength=n_words)
+        self.post_indptr_ = np.zeros(n_words + 1, dtype=np.int64)
+        np.cumsum(df, out=self.post_indptr_[1:])
+        self.idf_ = np.log((1.0 + len(rows)) / (1.0 + df)).astype(np.float32) + 1.0
+        self._fit_links(previous, following, users)
+        return self
+
+    def _fit_links(
+        self, previous: Sequence[str], following: Sequence[str], users: Sequence[str] | None
+    ) -> None:
+        vocab = self.vocab_
+        before: Counter[int] = Counter()  # pairs whose previous query holds word a
+        after: Counter[int] = Counter()  # pairs whose next query holds word b
+        together: Counter[tuple[int, int]] = Counter()
+        people: dict[tuple[int, int], set[str]] = defaultdict(set)
+        n_pairs = 0
+        for i, (prev, nxt) in enumerate(zip(previous, following)):
+            if not prev:
+                continue
+            a_words = {vocab[w] for w in prev.split() if w in vocab}
+            b_words = {vocab[w] for w in nxt.split() if w in vocab}
+            n_pairs += 1
+            before.update(a_words)
+            after.update(b_words)
+            user = users[i] if users is not None else f"#{i}"
+            for a in a_words:
+                for b in b_words:
+                    together[(a, b)] += 1
+                    if self.min_users > 1:
+                        people[(a, b)].add(user)
+        links: dict[int, list[tuple[float, int, float]]] = defaultdict(list)
+        for (a, b), count in together.items():
+            if count < self.min_pairs or (self.min_users > 1 and len(people[(a, b)]) < self.min_users):
+                continue
+            prob = count / before[a]
+            lift = float(np.log(prob * n_pairs / after[b]))
+            if lift > 0.0:
+                links[a].append((-lift, b, prob))
+        n_words = len(vocab)
+        self.link_indptr_ = np.zeros(n_words + 1, dtype=np.int64)
+        kept = [sorted(links[a])[: self.per_word] for a in range(n_words)]
+        kept = [sorted(row, key=lambda item: item[1]) for row in kept]  # word ids ascending per row
+        np.cumsum([len(r) for r in kept], out=self.link_indptr_[1:])
+        self.link_words_ = np.array([b for r in kept for _, b, _ in r], dtype=np.int32)
+        self.lift_ = np.array([-neg for r in kept for neg, _, _ in r], dtype=np.float32)
+        self.prob_ = np.array([p for r in kept for _, _, p in r], dtype=np.float32)
+        self.n_pairs_ = n_pairs
+
+    def word_ids(self, text: str) -> np.ndarray:
+        """The distinct vocabulary ids of ``text``'s words (words outside the vocabulary left out)."""
+        check_is_fitted(self, "vocab_")
+        vocab = self.vocab_
+        return np.array(sorted({vocab[w] for w in text.split() if w in vocab}), dtype=np.int32)
+
+    def linked(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The words linked from any of ``words`` (ascending ids), each with its best lift and
+        best conditional probability."""
+        if not len(words):
+            return _NO_IDS, _NO_SCORES, _NO_SCORES
+        starts, ends = self.link_indptr_[words], self.link_indptr_[words + 1]
+        if not (ends > starts).any():
+            return _NO_IDS, _NO_SCORES, _NO_SCORES
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist())])
+        ids, slot = np.unique(self.link_words_[rows], return_inverse=True)
+        lift = np.zeros(len(ids), dtype=np.float32)
+        prob = np.zeros(len(ids), dtype=np.float32)
+        np.maximum.at(lift, slot, self.lift_[rows])
+        np.maximum.at(prob, slot, self.prob_[rows])
+        return ids, lift, prob
+
+    def labels_with(self, word: int, lo: int, hi: int) -> np.ndarray:
+        """The label ids in ``[lo, hi)`` whose text holds word ``word`` (ascending)."""
+        a, b = int(self.post_indptr_[word]), int(self.post_indptr_[word + 1])
+        row = self.postings_[a:b]
+        return row[np.searchsorted(row, lo) : np.searchsorted(row, hi)]
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.vocab_.save(str(folder / "vocab.marisa"))
+        for name in self.ARRAYS:
+            np.save(folder / f"{name}.npy", getattr(self, f"{name}_"))
+
+    @classmethod
+    def load(cls, folder: str | Path, n_labels: int) -> WordLinks:
+        folder = Path(folder)
+        self = cls()
+        self.vocab_ = load_marisa(folder / "vocab.marisa")
+        for name in cls.ARRAYS:
+            setattr(self, f"{name}_", load_array(folder / f"{name}.npy"))
+        n_words = len(self.vocab_)
+        if (
+            len(self.idf_) != n_words
+            or len(self.label_indptr_) != n_labels + 1
+            or len(self.post_indptr_) != n_words + 1
+            or len(self.link_indptr_) != n_words + 1
+            or self.label_indptr_[-1] != len(self.label_words_)
+            or self.post_indptr_[-1] != len(self.postings_)
+            or self.link_indptr_[-1] != len(self.link_words_)
+            or len(self.lift_) != len(self.link_words_)
+            or len(self.prob_) != len(self.link_words_)
+        ):
+            raise ModelFileError(
+                f"{folder}: word link arrays disagree with each other or the labels: rebuild"
+            )
+        return self

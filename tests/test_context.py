@@ -1,0 +1,67 @@
+"""The previous query as evidence that generalizes: word overlap, word links, the related link."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autocomplete.candidates import Feature, Request, Source, empty_features
+from autocomplete.context import ContextWords, SharedWords
+from autocomplete.generators import FromHistory
+from indexer.labels import LabelSet, encode, prefix_range
+from indexer.wordlinks import WordLinks
+
+LABELS = LabelSet(
+    ["garden seeds", "garden tools", "gas prices", "grass seed", "green tea", "plants care"], [5, 4, 50, 3, 20, 2]
+)
+PAIRS = [
+    ("house plants", "garden seeds", "u1"),
+    ("plants indoor", "garden tools", "u2"),
+    ("plants", "garden seeds", "u3"),
+    ("cars", "gas prices", "u4"),
+    ("tea", "green tea", "u5"),
+]
+
+
+def links() -> WordLinks:
+    prev, nxt, users = zip(*PAIRS)
+    return WordLinks(min_pairs=2).fit(prev, nxt, LABELS, users)
+
+
+def request(typed: str, context: str, history=None) -> Request:
+    lo, hi = prefix_range(LABELS.indptr, LABELS.chars, encode(typed))
+    return Request(typed, context, 10, int(lo), int(hi), history or {})
+
+
+def test_candidates_that_repeat_or_follow_the_previous_querys_words_score_higher():
+    context = ContextWords(links())
+    texts = ["plants care", "garden seeds", "gas prices", "plants care now"]  # the last is no label
+    ids = np.array([LABELS.id_of(t) for t in texts], dtype=np.int64)
+    X = empty_features(len(texts))
+    context.fill(X, texts, ids, "house plants")
+    share, lift = X[:, Feature.PREV_SHARE], X[:, Feature.LINK_LIFT]
+    assert share[0] > 0 and share[3] > 0 and share[1] == 0 == share[2]
+    assert lift[1] > 0 and lift[2] == 0  # many went from plants to garden, nobody to gas
+    assert 0 < X[0, Feature.PREV_COVER] < 1  # "plants" of "house plants"
+
+
+def test_without_a_previous_query_the_columns_stay_empty():
+    X = empty_features(1)
+    ContextWords(links()).fill(X, ["garden seeds"], np.array([0]), "")
+    assert X[0, Feature.PREV_SHARE] == 0 and X[0, Feature.LINK_LIFT] == 0
+
+
+def test_the_related_link_finds_linked_labels_of_a_wide_prefix():
+    related = SharedWords(ContextWords(links()), LABELS, n=3, min_idf=0.0)
+    batch = related.generate(request("g", "house plants"), [])
+    assert batch is not None and "garden seeds" in batch.texts
+    assert set(batch.sources) == {Source.RELATED}
+    assert "gas prices" not in batch.texts  # popular, but nothing links it to plants
+    assert related.generate(request("g", ""), []) is None
+
+
+def test_history_proposes_the_persons_queries_of_the_prefix_most_used_and_recent_first():
+    history = {"green tea": (1, 30.0), "garden tools": (4, 1.0), "pizza": (9, 0.0), "gift ideas": (2, 0.0)}
+    batch = FromHistory(LABELS, n=10).generate(request("g", "", history), [])
+    assert batch.texts == ["garden tools", "gift ideas", "green tea"]
+    assert batch.label_ids.tolist() == [LABELS.id_of("garden tools"), -1, LABELS.id_of("green tea")]
+    assert FromHistory(LABELS, n=10).generate(request("g", ""), []) is None
