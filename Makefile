@@ -8,7 +8,7 @@ BIGLOG  ?= $(DATA)/aol1m-queries.txt.gz
 MODEL   ?= models/demo
 PORT    ?= 8000
 
-.PHONY: run test install install-dev demo-model bench bench-scale bench-serve bench-replay lint redis chromium axe screenshot clean
+.PHONY: run test install install-dev demo-model bench bench-personal bench-scale bench-serve bench-replay lint redis chromium axe screenshot clean
 
 # `make run` installs only what training the demo and serving need; `make test` adds the test
 # tools (the dev extra) and pyarrow for Parquet logs (the logs extra). --no-compile: Python
@@ -71,6 +71,10 @@ lint: install-dev
 
 bench: .venv/.bench-installed
 	$(PY) -m bench.quality --log $(LOG) --config configs/aol.toml --out bench
+
+# plain / + history / + word links, on every user and on the new users (six models trained).
+bench-personal: .venv/.bench-installed
+	$(PY) -m bench.personal --log $(LOG) --config configs/aol.toml --out bench
 
 bench-scale: .venv/.bench-installed
 	$(PY) -m bench.scale --log $(BIGLOG) --config configs/aol1m.toml --out bench

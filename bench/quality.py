@@ -38,11 +38,19 @@ from pathlib import Path
 from typing import Any
 
 from autocomplete.completer import candidate_rows, load_completer
-from autocomplete.evaluation.metrics import evaluate, evaluate_keystrokes, training_labels
+from autocomplete.evaluation.metrics import (
+    answer_all,
+    evaluate,
+    evaluate_keystrokes,
+    per_example,
+    training_labels,
+)
 from autocomplete.evaluation.protocols import BUCKETS, Examples, make_examples
+from autocomplete.generators import FuzzyPrefix
 from indexer.config import TrainConfig, load_train_config
 from indexer.pipeline import TrainingData, build_model, folder_bytes, prepare
 from indexer.querylog import Pairs, is_new_user, read_query_log
+from indexer.typos import typo_examples
 
 TODAY = ["ranker.kind=none", "language.enabled=false"]  # the chain before the learned ranker
 SYSTEMS: dict[str, list[str]] = {
@@ -61,6 +69,40 @@ DEFAULT_SYSTEMS = ["mpc", "cooccurrence", "mpc+words", "xmr", "default", "pecos"
 KEYSTROKE_SYSTEMS = {"mpc", "cooccurrence", "mpc+words", "xmr", "default"}
 CONTEXT_SYSTEMS = {"cooccurrence", "xmr", "default"}
 NEW_USERS_SYSTEMS = ("xmr", "default")
+TYPO_SYSTEMS = {"mpc", "default"}
+
+
+def typo_report(completer: Any, examples: Examples, params: Any, seen: Any) -> dict:
+    """The typo benchmark (variant A): the examples of 3+ typed characters clean and with one
+    seeded keyboard typo each, MRR per kind of edit, latency of both, and how often the fuzzy
+    walk ran (keystrokes that walked the trie, of the typo'd and of the clean ones)."""
+    keep = [i for i, prefix in enumerate(examples.prefix) if len(prefix) >= 3]
+    clean = examples.subset(keep)
+    typoed, kinds = typo_examples(list(zip(clean.previous, clean.prefix, clean.target)), "A", params.seed)
+    typo = Examples([p for p, _, _ in typoed], [x for _, x, _ in typoed], clean.target, clean.pair)
+    fuzzy = next(
+        (
+            g
+            for g in getattr(getattr(completer, "chain", None), "generators", ())
+            if isinstance(g, FuzzyPrefix)
+        ),
+        None,
+    )
+    out: dict[str, Any] = {}
+    for name, subset in (("clean", clean), ("typo", typo)):
+        asked = fuzzy.asked if fuzzy is not None else 0
+        out[name] = evaluate(
+            completer, subset, k=params.k, latency_warmup=params.latency_warmup,
+            latency_calls=params.latency_calls, seen=seen,
+        )  # fmt: skip
+        walked = (fuzzy.asked - asked) if fuzzy is not None else 0
+        calls = len(subset) + params.latency_warmup + params.latency_calls
+        out[name]["fuzzy_walk_share"] = walked / calls if fuzzy is not None else None
+    rr = per_example(typo, answer_all(completer, typo, params.k), params.k)["rr"]
+    out["mrr_by_kind"] = {
+        kind: float(rr[[i for i, k in enumerate(kinds) if k == kind]].mean()) for kind in sorted(set(kinds))
+    }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,6 +232,8 @@ def _run_system(
     )
     if name in KEYSTROKE_SYSTEMS:
         metrics["keystrokes"] = evaluate_keystrokes(completer, keystroke_pairs, seen)
+    if name in TYPO_SYSTEMS:
+        metrics["typos"] = typo_report(completer, examples, params, seen)
     return {
         "system": name,
         "overrides": SYSTEMS[name],
@@ -296,6 +340,31 @@ def markdown_table(report: dict) -> str:
             lines.append(
                 f"| {r['system']} | {g['mrr_with']:.4f} | {g['mrr_without']:.4f} | {_ci(g)} | "
                 f"{_ci(g['strict'])} | {by_length} |"
+            )
+    typoed = [r for r in systems if "typos" in r]
+    if typoed:
+        lines += [
+            "",
+            "Typo benchmark: the examples with 3+ typed characters, each with one seeded keyboard typo "
+            "(variant A: never the first character), beside the same examples clean. Walked: share of "
+            "keystrokes (timed ones included) on which the fuzzy walk ran.",
+            "",
+            "| system | examples | clean MRR | typo MRR | typo strict MRR | typo s@10 | typo empty "
+            "| transposition MRR | clean p50/p99 ms | typo p50/p99 ms | walked clean / typo |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in typoed:
+            t = r["typos"]
+            c, x = t["clean"], t["typo"]
+            walked = "-" if x["fuzzy_walk_share"] is None else (
+                f"{c['fuzzy_walk_share']:.1%} / {x['fuzzy_walk_share']:.1%}"
+            )  # fmt: skip
+            lines.append(
+                f"| {r['system']} | {x['examples']:,} | {c['mrr']:.4f} | {x['mrr']:.4f} | "
+                f"{x['strict_mrr']:.4f} | {x['success_at_10']:.3f} | {x['empty_rate']:.1%} | "
+                f"{t['mrr_by_kind'].get('transposition', 0):.4f} | "
+                f"{_f(c['latency_ms']['p50'])}/{_f(c['latency_ms']['p99'])} | "
+                f"{_f(x['latency_ms']['p50'])}/{_f(x['latency_ms']['p99'])} | {walked} |"
             )
     new_users = report.get("new_users") or []
     if new_users:

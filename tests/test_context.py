@@ -65,3 +65,17 @@ def test_history_proposes_the_persons_queries_of_the_prefix_most_used_and_recent
     assert batch.texts == ["garden tools", "gift ideas", "green tea"]
     assert batch.label_ids.tolist() == [LABELS.id_of("garden tools"), -1, LABELS.id_of("green tea")]
     assert FromHistory(LABELS, n=10).generate(request("g", ""), []) is None
+
+
+def test_after_a_previous_query_its_words_come_back_in_generated_completions():
+    from autocomplete.generation import Generator
+    from autocomplete.generators import Generated
+    from indexer.language import WordLanguageModel
+
+    queries = ["indoor plants", "indoor pools", "indoor pools near me", "indoor pizza oven"] * 3 + ["house plants"]
+    generated = Generated(Generator(WordLanguageModel(order=3).fit(queries), cache_weight=0.5), 1, 2)
+    plain = generated.generate(request("indoor p", ""), [])
+    assert plain.texts == ["indoor pools"] and not plain.features[:, Feature.LM_CACHED].any()
+    mixed = generated.generate(request("indoor p", "house plants"), [])
+    assert mixed.texts[0] == "indoor pools" and "indoor plants" in mixed.texts[1:]
+    assert mixed.features[1:, Feature.LM_CACHED].all()
