@@ -144,7 +144,8 @@ class LanguageParams:
     ``enabled = false`` trains no language model (no generated completions).
     ``context_candidates``: with a previous query, that many more are generated with its words
     mixed into every step with weight ``cache_weight`` (a cache language model: the person's own
-    words may come back, "indoor pl" after "house plants" -> "indoor plants"); 0: none.
+    words may come back, "indoor pl" after "house plants" -> "indoor plants"); 0 (the default, so
+    that folders trained before it existed serve as they were trained): none.
     """
 
     enabled: bool = True
@@ -156,7 +157,7 @@ class LanguageParams:
     expand: int = 8
     reserve: int = 5
     min_end_fraction: float = 0.02
-    context_candidates: int = 5
+    context_candidates: int = 0
     cache_weight: float = 0.3
 
 
