@@ -14,6 +14,7 @@ from typing import Any
 
 from indexer.config import read_toml
 from indexer.params import ConfigError, coerce_section
+from sessions.connect import cluster_nodes, is_cluster_url
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +134,16 @@ class ServeConfig:
                 raise ConfigError(
                     f"serve.trusted_proxies: {proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)"
                 ) from None
+        if is_cluster_url(self.redis_url):
+            try:
+                cluster_nodes(self.redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"serve.redis_url: {exc}") from None
+        if "{" in self.redis_prefix or "}" in self.redis_prefix:
+            raise ConfigError(
+                f"serve.redis_prefix must not contain braces, got {self.redis_prefix!r}: on a Redis Cluster "
+                "the braces of a key choose its hash slot, and the session id's do (docs/deployment.md)"
+            )
         if not self.allowed_hosts:
             raise ConfigError('serve.allowed_hosts must not be empty; ["*"] allows any Host header')
         if self.log_level not in ("critical", "error", "warning", "info", "debug"):

@@ -14,7 +14,7 @@ from sessions.base import SessionStoreError, is_session_id
 from sessions.guard import GuardedSessionStore
 from sessions.ids import SessionIds
 from sessions.memory import MemorySessionStore
-from sessions.redis import RedisSessionStore
+from sessions.redis import RedisSessionStore, session_keys
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -34,10 +34,18 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis), "redis-cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[MemorySessionStore | RedisSessionStore]:
     if request.param == "memory":
         yield MemorySessionStore(ttl_seconds=60, history_length=3)
+        return
+    if request.param == "redis-cluster":  # a throwaway cluster: its keys go with it
+        cluster = request.getfixturevalue("redis_cluster")
+        cluster.heal()
+        on_cluster = RedisSessionStore(cluster.url, prefix="test:", ttl_seconds=60, history_length=3)
+        assert on_cluster.cluster
+        yield on_cluster
+        await on_cluster.close()
         return
     if not redis_available():
         pytest.skip("no Redis at 127.0.0.1:6379 (make test starts one)")
@@ -178,7 +186,7 @@ async def test_redis_reads_refresh_the_ttl_at_most_once_per_touch_interval(
     try:
         session = await store.resume(None)
         await store.record(session, "roses")
-        keys = [f"{prefix}s:{session}", f"{prefix}h:{session}"]
+        keys = list(session_keys(prefix, session))
         for key in keys:
             client.expire(key, 50)  # as if the last refresh was long ago
         assert await store.previous(session, 1) == ["roses"]
@@ -340,9 +348,10 @@ async def test_redis_write_with_the_same_key_is_appended_once_and_planted_values
         await store.record(session, "garden hose", "key-1")
         await store.record(session, "garden hose", "key-1")  # a retry whose first answer was lost
         assert await store.previous(session, 5) == ["garden hose"]
-        client.lpush(f"{prefix}h:{session}", "x" * 1_000_000)  # planted by someone with Redis access
+        trail = session_keys(prefix, session).trail
+        client.lpush(trail, "x" * 1_000_000)  # planted by someone with Redis access
         assert await store.previous(session, 5) == ["garden hose"]  # dropped in Redis, not copied here
-        client.set(f"{prefix}h:{session}", "not a list")
+        client.set(trail, "not a list")
         assert await store.previous(session, 5) == []  # a wrong type is no trail, not an outage
         await store.record(session, "roses", "key-2")  # ...and the next submit repairs it
         assert await store.previous(session, 5) == ["roses"]
