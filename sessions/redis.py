@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+from redis.exceptions import MaxConnectionsError, NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sessions.base import SessionStoreBusy, SessionStoreError
@@ -101,7 +101,9 @@ class _Script:
 def _failed(op: str, exc: BaseException) -> SessionStoreError:
     """The error to raise: the operation and the error class, never the command (it holds the
     session id and the query text)."""
-    if isinstance(exc, RedisConnectionError) and "No connection available" in str(exc):
+    if isinstance(exc, MaxConnectionsError) or (
+        isinstance(exc, RedisConnectionError) and "No connection available" in str(exc)
+    ):
         return SessionStoreBusy(f"Redis {op}: no pooled connection came free in time")
     if isinstance(exc, RedisTimeoutError):  # an answer slower than socket_timeout: load, maybe a hang
         return SessionStoreBusy(f"Redis {op}: no answer within the socket timeout")

@@ -21,7 +21,7 @@ from websockets.sync.client import connect
 from autocomplete.completer import load_completer
 from autocomplete.config import load_serve_config
 from indexer.params import ConfigError
-from sessions.base import SessionStoreError
+from sessions.base import SessionStoreBusy, SessionStoreError
 from sessions.connect import cluster_nodes
 from sessions.guard import GuardedSessionStore
 from sessions.ids import SessionIds
@@ -181,6 +181,32 @@ async def test_a_master_killed_and_restarted_under_the_store(
     assert await store.previous(victim, 5) == ["house plants", "roses"]
     await store.ping()
     await guard.outbox.close()
+
+
+async def test_a_burst_queues_for_a_connection_and_a_wait_that_runs_out_is_busy(
+    cluster: LocalCluster,
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    store = RedisSessionStore(cluster.url, prefix=prefix, max_connections=2, pool_timeout=5, **STORE)
+    narrow = RedisSessionStore(
+        cluster.url, prefix=prefix, ids=store.ids, max_connections=1, pool_timeout=0.1, **STORE
+    )
+    try:
+        by_port = await sessions_on_every_master(store, cluster)
+        burst = [store.previous(session, 1) for session in by_port.values() for _ in range(20)]
+        assert len({tuple(found) for found in await asyncio.gather(*burst)}) == 3  # none refused
+        first, second = list(by_port.values())[:2]
+        assert await narrow.previous(second, 1) != []
+        with cluster.client(cluster.port_of(session_keys(prefix, first).trail)) as node:
+            node.client_pause(1000)  # the master of the first session stalls for a second
+        slow = asyncio.create_task(narrow.previous(first, 1))  # holds narrow's only connection
+        await asyncio.sleep(0.05)
+        with pytest.raises(SessionStoreBusy, match="no pooled connection"):
+            await narrow.previous(second, 1)  # another master, but no connection came free in time
+        assert await slow != []  # the stalled call is answered once the pause ends
+    finally:
+        await store.close()
+        await narrow.close()
 
 
 # ---------------------------------------------------------------- the real server
