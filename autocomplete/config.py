@@ -21,7 +21,8 @@ from sessions.connect import cluster_nodes, is_cluster_url
 class ServeConfig:
     """``autocomplete serve``: the ``[serve]`` table, then ``AUTOCOMPLETE_<KEY>`` environment variables.
 
-    Sessions live in Redis when ``redis_url`` is set, in process memory otherwise. A session store
+    Sessions live in Redis when ``redis_url`` is set (``redis+cluster://``: a Redis Cluster), in
+    process memory otherwise. A session store
     read on the keystroke path is bounded by ``store_timeout_seconds``, a resume or a write by
     ``store_write_timeout_seconds``; after a failure the store is skipped for
     ``store_retry_seconds`` (inputs are answered without context) and then tried again. Session ids
