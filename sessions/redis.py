@@ -93,9 +93,9 @@ class _Script:
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
-            return await self.redis.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
+            return await self.redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            return await self.redis.eval(self.source, len(keys), *keys, *args)  # type: ignore[misc]
+            return await self.redis.eval(self.source, len(keys), *keys, *args)
 
 
 def _failed(op: str, exc: BaseException) -> SessionStoreError:

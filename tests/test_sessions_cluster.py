@@ -19,14 +19,12 @@ from cluster_support import LocalCluster
 from websockets.sync.client import connect
 
 from autocomplete.completer import load_completer
-from autocomplete.config import load_serve_config
-from indexer.params import ConfigError
 from sessions.base import SessionStoreBusy, SessionStoreError
-from sessions.connect import cluster_nodes
 from sessions.guard import GuardedSessionStore
 from sessions.ids import SessionIds
 from sessions.redis import RedisSessionStore, session_keys
 
+pytestmark = pytest.mark.slow  # real redis-server processes
 # a dead master refuses connections at once; the rest are generous for a loaded machine
 STORE = {"socket_timeout": 2.0, "connect_timeout": 2.0, "history_length": 3}
 
@@ -63,22 +61,6 @@ async def sessions_on_every_master(store: RedisSessionStore, cluster: LocalClust
         if len(found) == len(cluster.ports):
             return found
     raise AssertionError(f"200 sessions landed on {sorted(found)} only: the keys do not spread")
-
-
-def test_cluster_urls_are_parsed_and_malformed_ones_refused_with_the_fix() -> None:
-    nodes, options = cluster_nodes(
-        "rediss+cluster://app:s3cret@10.0.0.1:6379,[::1]:7000?socket_keepalive=yes"
-    )
-    assert nodes == [("10.0.0.1", 6379), ("::1", 7000)]
-    assert options["username"] == "app" and options["password"] == "s3cret" and options["ssl"] is True
-    for bad in ("redis+cluster://app:s3cret@10.0.0.1", "redis+cluster://h:1/2", "redis+cluster://"):
-        with pytest.raises(ValueError, match="HOST:PORT|database 0") as raised:
-            cluster_nodes(bad)
-        assert "s3cret" not in str(raised.value)
-    with pytest.raises(ConfigError, match="serve.redis_url"):
-        load_serve_config(None, environ={"AUTOCOMPLETE_REDIS_URL": "redis+cluster://10.0.0.1"})
-    with pytest.raises(ConfigError, match="braces"):
-        load_serve_config(None, environ={"AUTOCOMPLETE_REDIS_PREFIX": "ac{x}:"})
 
 
 async def test_a_sessions_keys_share_one_slot_and_sessions_spread_over_the_masters(
