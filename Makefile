@@ -41,6 +41,7 @@ run: demo-model
 	$(AC) serve --model $(MODEL) --config configs/serve.toml --port $(PORT)
 
 # Redis for the session-store tests: use the one on 127.0.0.1:6379, start one if none answers.
+# The Redis Cluster tests start their own three masters (redis-server and redis-cli, tests/cluster_support.py).
 PING := $(PY) -c "import redis; redis.Redis(socket_connect_timeout=1).ping()" 2>/dev/null
 redis: install
 	@$(PING) || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no

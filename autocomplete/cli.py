@@ -257,7 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="configs/serve.toml")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--redis-url", default=None, help="redis://HOST:PORT/DB (default: in-process sessions)")
+    p.add_argument(
+        "--redis-url",
+        default=None,
+        help="redis://HOST:PORT/DB, or redis+cluster://HOST:PORT,HOST:PORT,... for a Redis Cluster "
+        "(default: in-process sessions)",
+    )
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=_serve)
 

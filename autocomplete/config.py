@@ -14,13 +14,15 @@ from typing import Any
 
 from indexer.config import read_toml
 from indexer.params import ConfigError, coerce_section
+from sessions.connect import cluster_nodes, is_cluster_url
 
 
 @dataclasses.dataclass(frozen=True)
 class ServeConfig:
     """``autocomplete serve``: the ``[serve]`` table, then ``AUTOCOMPLETE_<KEY>`` environment variables.
 
-    Sessions live in Redis when ``redis_url`` is set, in process memory otherwise. A session store
+    Sessions live in Redis when ``redis_url`` is set (``redis+cluster://``: a Redis Cluster), in
+    process memory otherwise. A session store
     read on the keystroke path is bounded by ``store_timeout_seconds``, a resume or a write by
     ``store_write_timeout_seconds``; after a failure the store is skipped for
     ``store_retry_seconds`` (inputs are answered without context) and then tried again. Session ids
@@ -133,6 +135,16 @@ class ServeConfig:
                 raise ConfigError(
                     f"serve.trusted_proxies: {proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)"
                 ) from None
+        if is_cluster_url(self.redis_url):
+            try:
+                cluster_nodes(self.redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"serve.redis_url: {exc}") from None
+        if "{" in self.redis_prefix or "}" in self.redis_prefix:
+            raise ConfigError(
+                f"serve.redis_prefix must not contain braces, got {self.redis_prefix!r}: on a Redis Cluster "
+                "the braces of a key choose its hash slot, and the session id's do (docs/deployment.md)"
+            )
         if not self.allowed_hosts:
             raise ConfigError('serve.allowed_hosts must not be empty; ["*"] allows any Host header')
         if self.log_level not in ("critical", "error", "warning", "info", "debug"):

@@ -24,6 +24,8 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
+from sessions.redis import session_keys
+
 BYSTANDER = "127.0.0.2"
 
 
@@ -414,7 +416,7 @@ def planted_megabyte(ws_url: str, redis_port: int, keystrokes: int = 20) -> dict
         session = json.loads(ws.recv(timeout=10))["session"]
         ws.send(json.dumps({"type": "submit", "text": "garden hose"}))
         ws.recv(timeout=10)
-    redis.Redis(port=redis_port).lpush(f"autocomplete:h:{session}", "x" * (1 << 20))
+    redis.Redis(port=redis_port).lpush(session_keys("autocomplete:", session).trail, "x" * (1 << 20))
     timings = []
     with connect(f"{ws_url}?session={session}") as ws:
         json.loads(ws.recv(timeout=10))
@@ -444,9 +446,10 @@ def redis_out_of_memory(ws_url: str, redis_port: int) -> dict[str, Any]:
         told = json.loads(ws.recv(timeout=10)).get("stored")
         client.config_set("maxmemory", 0)
         time.sleep(3)
+    trail = session_keys("autocomplete:", session).trail
     return {
         "told": told,
-        "in_redis_after": client.lrange(f"autocomplete:h:{session}", 0, -1).count(b"oom query"),
+        "in_redis_after": client.lrange(trail, 0, -1).count(b"oom query"),
     }
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: a small seeded synthetic log and model folders built from it, once per run."""
+"""Shared fixtures: a small seeded synthetic log and model folders built from it, once per run, and
+a local Redis Cluster."""
 
 from __future__ import annotations
 
@@ -57,3 +58,17 @@ def demo_model(synthetic_log: Path, tmp_path_factory: pytest.TempPathFactory) ->
         synthetic_log, load_train_config(ROOT / "configs" / "demo.toml"), out, candidate_rows=candidate_rows
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A real three-master Redis Cluster on loopback ports (``tests/cluster_support.py``), started
+    once per run; skipped when redis-server or redis-cli is not installed."""
+    from cluster_support import LocalCluster, cluster_tools_missing
+
+    missing = cluster_tools_missing()
+    if missing is not None:
+        pytest.skip(missing)
+    cluster = LocalCluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()

@@ -33,6 +33,7 @@ from websockets.sync.client import connect
 
 from autocomplete.evaluation.server_process import ServerProcess, free_port
 from sessions.ids import SessionIds
+from sessions.redis import session_keys
 
 pytestmark = pytest.mark.slow
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -311,7 +312,8 @@ def test_redis_refusing_writes_leaves_submits_pending_then_stored_once(mpc_model
                 client.config_set("maxmemory", 0)
                 later = json.loads(ws.recv(timeout=15))
                 assert later == {"type": "stored", "text": "zanzibar hose", "stored": True}
-            assert client.lrange(f"autocomplete:h:{session}", 0, -1) == [b"zanzibar hose"]  # once
+            trail = session_keys("autocomplete:", session).trail
+            assert client.lrange(trail, 0, -1) == [b"zanzibar hose"]  # once
             log = server.output()
             assert "zanzibar" not in log and session not in log  # the OOM errors name no query or id
         finally:
@@ -331,7 +333,7 @@ def test_a_planted_megabyte_in_redis_costs_a_keystroke_nothing(demo_model: Path)
                 session = json.loads(ws.recv(timeout=10))["session"]
                 ws.send(json.dumps({"type": "submit", "text": "garden hose"}))
                 json.loads(ws.recv(timeout=10))
-            client.lpush(f"autocomplete:h:{session}", "x" * (1 << 20))
+            client.lpush(session_keys("autocomplete:", session).trail, "x" * (1 << 20))
             before = rss_mb(server.process.pid)
             timings = []
             # context read at every input: each keystroke meets the planted value

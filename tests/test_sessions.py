@@ -10,11 +10,14 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 
+from autocomplete.config import load_serve_config
+from indexer.params import ConfigError
 from sessions.base import SessionStoreError, is_session_id
+from sessions.connect import cluster_nodes
 from sessions.guard import GuardedSessionStore
 from sessions.ids import SessionIds
 from sessions.memory import MemorySessionStore
-from sessions.redis import RedisSessionStore
+from sessions.redis import RedisSessionStore, session_keys
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -34,10 +37,18 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis), "redis-cluster"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[MemorySessionStore | RedisSessionStore]:
     if request.param == "memory":
         yield MemorySessionStore(ttl_seconds=60, history_length=3)
+        return
+    if request.param == "redis-cluster":  # a throwaway cluster: its keys go with it
+        cluster = request.getfixturevalue("redis_cluster")
+        cluster.heal()
+        on_cluster = RedisSessionStore(cluster.url, prefix="test:", ttl_seconds=60, history_length=3)
+        assert on_cluster.cluster
+        yield on_cluster
+        await on_cluster.close()
         return
     if not redis_available():
         pytest.skip("no Redis at 127.0.0.1:6379 (make test starts one)")
@@ -178,7 +189,7 @@ async def test_redis_reads_refresh_the_ttl_at_most_once_per_touch_interval(
     try:
         session = await store.resume(None)
         await store.record(session, "roses")
-        keys = [f"{prefix}s:{session}", f"{prefix}h:{session}"]
+        keys = list(session_keys(prefix, session))
         for key in keys:
             client.expire(key, 50)  # as if the last refresh was long ago
         assert await store.previous(session, 1) == ["roses"]
@@ -191,11 +202,33 @@ async def test_redis_reads_refresh_the_ttl_at_most_once_per_touch_interval(
         await store.close()
 
 
-async def test_redis_store_that_cannot_connect_raises_store_error() -> None:
-    store = RedisSessionStore("redis://127.0.0.1:9/0", connect_timeout=0.05, retries=0)
-    with pytest.raises(SessionStoreError):
-        await store.previous(store.ids.issue(), 1)
+def test_cluster_urls_are_parsed_and_malformed_ones_refused_with_the_fix() -> None:
+    nodes, options = cluster_nodes(
+        "rediss+cluster://app:s3cret@10.0.0.1:6379,[::1]:7000?socket_keepalive=yes"
+    )
+    assert nodes == [("10.0.0.1", 6379), ("::1", 7000)]
+    assert options["username"] == "app" and options["password"] == "s3cret" and options["ssl"] is True
+    for bad in ("redis+cluster://app:s3cret@10.0.0.1", "redis+cluster://h:1/2", "redis+cluster://"):
+        with pytest.raises(ValueError, match="HOST:PORT|database 0") as raised:
+            cluster_nodes(bad)
+        assert "s3cret" not in str(raised.value)
+    with pytest.raises(ConfigError, match="serve.redis_url"):
+        load_serve_config(None, environ={"AUTOCOMPLETE_REDIS_URL": "redis+cluster://10.0.0.1"})
+    with pytest.raises(ConfigError, match="braces"):
+        load_serve_config(None, environ={"AUTOCOMPLETE_REDIS_PREFIX": "ac{x}:"})
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:9/0", "redis+cluster://127.0.0.1:9,127.0.0.1:11"])
+async def test_redis_store_that_cannot_connect_raises_store_error(url: str) -> None:
+    store = RedisSessionStore(url, connect_timeout=0.05, retries=0)
+    session = store.ids.issue()
+    for call in (store.previous(session, 1), store.record(session, "garden hose"), store.resume(session)):
+        with pytest.raises(SessionStoreError) as raised:
+            await call
+        assert session not in str(raised.value) and "garden" not in str(raised.value)
     await store.close()
+    with pytest.raises(ValueError, match="braces"):
+        RedisSessionStore(url, prefix="{shared}:")
 
 
 class BrokenStore(MemorySessionStore):
@@ -340,9 +373,10 @@ async def test_redis_write_with_the_same_key_is_appended_once_and_planted_values
         await store.record(session, "garden hose", "key-1")
         await store.record(session, "garden hose", "key-1")  # a retry whose first answer was lost
         assert await store.previous(session, 5) == ["garden hose"]
-        client.lpush(f"{prefix}h:{session}", "x" * 1_000_000)  # planted by someone with Redis access
+        trail = session_keys(prefix, session).trail
+        client.lpush(trail, "x" * 1_000_000)  # planted by someone with Redis access
         assert await store.previous(session, 5) == ["garden hose"]  # dropped in Redis, not copied here
-        client.set(f"{prefix}h:{session}", "not a list")
+        client.set(trail, "not a list")
         assert await store.previous(session, 5) == []  # a wrong type is no trail, not an outage
         await store.record(session, "roses", "key-2")  # ...and the next submit repairs it
         assert await store.previous(session, 5) == ["roses"]
