@@ -207,7 +207,8 @@ class Generated:
     """Queries nobody may have typed whole: the typed words, the unfinished one completed from
     the vocabulary, then up to a few more words, from the word language model; with a previous
     query, ``context_limit`` more from the language model with its words mixed in (the
-    generator's ``cache_weight``), marked ``LM_CACHED``."""
+    generator's ``cache_weight``), marked ``LM_CACHED``, when the typed text ends a word or its
+    unfinished word starts a word of the previous query."""
 
     def __init__(self, generator: Generator, limit: int, context_limit: int = 0) -> None:
         self.generator = generator
@@ -220,6 +221,9 @@ class Generated:
         plain = self._batch(self.generator.generate(request.typed, self.limit), cached=False)
         if not request.context or self.context_limit <= 0:
             return plain
+        partial = request.typed.rsplit(" ", 1)[-1]
+        if partial and not any(w.startswith(partial) for w in request.context.split()):
+            return plain  # no word of the previous query can complete it: the mixture changes little
         made = self.generator.generate(
             request.typed, self.limit + self.context_limit, previous=request.context
         )

@@ -15,7 +15,6 @@ from pathlib import Path
 import marisa_trie
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
 from indexer.errors import ModelFileError
 from indexer.labels import LabelSet
@@ -58,8 +57,7 @@ class PairCounts(BaseEstimator):
 
     def row(self, previous: str) -> tuple[np.ndarray, np.ndarray]:
         """The labels that followed ``previous`` (most frequent first) and their counts."""
-        check_is_fitted(self, "indptr_")
-        key = self.trie_.get(previous) if previous else None
+        key = self.trie_.get(previous) if previous else None  # per keystroke: no sklearn fitted-check
         if key is None:
             return _EMPTY, _EMPTY
         a, b = self.indptr_[key], self.indptr_[key + 1]

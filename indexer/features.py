@@ -153,8 +153,8 @@ class InputVectorizer(BaseEstimator):
 
     def transform_one(self, prefix: str, previous: str = "") -> tuple[np.ndarray, np.ndarray]:
         """One keystroke's vector: (indices int32, data float32), sorted by index, equal to its
-        :meth:`transform` row. Strings must already be normalized."""
-        check_is_fitted(self)
+        :meth:`transform` row. Strings must already be normalized. (Per keystroke: no sklearn
+        fitted-check, which would cost more than the vector.)"""
         idx, val = self.prefix_._vector(prefix)
         weight = self.prefix_weight
         data = [v * weight for v in val]

@@ -16,7 +16,6 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
 from indexer.errors import ModelFileError
 from indexer.modelio import load_array, read_params, save_params
@@ -144,7 +143,7 @@ class TreeRanker(BaseEstimator):
         return self
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        check_is_fitted(self, "trees_")
+        """Raw scores of candidate rows (per keystroke: no sklearn fitted-check)."""
         return score_trees(*self.trees_, np.ascontiguousarray(X, dtype=np.float32))  # type: ignore[no-any-return]
 
     def save(self, folder: str | Path) -> None:

@@ -27,7 +27,6 @@ from pathlib import Path
 import marisa_trie
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
 from indexer.errors import ModelFileError
 from indexer.labels import LabelSet
@@ -136,9 +135,10 @@ class WordLinks(BaseEstimator):
 
     def word_ids(self, text: str) -> np.ndarray:
         """The distinct vocabulary ids of ``text``'s words (words outside the vocabulary left out)."""
-        check_is_fitted(self, "vocab_")
-        vocab = self.vocab_
-        return np.array(sorted({vocab[w] for w in text.split() if w in vocab}), dtype=np.int32)
+        get = self.vocab_.get  # per keystroke: no sklearn fitted-check here, it costs more than the lookup
+        found = {get(w, -1) for w in text.split()}
+        found.discard(-1)
+        return np.array(sorted(found), dtype=np.int32)
 
     def linked(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The words linked from any of ``words`` (ascending ids), each with its best lift and

@@ -334,7 +334,7 @@ def test_unfitted_and_mismatched_inputs_are_refused():
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
-        InputVectorizer().transform_one("a", "")
+        InputVectorizer().transform(["a"], [""])
     with pytest.raises(ValueError, match="one previous query"):
         InputVectorizer().fit(["a", "b"], [""])
 
