@@ -117,9 +117,10 @@ class RedisHistoryStore:
         out = []
         for i in range(0, len(flat) - 2, 3):
             try:
-                out.append(Entry(str(flat[i]), max(1, int(flat[i + 2])), float(flat[i + 1])))
-            except ValueError:  # a planted count or time that is not a number
-                continue
+                count = max(1, int(flat[i + 2]))
+            except ValueError:  # a planted count that is not a number: it was submitted at least once
+                count = 1
+            out.append(Entry(str(flat[i]), count, float(flat[i + 1])))  # a sorted set's scores are numbers
         return out
 
     async def record(self, user: str, query: str, key: str | None = None) -> None:

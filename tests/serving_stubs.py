@@ -49,3 +49,29 @@ class FailingCompleter(EchoCompleter):
         if prefix == "boom":
             raise RuntimeError("the model broke")
         return super().complete(prefix, previous, k, history)
+
+
+class SpyCompleter:
+    """A real completer (a model folder loaded as the server loads it) that keeps the history each
+    keystroke was given: what the history generator will read, seen before it exists."""
+
+    def __init__(self, completer) -> None:
+        self.completer = completer
+        self.kind = completer.kind
+        self.info = completer.info
+        self.histories: list[dict[str, tuple[int, float]]] = []
+
+    def normalize_prefix(self, prefix: str) -> str:
+        return self.completer.normalize_prefix(prefix)
+
+    def normalize_query(self, query: str) -> str:
+        return self.completer.normalize_query(query)
+
+    def warm_up(self) -> None:
+        self.completer.warm_up()
+
+    def complete(
+        self, prefix: str, previous: Sequence[str] = (), k: int = 10, history: History = NO_HISTORY
+    ) -> list[Completion]:
+        self.histories.append(dict(history))
+        return self.completer.complete(prefix, previous, k, history)
