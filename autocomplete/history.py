@@ -7,9 +7,10 @@ keeps the :class:`UserHistory` of every open websocket by user, so that a deleti
 very next answer of each of them.
 
 A :class:`UserHistory` is read from the store once, at the first input or ``recent`` of its
-connection, then kept up to date by the connection's own submits and deletions without asking
-the store again; it is read again, in the background, once older than
-``serve.history_refresh_seconds`` (another worker or tab may have added to it). A read that
+connection, then kept up to date by the person's submits and deletions on this worker (any of
+their connections, or the HTTP API) without asking the store again; it is read again, in the
+background, once older than ``serve.history_refresh_seconds`` (another worker may have added to
+it). A read that
 started before a local change (a submit, a deletion) is dropped. The completer gets it as a
 :data:`~autocomplete.candidates.History`: normalized query -> (times submitted, days since last).
 """
@@ -128,9 +129,13 @@ class Histories:
         return as_history({e.query: (e.count, e.last_used) for e in reversed(found)}, self._clock())
 
     async def record(self, user: str | None, query: str, key: str | None) -> Submit | None:
+        """Add a submit to the store and to every open connection of the person on this worker."""
         if user is None or self.store is None:
             return None
-        return await self.store.record(user, query, key)
+        submit = await self.store.record(user, query, key)
+        for history in tuple(self._live.get(user, ())):
+            history.submitted(query, submit.stored)
+        return submit
 
     async def forget(self, user: str | None, query: str | None = None) -> bool:
         """Forget ``query`` (all, for ``None``) in every open connection of this worker, then in

@@ -477,13 +477,11 @@ async def _answer_frames(
             if item.rank is not None:
                 metrics.chosen_rank.observe(item.rank)
             query = service.normalize_query(item.text)
-            submit, kept = await asyncio.gather(
+            submit, _ = await asyncio.gather(  # the history of every open connection of the person too
                 service.sessions.record(context.session, query, item.key),
                 service.histories.record(history.user, query, item.key),
             )
             context.submitted(query, submit.stored)
-            if kept is not None:
-                history.submitted(query, kept.stored)
             _count_submit(service, submit)
             if submit.done is not None:
                 submit.done.add_done_callback(_when_written(service, inbox, item.text, query))

@@ -143,7 +143,9 @@ async def test_a_forgotten_query_or_history_is_gone_and_does_not_come_back(store
     assert await store.read("alice", 10) == []
     await store.record("alice", "a1", key="key-a1")  # a retry of a write from before: counted once, already
     await store.record("alice", "a4")
-    assert texts(await store.read("alice", 10)) == (["a4"] if isinstance(store, RedisHistoryStore) else ["a4", "a1"])
+    assert texts(await store.read("alice", 10)) == (
+        ["a4"] if isinstance(store, RedisHistoryStore) else ["a4", "a1"]
+    )
 
 
 async def test_ten_thousand_submits_keep_the_history_bounded(store) -> None:
@@ -237,7 +239,9 @@ class BrokenHistory(MemoryHistoryStore):
         await super().forget(user, query)
 
 
-async def test_a_failing_store_means_no_history_and_its_waiting_submits_are_not_written_once_forgotten() -> None:
+async def test_a_failing_store_means_no_history_and_its_waiting_submits_are_not_written_once_forgotten() -> (
+    None
+):
     backing = BrokenHistory()
     guard = GuardedHistoryStore(backing, timeout=0.05, retry_after=0.05)
     assert await guard.read("alice", 5) is None
