@@ -379,6 +379,10 @@ async def submit_endpoint(request: Request) -> Response:
     rank = protocol.check_rank(data.get("rank"), service.limits.max_k)
     if rank is not None:
         service.metrics.chosen_rank.observe(rank)
+    if "history" in data and not isinstance(data["history"], bool):
+        raise ProtocolError("bad_field", '"history" must be true or false')
+    if "user" in data and not isinstance(data["user"], str):
+        raise ProtocolError("bad_field", '"user" must be a signed user key (a string)')
     query = service.normalize_query(text)
     identity = _identity(request, service, data, issue=True)
     submit, _ = await asyncio.gather(
