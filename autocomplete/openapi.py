@@ -181,9 +181,11 @@ SCHEMA: dict[str, Any] = {
                                         "description": "false: not added to the person's history.",
                                     },
                                     "idempotency_key": {
-                                        "type": "string",
+                                        "type": ["string", "null"],
                                         "pattern": "^[A-Za-z0-9_-]{8,64}$",
-                                        "description": "The same key on a retry: the query is stored once.",
+                                        "description": (
+                                            "The same key on a retry: the query is stored once (null: none)."
+                                        ),
                                     },
                                 },
                             }
