@@ -6,8 +6,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
+import shutil
+import subprocess
+import textwrap
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -254,3 +259,20 @@ async def test_a_failing_store_means_no_history_and_its_waiting_submits_are_not_
     assert kept.done is not None and await asyncio.wait_for(kept.done, 5) is True
     assert await guard.read("alice", 5) == [] and texts(await guard.read("bob", 5)) == ["bobs query"]
     await guard.close()
+
+
+def test_the_documented_ways_to_sign_a_user_key_make_keys_that_verify() -> None:
+    """docs/protocol.md's Python and Node examples, run as written."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text(encoding="utf-8")
+    python = textwrap.dedent(re.search(r"```python\n(.*?)```", doc, re.S).group(1))  # type: ignore[union-attr]
+    js = textwrap.dedent(re.search(r"```js\n(.*?)```", doc, re.S).group(1))  # type: ignore[union-attr]
+    namespace: dict = {}
+    exec(python, namespace)
+    keys = UserKeys(HOST_SECRET, SERVER_SECRET)
+    assert keys.user(namespace["user_key"]("customer-4711", HOST_SECRET)) is not None
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node to run the Node example")
+    script = js + f"\nprocess.stdout.write(userKey('customer-4711', {HOST_SECRET!r}));"
+    made = subprocess.run([node, "-e", script], capture_output=True, text=True, check=True).stdout
+    assert made == sign_user("customer-4711", HOST_SECRET) and keys.user(made) is not None
