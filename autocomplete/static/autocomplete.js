@@ -922,7 +922,7 @@ class Autocomplete {
         headers,
         body: JSON.stringify({
           session: this.session, text: submit.text, rank: submit.rank, idempotency_key: submit.key,
-          history: this.historyOn,
+          ...(this.historyOn ? {} : {history: false}),
         }),
       });
       if (!response.ok) throw new Error(`POST /v1/submit answered ${response.status}`);
