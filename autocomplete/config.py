@@ -76,6 +76,15 @@ class ServeConfig:
     log_level: str = "info"
     model_snapshot_dir: str = ""
     search_url: str = ""
+    history_enabled: bool = True
+    history_secret: str = ""
+    history_secret_previous: str = ""
+    history_max_queries: int = 200
+    history_ttl_days: int = 90
+    history_max_users: int = 100_000
+    history_refresh_seconds: float = 60.0
+    history_cookie_name: str = "ac_user"
+    history_cookie_max_age_days: int = 365
 
     def __post_init__(self) -> None:
         positive = (
@@ -105,6 +114,10 @@ class ServeConfig:
             "handshake_timeout_seconds",
             "max_outgoing_bytes",
             "send_timeout_seconds",
+            "history_max_queries",
+            "history_ttl_days",
+            "history_max_users",
+            "history_cookie_max_age_days",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -121,7 +134,18 @@ class ServeConfig:
             )
         if self.k > self.max_k:
             raise ConfigError(f"serve.k ({self.k}) must not exceed serve.max_k ({self.max_k})")
-        for name in ("session_secret", "session_secret_previous"):
+        if self.history_refresh_seconds < 0:
+            raise ConfigError(
+                f"serve.history_refresh_seconds must be 0 (read every input) or more, got "
+                f"{self.history_refresh_seconds!r}"
+            )
+        if self.history_cookie_name == self.cookie_name or not self.history_cookie_name:
+            raise ConfigError(
+                f"serve.history_cookie_name must be set and differ from serve.cookie_name "
+                f"({self.cookie_name!r})"
+            )
+        secrets = ("session_secret", "session_secret_previous", "history_secret", "history_secret_previous")
+        for name in secrets:
             value = getattr(self, name)
             if value and len(value) < 16:
                 raise ConfigError(
@@ -160,7 +184,8 @@ class ServeConfig:
     def to_dict(self) -> dict[str, Any]:
         """The settings, secrets shown only as set or not (safe to print or log)."""
         values = dataclasses.asdict(self)
-        for name in ("session_secret", "session_secret_previous", "metrics_token"):
+        secrets = ("session_secret", "session_secret_previous", "history_secret", "history_secret_previous")
+        for name in (*secrets, "metrics_token"):
             values[name] = "(set)" if values[name] else ""
         return values
 

@@ -28,8 +28,8 @@ class ListedOriginsCORS:
         self.cors = CORSMiddleware(
             app,
             allow_origins=self.allowed,
-            allow_methods=("GET", "POST"),
-            allow_headers=("Content-Type", "X-Autocomplete-Session"),
+            allow_methods=("GET", "POST", "DELETE"),
+            allow_headers=("Content-Type", "X-Autocomplete-Session", "X-Autocomplete-User"),
             allow_credentials=True,
         )
 

@@ -91,6 +91,17 @@ class ServiceMetrics:
             buckets=tuple(range(1, 21)),
             registry=r,
         )
+        self.user_keys_refused = Counter(
+            "autocomplete_user_keys_refused",
+            "Signed user keys that did not verify (read and wrote nothing)",
+            registry=r,
+        )
+        self.history_forgotten = Counter(
+            "autocomplete_history_forgotten",
+            "Deletions of a person's history, whole or one query",
+            ["scope"],
+            registry=r,
+        )
         self.model_info = Gauge(
             "autocomplete_model_info",
             "The model being served (value 1): its id (checksum of params.json), kind, labels, trained at",

@@ -39,6 +39,59 @@ _SESSION_PARAMETER = {
     "description": "A session id from an earlier answer; without it, the `ac_session` cookie is used.",
     "schema": {"type": "string"},
 }
+_USER_PARAMETERS = [
+    {
+        "name": "X-Autocomplete-User",
+        "in": "header",
+        "required": False,
+        "description": (
+            "The person's signed user key, `<id>.<hex HMAC-SHA256 of id under serve.history_secret>` "
+            '(docs/protocol.md, "User history"). A key that does not verify reads and writes '
+            "nothing. Without one, the `ac_user` browser-id cookie names the history."
+        ),
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "user",
+        "in": "query",
+        "required": False,
+        "description": "The signed user key, for clients that cannot set the header (it then sits in URLs).",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "history",
+        "in": "query",
+        "required": False,
+        "description": "`false` (or `0`, `off`, `no`): no history is read or written for this request.",
+        "schema": {"type": "string"},
+    },
+]
+_RECENT = {
+    "type": "object",
+    "required": ["type", "seq", "items"],
+    "properties": {
+        "type": {"const": "recent"},
+        "seq": {"type": "null"},
+        "items": {
+            "type": "array",
+            "description": "The person's recent searches, most recent first.",
+            "items": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+        },
+    },
+}
+_FORGOTTEN = {
+    "type": "object",
+    "required": ["type", "seq", "query", "forgotten"],
+    "properties": {
+        "type": {"const": "forgotten"},
+        "seq": {"type": "null"},
+        "query": {"type": ["string", "null"], "description": "The query forgotten; null: all of them."},
+        "forgotten": {
+            "type": "boolean",
+            "description": "false: the store could not be reached; try again.",
+        },
+    },
+}
 _SET_COOKIE = {
     "Set-Cookie": {
         "description": "The session cookie (HttpOnly, SameSite=Lax).",
@@ -83,6 +136,7 @@ SCHEMA: dict[str, Any] = {
                         "schema": {"type": "integer", "minimum": 1, "maximum": 20},
                     },
                     _SESSION_PARAMETER,
+                    *_USER_PARAMETERS,
                 ],
                 "responses": {
                     "200": {
@@ -96,7 +150,8 @@ SCHEMA: dict[str, Any] = {
         "/v1/submit": {
             "post": {
                 "operationId": "submit",
-                "summary": "Record a submitted query in the session",
+                "summary": "Record a submitted query in the session (and the person's history)",
+                "parameters": _USER_PARAMETERS,
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -117,10 +172,20 @@ SCHEMA: dict[str, Any] = {
                                             "(or not a string) starts a new session."
                                         )
                                     },
-                                    "idempotency_key": {
+                                    "user": {
                                         "type": "string",
+                                        "description": "The signed user key (or the header).",
+                                    },
+                                    "history": {
+                                        "type": "boolean",
+                                        "description": "false: not added to the person's history.",
+                                    },
+                                    "idempotency_key": {
+                                        "type": ["string", "null"],
                                         "pattern": "^[A-Za-z0-9_-]{8,64}$",
-                                        "description": "The same key on a retry: the query is stored once.",
+                                        "description": (
+                                            "The same key on a retry: the query is stored once (null: none)."
+                                        ),
                                     },
                                 },
                             }
@@ -160,6 +225,51 @@ SCHEMA: dict[str, Any] = {
                     }
                 },
             }
+        },
+        "/v1/history": {
+            "get": {
+                "operationId": "recentSearches",
+                "summary": "The person's recent searches",
+                "description": (
+                    "The person named by the signed user key (header or parameter) or the browser-id "
+                    "cookie; nobody (an empty list) without one, or with a key that does not verify."
+                ),
+                "parameters": [
+                    {
+                        "name": "k",
+                        "in": "query",
+                        "required": False,
+                        "description": "How many, at most (default: the server's `k`).",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 20},
+                    },
+                    *_USER_PARAMETERS,
+                ],
+                "responses": {"200": _json(_RECENT, "Most recent first."), "400": _BAD_REQUEST},
+            },
+            "delete": {
+                "operationId": "forgetHistory",
+                "summary": "Forget the person's history, or one query of it, at once",
+                "description": (
+                    "Deleted from the store and from the next answer of every open connection of the "
+                    "person on this worker; other workers read it afresh within "
+                    "`serve.history_refresh_seconds`."
+                ),
+                "parameters": [
+                    {
+                        "name": "query",
+                        "in": "query",
+                        "required": False,
+                        "description": "The one query to forget; without it, the whole history.",
+                        "schema": {
+                            "type": "string",
+                            "maxLength": 200,
+                            "allOf": [{"pattern": _TEXT_PATTERN}, {"pattern": "\\S"}],
+                        },
+                    },
+                    *_USER_PARAMETERS,
+                ],
+                "responses": {"200": _json(_FORGOTTEN, "What was forgotten."), "400": _BAD_REQUEST},
+            },
         },
         "/v1/suggest": {
             "get": {
@@ -242,6 +352,10 @@ SCHEMA: dict[str, Any] = {
                                 "session_store": {
                                     "enum": ["ok", "degraded"],
                                     "description": "degraded: inputs are answered without context.",
+                                },
+                                "history_store": {
+                                    "enum": ["ok", "degraded", "off"],
+                                    "description": "degraded: inputs are answered without history.",
                                 },
                             },
                         },
@@ -350,6 +464,9 @@ def schema_for(limits: Limits) -> dict[str, Any]:
     paths["/v1/complete"]["get"]["parameters"][1]["schema"]["maximum"] = limits.max_k
     body = paths["/v1/submit"]["post"]["requestBody"]["content"][_JSON]["schema"]
     body["properties"]["text"]["maxLength"] = limits.max_query_chars
+    history = paths["/v1/history"]
+    history["get"]["parameters"][0]["schema"]["maximum"] = limits.max_k
+    history["delete"]["parameters"][0]["schema"]["maxLength"] = limits.max_query_chars
     return doc
 
 

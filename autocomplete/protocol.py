@@ -62,7 +62,23 @@ class SubmitMessage:
     rank: int | None = None  # 1-based position of the chosen suggestion; None when the text was typed
 
 
-ClientMessage = InputMessage | SubmitMessage
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecentMessage:
+    """Ask for the person's recent searches (the widget, on focusing an empty box)."""
+
+    seq: int | None = None
+    k: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ForgetMessage:
+    """Forget one query of the person's history, or all of it (``query`` ``None``)."""
+
+    seq: int | None = None
+    query: str | None = None
+
+
+ClientMessage = InputMessage | SubmitMessage | RecentMessage | ForgetMessage
 
 
 def parse_client_frame(frame: str | bytes | None, limits: Limits) -> ClientMessage:
@@ -94,7 +110,13 @@ def parse_client_frame(frame: str | bytes | None, limits: Limits) -> ClientMessa
         text = check_query(data.get("text"), limits.max_query_chars, seq)
         key = check_idempotency_key(data.get("idempotency_key"), seq)
         return SubmitMessage(text, key, check_rank(data.get("rank"), limits.max_k, seq))
-    raise ProtocolError("unknown_type", '"type" must be "input" or "submit"', seq)
+    if kind == "recent":
+        k = data.get("k")
+        return RecentMessage(seq, None if k is None else check_k(k, limits.max_k, seq))
+    if kind == "forget":
+        query = data.get("query")
+        return ForgetMessage(seq, None if query is None else check_query(query, limits.max_query_chars, seq))
+    raise ProtocolError("unknown_type", '"type" must be "input", "submit", "recent" or "forget"', seq)
 
 
 def check_text(text: Any, name: str, max_chars: int, seq: int | None = None) -> str:
@@ -191,6 +213,17 @@ def submitted(text: str, stored: bool | str) -> dict[str, Any]:
 def stored(text: str, stored: bool) -> dict[str, Any]:
     """What became of a submit answered ``"pending"``: written (``True``) or given up."""
     return {"type": "stored", "text": text, "stored": stored}
+
+
+def recent(seq: int | None, queries: Iterable[str]) -> dict[str, Any]:
+    """The person's recent searches, most recent first."""
+    return {"type": "recent", "seq": seq, "items": [{"text": query} for query in queries]}
+
+
+def forgotten(seq: int | None, query: str | None, done: bool) -> dict[str, Any]:
+    """A deletion: ``done`` ``False`` when the store could not be reached (try again); this
+    worker's connections of the person have forgotten it either way."""
+    return {"type": "forgotten", "seq": seq, "query": query, "forgotten": done}
 
 
 def error(code: str, message: str, seq: int | None = None) -> dict[str, Any]:

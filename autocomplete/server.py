@@ -7,6 +7,7 @@ through an app factory so that each of ``--workers N`` processes builds its own 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -34,18 +35,22 @@ from autocomplete.bodylimit import BodyLimit
 from autocomplete.completer import Completer, load_completer
 from autocomplete.config import ServeConfig, load_serve_config
 from autocomplete.cors import ListedOriginsCORS
+from autocomplete.history import Histories, Identity
 from autocomplete.holder import ModelHolder
 from autocomplete.limits import is_loopback
 from autocomplete.metrics import CONTENT_TYPE, ServiceMetrics
 from autocomplete.protocol import ProtocolError
 from autocomplete.service import Service
-from autocomplete.websocket import serve_connection, set_session_cookie
+from autocomplete.websocket import HISTORY_OFF, serve_connection, set_browser_cookie, set_session_cookie
 from indexer.manifest import snapshot
 from sessions.base import SessionStore
 from sessions.guard import GuardedSessionStore
+from sessions.history import GuardedHistoryStore, HistoryStore, MemoryHistoryStore
 from sessions.ids import SessionIds
 from sessions.memory import MemorySessionStore
 from sessions.redis import RedisSessionStore
+from sessions.redis_history import RedisHistoryStore
+from sessions.users import UserKeys
 
 logger = logging.getLogger("autocomplete.server")
 STATIC_DIR = Path(__file__).parent / "static"
@@ -53,6 +58,7 @@ MODEL_ENV = "AUTOCOMPLETE_SERVE_MODEL"
 CONFIG_ENV = "AUTOCOMPLETE_SERVE_CONFIG"
 SECRET_ENV = "AUTOCOMPLETE_SESSION_SECRET"
 SESSION_HEADER = "x-autocomplete-session"
+USER_HEADER = "x-autocomplete-user"
 _PLACEHOLDER = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>Autocomplete</title>"
     "<p>The autocomplete service is running. The demo page is not installed; "
@@ -66,10 +72,12 @@ def create_app(
     *,
     completer: Completer | None = None,
     store: SessionStore | None = None,
+    history_store: HistoryStore | None = None,
 ) -> Starlette:
     """The service app for a model folder (or an already loaded ``completer``, for tests).
 
-    ``store`` defaults to Redis when ``config.redis_url`` is set, else process memory.
+    ``store`` and ``history_store`` default to Redis when ``config.redis_url`` is set, else
+    process memory.
     """
     if (model is None) == (completer is None):
         raise TypeError("create_app() needs exactly one of model=<folder> or completer=<Completer>")
@@ -99,8 +107,11 @@ def create_app(
         )
         if not await sessions.ping():
             logger.warning("the session store does not answer; serving without context until it does")
+        histories = await _histories(config, history_store, metrics)
         limits = Service.limits_of(config)
-        service = Service(ModelHolder(loaded), sessions, config, metrics, limits, ready=True)
+        service = Service(
+            ModelHolder(loaded), sessions, config, metrics, limits, ready=True, histories=histories
+        )
         metrics.serving(loaded.info)
         logger.info(
             "ready: %s model %s, %s session store",
@@ -113,6 +124,8 @@ def create_app(
         finally:
             service.ready = False
             await sessions.close()
+            if histories.store is not None:
+                await histories.store.close()
 
     # one route a line, in path order: other changes add theirs without touching these
     routes = [
@@ -123,6 +136,7 @@ def create_app(
         Route("/v1/complete", complete_endpoint),
         Route("/v1/submit", submit_endpoint, methods=["POST"]),
         Route("/v1/session", session_endpoint),
+        Route("/v1/history", history_endpoint, methods=["GET", "DELETE"]),
         WebSocketRoute("/v1/ws", websocket_endpoint),
         *openapi.ROUTES,
         *opensearch.ROUTES,
@@ -175,6 +189,57 @@ def _default_store(config: ServeConfig) -> SessionStore:
     )
 
 
+async def _histories(config: ServeConfig, backing: HistoryStore | None, metrics: ServiceMetrics) -> Histories:
+    """The user histories of this worker: the store behind the session store's guard and timeouts."""
+    grace = (config.session_secret_previous,) if config.session_secret_previous else ()
+    host_grace = (config.history_secret_previous,) if config.history_secret_previous else ()
+    keys = UserKeys(
+        config.history_secret or None,
+        config.session_secret or None,
+        host_grace=host_grace,
+        server_grace=grace,
+    )
+    refused = metrics.user_keys_refused.inc
+    if not config.history_enabled:
+        return Histories(None, keys, config, on_refused=refused)
+    backing = backing if backing is not None else _default_history_store(config)
+    in_process = isinstance(backing, MemoryHistoryStore)
+    store = GuardedHistoryStore(
+        backing,
+        timeout=None if in_process else config.store_timeout_seconds,
+        write_timeout=None if in_process else config.store_write_timeout_seconds,
+        retry_after=config.store_retry_seconds,
+        log_interval=config.store_log_interval_seconds,
+        outbox_size=config.outbox_size,
+        outbox_max_age=config.outbox_max_age_seconds,
+        on_call=metrics.store_call,
+        on_error=metrics.store_error,
+    )
+    if not await store.ping():
+        logger.warning("the history store does not answer; serving without history until it does")
+    return Histories(store, keys, config, on_refused=refused)
+
+
+def _default_history_store(config: ServeConfig) -> HistoryStore:
+    ttl = config.history_ttl_days * 86400
+    if config.redis_url:
+        return RedisHistoryStore(
+            config.redis_url,
+            prefix=config.redis_prefix,
+            max_queries=config.history_max_queries,
+            ttl_seconds=ttl,
+            socket_timeout=config.redis_socket_timeout,
+            connect_timeout=config.redis_connect_timeout,
+            max_connections=config.redis_max_connections,
+            pool_timeout=config.redis_pool_timeout,
+            retries=config.redis_retries,
+            max_item_bytes=4 * config.max_query_chars,
+        )
+    return MemoryHistoryStore(
+        max_queries=config.history_max_queries, max_users=config.history_max_users, ttl_seconds=ttl
+    )
+
+
 # ---------------------------------------------------------------- routes
 
 
@@ -194,7 +259,9 @@ async def readyz(request: Request) -> Response:
     store = "ok" if service.sessions.healthy else "degraded"
     info = service.model.current.info
     body = {"status": "ready", "model": info["kind"], "model_id": info["id"], "labels": info["labels"]}
-    body.update(trained_at=info["trained_at"], session_store=store)
+    histories = service.histories.store
+    history = "off" if histories is None else "ok" if histories.healthy else "degraded"
+    body.update(trained_at=info["trained_at"], session_store=store, history_store=history)
     return JSONResponse(body)
 
 
@@ -232,12 +299,36 @@ def _requested(request: Request, service: Service, body: object = None) -> tuple
     return cookie, cookie is not None
 
 
+def _identity(
+    request: Request, service: Service, body: dict[str, Any] | None = None, *, issue: bool = False
+) -> Identity:
+    """Whose history a request reads and writes: the ``X-Autocomplete-User`` header (the
+    widget's), ``?user=`` (or a submit body's ``user``), else the browser-id cookie; nobody with
+    ``history=false`` (parameter, or a submit body's ``"history": false``)."""
+    params = request.query_params
+    signed = request.headers.get(USER_HEADER) or params.get("user")
+    if not signed and body is not None and isinstance(body.get("user"), str):
+        signed = body["user"]
+    wanted = params.get("history", "").lower() not in HISTORY_OFF
+    if body is not None and body.get("history") is False:
+        wanted = False
+    cookie = request.cookies.get(service.config.history_cookie_name)
+    return service.histories.identify(signed, cookie, wanted, issue=issue)
+
+
 def _respond(
-    service: Service, body: dict[str, Any], session: str | None, requested: str | None, from_cookie: bool
+    service: Service,
+    body: dict[str, Any],
+    session: str | None,
+    requested: str | None,
+    from_cookie: bool,
+    identity: Identity | None = None,
 ) -> Response:
     response = JSONResponse(body)
     if session is not None and (session != requested or from_cookie):
         set_session_cookie(response, service.config, session)
+    if identity is not None and identity.cookie is not None:
+        set_browser_cookie(response, service.config, identity.cookie)
     return response
 
 
@@ -260,10 +351,12 @@ async def complete_endpoint(request: Request) -> Response:
     requested, from_cookie = _requested(request, service)
     session = await service.sessions.resume(requested) if requested else None
     previous = await service.sessions.previous(session, service.config.context_queries) if session else []
-    found, ms = service.complete(text, previous, k)
+    identity = _identity(request, service)
+    history = await service.histories.entries(identity.user)
+    found, ms = service.complete(text, previous, k, history)
     body = protocol.completions(None, text, found, ms)
     body["session"] = session
-    return _respond(service, body, session, requested, from_cookie)
+    return _respond(service, body, session, requested, from_cookie, identity)
 
 
 async def submit_endpoint(request: Request) -> Response:
@@ -286,10 +379,18 @@ async def submit_endpoint(request: Request) -> Response:
     rank = protocol.check_rank(data.get("rank"), service.limits.max_k)
     if rank is not None:
         service.metrics.chosen_rank.observe(rank)
-    submit = await service.sessions.record(session, service.normalize_query(text), key)
+    if "history" in data and not isinstance(data["history"], bool):
+        raise ProtocolError("bad_field", '"history" must be true or false')
+    if "user" in data and not isinstance(data["user"], str):
+        raise ProtocolError("bad_field", '"user" must be a signed user key (a string)')
+    query = service.normalize_query(text)
+    identity = _identity(request, service, data, issue=True)
+    submit, _ = await asyncio.gather(
+        service.sessions.record(session, query, key), service.histories.record(identity.user, query, key)
+    )
     body = protocol.submitted(text, submit.stored)
     body["session"] = session
-    return _respond(service, body, session, requested, from_cookie)
+    return _respond(service, body, session, requested, from_cookie, identity)
 
 
 async def session_endpoint(request: Request) -> Response:
@@ -301,6 +402,38 @@ async def session_endpoint(request: Request) -> Response:
     timeout = service.sessions.write_timeout
     previous = await service.sessions.previous(session, service.config.history_length, timeout=timeout)
     return _respond(service, {"session": session, "previous": previous}, session, requested, from_cookie)
+
+
+async def history_endpoint(request: Request) -> Response:
+    """``GET /v1/history?k=``: the caller's recent searches, most recent first; ``DELETE
+    /v1/history[?query=...]``: forget one query, or all of them, at once."""
+    service: Service = request.state.service
+    identity = _identity(request, service)
+    params = request.query_params
+    if request.method == "DELETE":
+        query = None
+        if "query" in params:
+            checked = protocol.check_query(params["query"], service.limits.max_query_chars)
+            query = service.normalize_query(checked)
+        service.metrics.history_forgotten.labels("all" if query is None else "query").inc()
+        done = await service.histories.forget(identity.user, query)
+        body = protocol.forgotten(None, params.get("query"), done)
+        return _respond(service, body, None, None, False, identity)
+    k = service.config.k
+    if "k" in params:
+        try:
+            k = protocol.check_k(int(params["k"]), service.limits.max_k)
+        except ValueError:
+            raise ProtocolError(
+                "bad_field", f'"k" must be a whole number from 1 to {service.limits.max_k}'
+            ) from None
+    recent: list[str] = []
+    if identity.user is not None:
+        # a page load, not a keystroke: the store may take as long as for a write
+        timeout = service.histories.store.write_timeout if service.histories.store else None
+        found = await service.histories.read(identity.user, k, timeout=timeout)
+        recent = [entry.query for entry in found or ()]
+    return _respond(service, protocol.recent(None, recent), None, None, False, identity)
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:

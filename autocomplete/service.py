@@ -1,4 +1,5 @@
-"""What every request handler shares: the model holder, the session store, the limits and the metrics.
+"""What every request handler shares: the model holder, the session store, the user histories, the
+limits and the metrics.
 
 Built once per worker process in the app's lifespan and handed to handlers through
 ``request.state.service``; nothing here is a module global.
@@ -15,11 +16,13 @@ from collections.abc import Sequence
 from autocomplete.candidates import NO_HISTORY, History
 from autocomplete.completer import Completion
 from autocomplete.config import ServeConfig
+from autocomplete.history import Histories
 from autocomplete.holder import ModelHolder
 from autocomplete.limits import ClientLimits
 from autocomplete.metrics import ServiceMetrics
 from autocomplete.protocol import Limits
 from sessions.guard import GuardedSessionStore
+from sessions.users import UserKeys
 
 logger = logging.getLogger("autocomplete.server")
 
@@ -32,6 +35,7 @@ class Service:
     metrics: ServiceMetrics
     limits: Limits
     ready: bool = False
+    histories: Histories = dataclasses.field(default=None)  # type: ignore[assignment]  # None: no history
     client_limits: ClientLimits = dataclasses.field(init=False)
 
     _refusals: dict[str, int] = dataclasses.field(init=False, default_factory=dict)
@@ -51,6 +55,8 @@ class Service:
 
     def __post_init__(self) -> None:
         config = self.config
+        if self.histories is None:
+            self.histories = Histories(None, UserKeys(None, None), config)
         self.client_limits = ClientLimits(
             max_connections=config.max_connections,
             max_per_address=config.max_connections_per_ip,

@@ -24,10 +24,19 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from autocomplete import protocol
+from autocomplete.candidates import NO_HISTORY
 from autocomplete.config import ServeConfig
 from autocomplete.cors import origin_listed
+from autocomplete.history import Identity, UserHistory
 from autocomplete.limits import TokenBucket
-from autocomplete.protocol import FrameTooBig, InputMessage, ProtocolError, SubmitMessage
+from autocomplete.protocol import (
+    ForgetMessage,
+    FrameTooBig,
+    InputMessage,
+    ProtocolError,
+    RecentMessage,
+    SubmitMessage,
+)
 from autocomplete.service import Service
 from sessions.guard import Stored, Submit
 
@@ -51,9 +60,13 @@ class _Stored:
 
 
 _GONE = object()  # the client disconnected
-_Item = InputMessage | SubmitMessage | ProtocolError | _Close | _Stored | object
+_Item = (
+    InputMessage | SubmitMessage | RecentMessage | ForgetMessage | ProtocolError | _Close | _Stored | object
+)
 SUBPROTOCOL = "autocomplete.v1"
 SESSION_SUBPROTOCOL = "autocomplete.session."
+USER_SUBPROTOCOL = "autocomplete.user."
+HISTORY_OFF = ("false", "0", "off", "no")
 
 
 class _Inbox:
@@ -220,6 +233,20 @@ def requested_session(websocket: WebSocket, cookie_name: str) -> tuple[str | Non
     return cookie, cookie is not None
 
 
+def requested_identity(websocket: WebSocket, service: Service) -> Identity:
+    """Whose history the connection reads and writes: the signed user key of the
+    ``autocomplete.user.<key>`` subprotocol (the widget's way) or ``?user=`` (other clients), else
+    the browser-id cookie; nobody with ``?history=false``."""
+    params = websocket.query_params
+    signed = params.get("user")
+    for offered in websocket.scope.get("subprotocols", ()):
+        if offered.startswith(USER_SUBPROTOCOL):
+            signed = offered[len(USER_SUBPROTOCOL) :]
+    wanted = params.get("history", "").lower() not in HISTORY_OFF
+    cookie = websocket.cookies.get(service.config.history_cookie_name)
+    return service.histories.identify(signed, cookie, wanted, issue=True)
+
+
 async def serve_connection(websocket: WebSocket, service: Service) -> None:
     """Accept, say hello, answer frames until the client leaves, the idle timeout, or a too-big frame.
 
@@ -250,22 +277,29 @@ async def serve_connection(websocket: WebSocket, service: Service) -> None:
         # the client brought some other way (a link must not give its id to a browser)
         fresh = session != requested
         headers = cookie_headers(config, session) if fresh or from_cookie else []
+        identity = requested_identity(websocket, service)
+        if identity.cookie is not None:
+            headers += browser_cookie_headers(config, identity.cookie)
         await websocket.accept(subprotocol=subprotocol, headers=headers)
         service.metrics.connections.inc()
+        history = service.histories.open(identity.user)
         try:
-            await _serve(websocket, service, address, _Context(service, session, fresh=fresh))
+            await _serve(websocket, service, address, _Context(service, session, fresh=fresh), history)
         finally:
+            history.close()
             service.metrics.connections.dec()
     finally:
         limits.release(address)
 
 
-async def _serve(websocket: WebSocket, service: Service, address: str, context: _Context) -> None:
+async def _serve(
+    websocket: WebSocket, service: Service, address: str, context: _Context, history: UserHistory
+) -> None:
     inbox = _Inbox()
     reader = asyncio.create_task(_read(websocket, service, address, inbox))
     try:
         await _send(websocket, service, protocol.hello(context.session))
-        await _answer(websocket, service, context, inbox)
+        await _answer(websocket, service, context, history, inbox)
     except WebSocketDisconnect:
         pass
     except TimeoutError:
@@ -281,6 +315,26 @@ def cookie_headers(config: ServeConfig, session: str) -> list[tuple[bytes, bytes
     response = Response()
     set_session_cookie(response, config, session)
     return [(name, value) for name, value in response.raw_headers if name == b"set-cookie"]
+
+
+def browser_cookie_headers(config: ServeConfig, browser_id: str) -> list[tuple[bytes, bytes]]:
+    response = Response()
+    set_browser_cookie(response, config, browser_id)
+    return [(name, value) for name, value in response.raw_headers if name == b"set-cookie"]
+
+
+def set_browser_cookie(response: Response, config: ServeConfig, browser_id: str) -> None:
+    """The long-lived first-party cookie that names the browser's history when the page passes
+    no user key (HttpOnly: the page's scripts never see it)."""
+    response.set_cookie(
+        config.history_cookie_name,
+        browser_id,
+        max_age=config.history_cookie_max_age_days * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=config.cookie_secure,
+        path="/",
+    )
 
 
 def set_session_cookie(response: Response, config: ServeConfig, session: str) -> None:
@@ -383,14 +437,18 @@ async def _read_frames(
         inbox.put(parsed)
 
 
-async def _answer(websocket: WebSocket, service: Service, context: _Context, inbox: _Inbox) -> None:
+async def _answer(
+    websocket: WebSocket, service: Service, context: _Context, history: UserHistory, inbox: _Inbox
+) -> None:
     try:
-        await _answer_frames(websocket, service, context, inbox)
+        await _answer_frames(websocket, service, context, history, inbox)
     finally:
         context.close()
 
 
-async def _answer_frames(websocket: WebSocket, service: Service, context: _Context, inbox: _Inbox) -> None:
+async def _answer_frames(
+    websocket: WebSocket, service: Service, context: _Context, history: UserHistory, inbox: _Inbox
+) -> None:
     metrics = service.metrics
     while True:
         item = await inbox.get()
@@ -398,12 +456,13 @@ async def _answer_frames(websocket: WebSocket, service: Service, context: _Conte
             metrics.websocket_inputs.inc()
             await asyncio.sleep(0)  # let the reader queue what arrived while we were busy
             previous = [] if inbox.waiting_inputs else await context.previous()
+            past = NO_HISTORY if inbox.waiting_inputs else await history.current()
             if inbox.waiting_inputs:
                 metrics.superseded.inc()
                 await _send(websocket, service, protocol.superseded(item.seq))
                 continue
             try:
-                found, ms = service.complete(item.text, previous, item.k)
+                found, ms = service.complete(item.text, previous, item.k, past)
             except Exception as exc:
                 # the error class only: a message or traceback may quote the typed text
                 logger.error("the completer failed on an input: %s", type(exc).__name__)
@@ -418,12 +477,23 @@ async def _answer_frames(websocket: WebSocket, service: Service, context: _Conte
             if item.rank is not None:
                 metrics.chosen_rank.observe(item.rank)
             query = service.normalize_query(item.text)
-            submit = await service.sessions.record(context.session, query, item.key)
+            submit, _ = await asyncio.gather(  # the history of every open connection of the person too
+                service.sessions.record(context.session, query, item.key),
+                service.histories.record(history.user, query, item.key),
+            )
             context.submitted(query, submit.stored)
             _count_submit(service, submit)
             if submit.done is not None:
                 submit.done.add_done_callback(_when_written(service, inbox, item.text, query))
             await _send(websocket, service, protocol.submitted(item.text, submit.stored))
+        elif isinstance(item, RecentMessage):
+            recent = await history.recent(item.k or service.config.k)
+            await _send(websocket, service, protocol.recent(item.seq, recent))
+        elif isinstance(item, ForgetMessage):
+            forget = None if item.query is None else service.normalize_query(item.query)
+            metrics.history_forgotten.labels("all" if forget is None else "query").inc()
+            done = await service.histories.forget(history.user, forget)
+            await _send(websocket, service, protocol.forgotten(item.seq, item.query, done))
         elif isinstance(item, _Stored):
             context.submitted(item.query, item.stored)
             await _send(websocket, service, protocol.stored(item.text, item.stored))

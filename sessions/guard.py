@@ -26,7 +26,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sessions.base import SessionStore, SessionStoreBusy, SessionStoreError
 from sessions.ids import SessionIds, key_prefix
@@ -46,10 +46,22 @@ class Submit:
     done: asyncio.Future[bool] | None = None
 
 
-class GuardedSessionStore:
+class StoreGuard:
+    """The bounded, circuit-broken calls and the outbox of writes, for any store whose
+    ``record(key, query, idempotency_key)`` is its write (sessions, user histories).
+
+    ``what`` names the store in log lines, ``subject`` the kind of key whose 6-character prefix a
+    log line may show, ``degraded`` what the service does meanwhile.
+    """
+
+    what = "session store"
+    subject = "session"
+    degraded = "answering without context"
+    ops = ""  # prefix of the operation names counted in the metrics ("history_": history_record)
+
     def __init__(
         self,
-        store: SessionStore,
+        store: Any,
         *,
         timeout: float | None = 0.02,
         write_timeout: float | None = None,
@@ -63,7 +75,6 @@ class GuardedSessionStore:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        self.ids: SessionIds = store.ids
         self.timeout = timeout
         self.write_timeout = write_timeout if write_timeout is not None else timeout
         self.retry_after = retry_after
@@ -86,30 +97,6 @@ class GuardedSessionStore:
             on_change=on_outbox,
         )
 
-    def verify(self, session_id: object) -> bool:
-        return self.ids.verify(session_id)
-
-    async def resume(self, session_id: str | None) -> str:
-        """The session ``session_id`` if it verifies and (when the store answers) is known, else a
-        fresh one. While the store is down a verified id is kept, any other gets a fresh id."""
-        if session_id is not None and not self.ids.verify(session_id):
-            session_id = None
-        fallback = session_id if session_id is not None else self.ids.issue()
-        return await self._call("resume", lambda: self.store.resume(session_id), fallback, self.write_timeout)
-
-    async def previous(self, session_id: str, n: int, *, timeout: float | None = None) -> list[str]:
-        found = await self.try_previous(session_id, n, timeout=timeout)
-        return [] if found is None else found
-
-    async def try_previous(
-        self, session_id: str, n: int, *, timeout: float | None = None
-    ) -> list[str] | None:
-        """Like :meth:`previous`, but ``None`` when the store failed or is being left alone."""
-        if n <= 0 or not self.ids.verify(session_id):
-            return []
-        call = lambda: self.store.previous(session_id, n)  # noqa: E731
-        return await self._call("previous", call, None, timeout or self.timeout, session_id)
-
     async def record(self, session_id: str, query: str, key: str | None = None) -> Submit:
         """Store ``query``; ``key`` (the client's idempotency key, else a fresh one) makes its
         retries, by the outbox or by the client, count once."""
@@ -126,7 +113,7 @@ class GuardedSessionStore:
             await self.store.record(session_id, query, key)
             return True
 
-        return await self._call("record", record, False, self.write_timeout, session_id)
+        return await self._call(self.ops + "record", record, False, self.write_timeout, session_id)
 
     async def _retry_write(self, session_id: str, query: str, key: str) -> bool:
         wait = self._down_until - self._clock()
@@ -140,7 +127,7 @@ class GuardedSessionStore:
             return True
 
         self._down_until = float("-inf")  # an explicit probe always asks the store
-        return await self._call("ping", ping, False, self.write_timeout)
+        return await self._call(self.ops + "ping", ping, False, self.write_timeout)
 
     async def close(self, flush_seconds: float = 1.0) -> None:
         await self.outbox.flush(flush_seconds)
@@ -183,7 +170,7 @@ class GuardedSessionStore:
         if not self.healthy:
             self.healthy = True
             if self._reported:
-                logger.info("session store is back after %d failed call(s)", self._failures)
+                logger.info("%s is back after %d failed call(s)", self.what, self._failures)
                 self._failures = 0
                 self._reported = False
         return result
@@ -218,16 +205,52 @@ class GuardedSessionStore:
                 reason = f"{type(exc).__name__}: {exc}"
             else:
                 reason = type(exc).__name__ if exc is not None else "store left alone"
-            session = f" (session {key_prefix(session_id)}...)" if session_id else ""
+            session = f" ({self.subject} {key_prefix(session_id)}...)" if session_id else ""
             logger.warning(
-                "session store %s failed%s, %d failure(s) since last report; answering without "
-                "context and keeping submits in the outbox, retrying every %.1f s: %s",
+                "%s %s failed%s, %d failure(s) since last report; %s and keeping submits in the "
+                "outbox, retrying every %.1f s: %s",
+                self.what,
                 op,
                 session,
                 self._failures,
+                self.degraded,
                 self.retry_after,
                 reason,
             )
             self._failures = 0
             self._last_log = now
             self._reported = True
+
+
+class GuardedSessionStore(StoreGuard):
+    """A :class:`~sessions.base.SessionStore` behind a :class:`StoreGuard`; ids are verified
+    before the store is asked anything."""
+
+    def __init__(self, store: SessionStore, **guard: Any) -> None:
+        super().__init__(store, **guard)
+        self.store: SessionStore = store
+        self.ids: SessionIds = store.ids
+
+    def verify(self, session_id: object) -> bool:
+        return self.ids.verify(session_id)
+
+    async def resume(self, session_id: str | None) -> str:
+        """The session ``session_id`` if it verifies and (when the store answers) is known, else a
+        fresh one. While the store is down a verified id is kept, any other gets a fresh id."""
+        if session_id is not None and not self.ids.verify(session_id):
+            session_id = None
+        fallback = session_id if session_id is not None else self.ids.issue()
+        return await self._call("resume", lambda: self.store.resume(session_id), fallback, self.write_timeout)
+
+    async def previous(self, session_id: str, n: int, *, timeout: float | None = None) -> list[str]:
+        found = await self.try_previous(session_id, n, timeout=timeout)
+        return [] if found is None else found
+
+    async def try_previous(
+        self, session_id: str, n: int, *, timeout: float | None = None
+    ) -> list[str] | None:
+        """Like :meth:`previous`, but ``None`` when the store failed or is being left alone."""
+        if n <= 0 or not self.ids.verify(session_id):
+            return []
+        call = lambda: self.store.previous(session_id, n)  # noqa: E731
+        return await self._call("previous", call, None, timeout or self.timeout, session_id)

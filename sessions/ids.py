@@ -33,8 +33,8 @@ def is_session_id(value: object) -> bool:
     return isinstance(value, str) and _SHAPE.fullmatch(value) is not None
 
 
-def _key(secret: str) -> bytes:
-    return hashlib.sha256(_CONTEXT + secret.encode("utf-8")).digest()
+def _key(secret: str, context: bytes = _CONTEXT) -> bytes:
+    return hashlib.sha256(context + secret.encode("utf-8")).digest()
 
 
 class SessionIds:
@@ -44,6 +44,8 @@ class SessionIds:
     do not survive a restart and are not valid in another process.
     """
 
+    context = _CONTEXT  # a subclass with another context issues ids these never verify
+
     def __init__(self, secret: str | None = None, grace: Sequence[str] = ()) -> None:
         for value in (secret, *grace):
             if value is not None and len(value) < MIN_SECRET_CHARS:
@@ -51,8 +53,8 @@ class SessionIds:
                     f"a session secret needs at least {MIN_SECRET_CHARS} characters; make one with "
                     "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
                 )
-        self._key = _key(secret) if secret is not None else secrets.token_bytes(32)
-        self._keys = (self._key, *(_key(g) for g in grace if g))
+        self._key = _key(secret, self.context) if secret is not None else secrets.token_bytes(32)
+        self._keys = (self._key, *(_key(g, self.context) for g in grace if g))
 
     def issue(self) -> str:
         random = secrets.token_bytes(RANDOM_BYTES)

@@ -65,6 +65,23 @@ class Outbox:
         self._wake.set()
         return item.done
 
+    def discard(self, session: str, query: str | None = None) -> int:
+        """Drop the waiting submits of ``session`` (of ``query`` only, if given): a history its
+        person just deleted. They are never written; their futures answer ``False``."""
+        kept: deque[_Pending] = deque()
+        dropped = 0
+        for item in self._items:
+            if item.session == session and (query is None or item.query == query):
+                dropped += 1
+                if not item.done.done():
+                    item.done.set_result(False)
+            else:
+                kept.append(item)
+        if dropped:
+            self._items = kept
+            self._changed()
+        return dropped
+
     async def flush(self, timeout: float) -> None:
         """Try the waiting submits once more, for at most ``timeout`` seconds (at shutdown)."""
         deadline = time.monotonic() + timeout

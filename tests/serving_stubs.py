@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from autocomplete.candidates import NO_HISTORY, History
 from autocomplete.completer import Completion
 
 
@@ -17,6 +18,7 @@ class EchoCompleter:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.calls: list[tuple[str, tuple[str, ...]]] = []
+        self.histories: list[History] = []  # the history each call was given
 
     def normalize_prefix(self, prefix: str) -> str:
         return prefix.lower()
@@ -27,8 +29,11 @@ class EchoCompleter:
     def warm_up(self) -> None:
         return None
 
-    def complete(self, prefix: str, previous: Sequence[str] = (), k: int = 10) -> list[Completion]:
+    def complete(
+        self, prefix: str, previous: Sequence[str] = (), k: int = 10, history: History = NO_HISTORY
+    ) -> list[Completion]:
         self.calls.append((prefix, tuple(previous)))
+        self.histories.append(dict(history))
         if self.delay:
             time.sleep(self.delay)  # synchronous CPU-like work, as the real models do
         context = previous[-1] if previous else "nothing"
@@ -38,7 +43,35 @@ class EchoCompleter:
 
 
 class FailingCompleter(EchoCompleter):
-    def complete(self, prefix: str, previous: Sequence[str] = (), k: int = 10) -> list[Completion]:
+    def complete(
+        self, prefix: str, previous: Sequence[str] = (), k: int = 10, history: History = NO_HISTORY
+    ) -> list[Completion]:
         if prefix == "boom":
             raise RuntimeError("the model broke")
-        return super().complete(prefix, previous, k)
+        return super().complete(prefix, previous, k, history)
+
+
+class SpyCompleter:
+    """A real completer (a model folder loaded as the server loads it) that keeps the history each
+    keystroke was given: what the history generator will read, seen before it exists."""
+
+    def __init__(self, completer) -> None:
+        self.completer = completer
+        self.kind = completer.kind
+        self.info = completer.info
+        self.histories: list[dict[str, tuple[int, float]]] = []
+
+    def normalize_prefix(self, prefix: str) -> str:
+        return self.completer.normalize_prefix(prefix)
+
+    def normalize_query(self, query: str) -> str:
+        return self.completer.normalize_query(query)
+
+    def warm_up(self) -> None:
+        self.completer.warm_up()
+
+    def complete(
+        self, prefix: str, previous: Sequence[str] = (), k: int = 10, history: History = NO_HISTORY
+    ) -> list[Completion]:
+        self.histories.append(dict(history))
+        return self.completer.complete(prefix, previous, k, history)

@@ -8,6 +8,7 @@ import json
 import shutil
 import socket
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ from websockets.sync.client import connect
 from autocomplete.evaluation.server_process import ServerProcess, free_port
 from sessions.ids import SessionIds
 from sessions.redis import session_keys
+from sessions.users import sign_user
 
 pytestmark = pytest.mark.slow
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -353,5 +355,161 @@ def test_a_planted_megabyte_in_redis_costs_a_keystroke_nothing(demo_model: Path)
             )
             # before: every keystroke of the session paid for the planted context (p50 257 ms)
             assert timings[20] < 20 and timings[-1] < 250 and grown < 64
+        finally:
+            server.stop()
+
+
+# ---------------------------------------------------------------- user histories
+
+HOST_SECRET = "the host's shared secret, 16+"
+ALICE = sign_user("alice-4711", HOST_SECRET)
+BOB = sign_user("bob-4712", HOST_SECRET)
+FORGED_KEYS = [
+    "alice-4711",  # unsigned
+    "alice-4711." + "0" * 64,  # a made-up mac
+    sign_user("alice-4711", "a secret the host does not have"),
+    "alice-4711." + BOB.split(".")[1],  # bob's mac on alice's id
+]
+
+
+def history_env(prefix: str = "autocomplete:") -> dict[str, str]:
+    return QUIET | {
+        "AUTOCOMPLETE_HISTORY_SECRET": HOST_SECRET,
+        "AUTOCOMPLETE_SESSION_SECRET": "this service's own secret, 16+",
+        "AUTOCOMPLETE_REDIS_PREFIX": prefix,
+    }
+
+
+@contextlib.contextmanager
+def as_user(server: ServerProcess, key: str | None, query: str = "") -> Iterator:
+    protocols = ["autocomplete.v1"] + ([f"autocomplete.user.{key}"] if key else [])
+    with connect(server.ws_url + query, subprotocols=protocols) as ws:  # type: ignore[arg-type]
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+        yield ws
+
+
+def ws_ask(ws, frame: dict) -> dict:
+    ws.send(json.dumps(frame))
+    while True:
+        answer = json.loads(ws.recv(timeout=10))
+        if answer["type"] != "stored":
+            return answer
+
+
+def recent_over_ws(server: ServerProcess, key: str | None) -> list[str]:
+    with as_user(server, key) as ws:
+        return [item["text"] for item in ws_ask(ws, {"type": "recent", "k": 20})["items"]]
+
+
+def recent_over_http(server: ServerProcess, key: str) -> list[str]:
+    status, _, body = http_get(server.port, "/v1/history?k=20", {"X-Autocomplete-User": key})
+    assert status == 200
+    return [item["text"] for item in body["items"]]
+
+
+def http_delete(server: ServerProcess, path: str, key: str) -> dict:
+    request = urllib.request.Request(
+        f"{server.url}{path}", method="DELETE", headers={"X-Autocomplete-User": key}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+@pytest.mark.redis
+def test_a_forged_or_another_persons_user_key_reads_and_deletes_nothing(mpc_model: Path) -> None:
+    shared_redis_or_skip()
+    prefix = f"test-{uuid.uuid4().hex}:"
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        with ServerProcess(mpc_model, redis_url=REDIS_URL, env=history_env(prefix)) as server:
+            with as_user(server, ALICE) as ws:
+                for query in ("zanzibar hose", "alices roses"):
+                    assert ws_ask(ws, {"type": "submit", "text": query})["stored"] is True
+            with as_user(server, BOB) as ws:
+                ws_ask(ws, {"type": "submit", "text": "bobs tulips"})
+            for key in [*FORGED_KEYS, BOB]:
+                seen = recent_over_ws(server, key) + recent_over_http(server, key)
+                assert not [query for query in seen if "zanzibar" in query or "alice" in query], key
+                with as_user(server, key) as ws:  # a forget with it: answered like any other
+                    assert ws_ask(ws, {"type": "forget"})["forgotten"] is True
+                assert http_delete(server, "/v1/history", key)["forgotten"] is True
+            assert recent_over_ws(server, ALICE) == ["alices roses", "zanzibar hose"]
+            assert recent_over_http(server, BOB) == []  # bob deleted his own, only his own
+            keys = list(client.scan_iter(match=prefix + "u:*"))
+            assert keys and not [key for key in keys if "alice" in key or "4711" in key]
+            metrics = http_get(server.port, "/metrics")[2].decode()
+            assert "autocomplete_user_keys_refused_total 16.0" in metrics  # 4 keys x (2 ws + GET + DELETE)
+            log = server.output()
+            assert "zanzibar" not in log and "alice" not in log and ALICE.split(".")[1] not in log
+    finally:
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)
+        client.close()
+
+
+@pytest.mark.redis
+def test_a_deleted_history_never_appears_again(mpc_model: Path) -> None:
+    shared_redis_or_skip()
+    prefix = f"test-{uuid.uuid4().hex}:"
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        with ServerProcess(mpc_model, redis_url=REDIS_URL, env=history_env(prefix)) as server:
+            with as_user(server, ALICE) as ws, as_user(server, ALICE) as other_tab:
+                for i, query in enumerate(("zanzibar hose", "roses", "tulips")):
+                    ws_ask(ws, {"type": "submit", "text": query, "idempotency_key": f"submit-key-{i}"})
+                assert ws_ask(other_tab, {"type": "recent"})["items"][0] == {"text": "tulips"}
+                assert ws_ask(ws, {"type": "forget", "query": "zanzibar hose"})["forgotten"] is True
+                assert [i["text"] for i in ws_ask(other_tab, {"type": "recent"})["items"]] == [
+                    "tulips",
+                    "roses",
+                ]
+                assert http_delete(server, "/v1/history", ALICE)["forgotten"] is True
+                assert ws_ask(ws, {"type": "recent"})["items"] == []
+                assert ws_ask(other_tab, {"type": "recent"})["items"] == []
+                # the client's retry of a submit from before the deletion does not bring it back
+                request = urllib.request.Request(
+                    f"{server.url}/v1/submit",
+                    data=json.dumps({"text": "roses", "idempotency_key": "submit-key-1"}).encode(),
+                    headers={"Content-Type": "application/json", "X-Autocomplete-User": ALICE},
+                )
+                urllib.request.urlopen(request, timeout=10).close()
+            assert recent_over_ws(server, ALICE) == [] and recent_over_http(server, ALICE) == []
+            assert [
+                key for key in client.scan_iter(match=prefix + "u:*") if not key.split(":")[-2] == "d"
+            ] == []
+        with ServerProcess(mpc_model, redis_url=REDIS_URL, env=history_env(prefix)) as server:  # restarted
+            assert recent_over_ws(server, ALICE) == []
+    finally:
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)
+        client.close()
+
+
+@pytest.mark.redis
+@needs_redis_server
+def test_redis_down_means_answers_without_history_and_nothing_crashes(mpc_model: Path) -> None:
+    port = free_port()
+    with own_redis(port) as redis_process:
+        url = f"redis://127.0.0.1:{port}/0"
+        server = ServerProcess(mpc_model, redis_url=url, env=history_env())
+        try:
+            with as_user(server, ALICE) as ws:
+                ws_ask(ws, {"type": "submit", "text": "zanzibar hose"})
+            redis_process.kill()
+            redis_process.wait()
+            with as_user(server, ALICE) as ws:
+                for seq, text in enumerate(("z", "za", "ro")):
+                    answer = ws_ask(ws, {"type": "input", "seq": seq, "text": text})
+                    assert answer["type"] == "completions" and answer["seq"] == seq
+                assert ws_ask(ws, {"type": "recent"})["items"] == []
+                assert ws_ask(ws, {"type": "submit", "text": "zanzibar again"})["stored"] == "pending"
+                assert ws_ask(ws, {"type": "forget"})["forgotten"] is False  # tells the page to try again
+            status, _, body = http_get(server.port, "/v1/complete?q=ro", {"X-Autocomplete-User": ALICE})
+            assert status == 200 and body["items"]
+            assert http_get(server.port, "/readyz")[2]["history_store"] == "degraded"
+            log = server.output()
+            assert "history store" in log  # the outage is logged...
+            assert "zanzibar" not in log and "alice" not in log and "Traceback" not in log  # ...namelessly
+            assert server.process.poll() is None
         finally:
             server.stop()

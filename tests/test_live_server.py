@@ -47,7 +47,8 @@ def check_session_flow(server, model_folder: Path) -> None:
         hello = json.loads(ws.recv(timeout=10))
         session = hello["session"]
         assert hello["type"] == "hello" and is_session_id(session)
-        assert session in ws.response.headers["set-cookie"]
+        cookies = ws.response.headers.get_all("set-cookie")  # the session's and the browser id's
+        assert any(cookie.startswith(f"ac_session={session};") for cookie in cookies)
         assert "sec-websocket-extensions" not in ws.response.headers  # small frames go uncompressed
         answer = ask(ws, {"type": "input", "seq": 1, "text": "ch"})
         assert [i["text"] for i in answer["items"]] == [c.text for c in model.complete("ch", (), 10)]

@@ -42,7 +42,7 @@ def test_the_served_document_states_this_server_s_limits():
     ) as client:
         doc = client.get("/openapi.json").json()
     assert doc["openapi"] == "3.1.0"
-    q, k, _ = doc["paths"]["/v1/complete"]["get"]["parameters"]
+    q, k, *_ = doc["paths"]["/v1/complete"]["get"]["parameters"]
     assert (q["schema"]["maxLength"], k["schema"]["maximum"]) == (30, 5)
     body = doc["paths"]["/v1/submit"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["properties"]["text"]["maxLength"] == 50

@@ -269,3 +269,27 @@ def test_the_server_on_a_cluster_keeps_context_across_connections_and_a_master_r
     assert server.process.poll() is None
     log = server.output()
     assert session not in log and previous not in log
+
+
+async def test_a_users_history_lives_in_one_slot_and_is_forgotten_on_a_cluster(cluster: LocalCluster) -> None:
+    from sessions.redis_history import RedisHistoryStore
+
+    history = RedisHistoryStore(
+        cluster.url,
+        prefix=f"test-{uuid.uuid4().hex[:8]}:",
+        max_queries=3,
+        **{k: v for k, v in STORE.items() if k != "history_length"},
+    )
+    try:
+        for query in ("red shoes", "red shoes", "blue hat", "tax forms", "maps"):
+            await history.record("user-key", query)
+        counts, times = history.keys("user-key")
+        assert cluster.port_of(counts) == cluster.port_of(times)
+        entries = await history.read("user-key", 10)
+        assert [e.query for e in entries] == ["maps", "tax forms", "blue hat"]  # bounded, most recent first
+        await history.forget("user-key", "tax forms")
+        assert [e.query for e in await history.read("user-key", 10)] == ["maps", "blue hat"]
+        await history.forget("user-key")
+        assert await history.read("user-key", 10) == []
+    finally:
+        await history.close()

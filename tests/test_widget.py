@@ -960,6 +960,155 @@ def test_a_submit_the_service_did_not_store_is_retried_once_over_http(browser, s
         assert urllib.parse.urlparse(page.url).path == "/shop"  # the page kept its own submit
 
 
+# ---------------------------------------------------------------- recent searches
+
+HOST_SECRET = "the host's shared secret, 16+"
+
+
+def submit_typed(page: playwright_api.Page, base: str, text: str) -> None:
+    """Type ``text`` on the demo page, submit it with Enter, and wait until the trail shows it."""
+    box = page.locator("#q")
+    box.fill("")
+    type_and_wait(page, base, text)
+    box.press("Enter")
+    playwright_api.expect(page.locator("#trail li").last).to_have_text(text)
+
+
+def recent_texts(page: playwright_api.Page) -> list[str]:
+    return page.locator("[role=option].ac-recent .ac-recent-text").all_inner_texts()
+
+
+def stored_history(page: playwright_api.Page, base: str) -> list[str]:
+    """The person's history as the service has it, asked with the page's own cookies."""
+    body = page.request.get(f"{base}/v1/history?k=20").json()
+    return [item["text"] for item in body["items"]]
+
+
+def test_focusing_the_empty_box_shows_recent_searches_marked_as_such(page, server):
+    for text in ("ro", "ho"):
+        submit_typed(page, server, text)
+    box = page.locator("#q")
+    box.fill("")  # emptied while focused: the recent searches, most recent first
+    playwright_api.expect(page.locator("[role=option]")).to_have_count(2)
+    assert recent_texts(page) == ["ho", "ro"]
+    assert page.locator("[role=option].ac-recent").count() == 2
+    name = page.locator("[role=option]").first.evaluate("(el) => el.textContent")
+    assert "recent search" in name and "ho" in name  # what a screen reader says about it
+    assert page.locator(".ac-recent .ac-recent-icon").first.is_visible()  # and what an eye sees
+    playwright_api.expect(page.locator(".ac-status")).to_contain_text("2 recent searches")
+    page.locator("h1").click()
+    assert box.get_attribute("aria-expanded") == "false"
+    box.focus()  # focusing it again shows them again
+    playwright_api.expect(page.locator("[role=option].ac-recent")).to_have_count(2)
+    assert box.get_attribute("aria-expanded") == "true"
+    box.press_sequentially("r")  # typing: suggestions again
+    playwright_api.expect(page.locator("[role=option].ac-recent")).to_have_count(0)
+    playwright_api.expect(page.locator("[role=option]")).to_have_text(reference(server, "r"))
+
+
+def test_arrow_down_on_the_empty_box_opens_the_recent_searches_at_the_first(page, server):
+    submit_typed(page, server, "ro")
+    box = page.locator("#q")
+    box.fill("")
+    playwright_api.expect(page.locator("[role=option].ac-recent")).to_have_count(1)
+    box.press("Escape")
+    assert box.get_attribute("aria-expanded") == "false"
+    box.press("ArrowDown")
+    playwright_api.expect(box).to_have_attribute("aria-expanded", "true")
+    active = box.get_attribute("aria-activedescendant")
+    assert active and page.locator(f"#{active}").locator(".ac-recent-text").inner_text() == "ro"
+    box.press("Enter")  # choosing a recent search submits it
+    playwright_api.expect(page.locator("#trail li")).to_have_text(["ro", "ro"])
+    submits = page.evaluate("socketTap.sent.filter((frame) => frame.type === 'submit')")
+    assert submits[-1]["text"] == "ro" and submits[-1]["rank"] is None  # not a suggestion's rank
+
+
+def test_delete_on_the_active_recent_search_forgets_it_for_good(page, server):
+    for text in ("ro", "ho", "ca"):
+        submit_typed(page, server, text)
+    box = page.locator("#q")
+    box.fill("")
+    playwright_api.expect(page.locator("[role=option].ac-recent")).to_have_count(3)
+    box.press("ArrowDown")
+    box.press("ArrowDown")  # "ho"
+    box.press("Delete")
+    assert recent_texts(page) == ["ca", "ro"]
+    active = box.get_attribute("aria-activedescendant")  # the next one is active: Delete again works
+    assert page.locator(f"#{active}").locator(".ac-recent-text").inner_text() == "ro"
+    assert box.input_value() == ""
+    playwright_api.expect(page.locator(".ac-status")).to_contain_text("ho removed from recent searches")
+    forgets = page.evaluate("socketTap.sent.filter((frame) => frame.type === 'forget')")
+    assert forgets == [{"type": "forget", "query": "ho"}]
+    eventually(lambda: stored_history(page, server) == ["ca", "ro"])
+    page.locator("h1").click()
+    box.focus()
+    playwright_api.expect(page.locator("[role=option].ac-recent")).to_have_count(2)
+    assert recent_texts(page) == ["ca", "ro"]  # and it does not come back
+    page.reload()
+    page.locator("#q").focus()
+    playwright_api.expect(page.locator("[role=option].ac-recent")).to_have_count(2)
+    assert recent_texts(page) == ["ca", "ro"]
+
+
+def test_the_x_removes_a_recent_search_and_submits_nothing(page, server):
+    for text in ("ro", "ho"):
+        submit_typed(page, server, text)
+    box = page.locator("#q")
+    box.fill("")
+    playwright_api.expect(page.locator("[role=option].ac-recent")).to_have_count(2)
+    submitted = len(page.evaluate("socketTap.sent.filter((frame) => frame.type === 'submit')"))
+    remove = page.locator("[role=option].ac-recent").nth(1).locator(".ac-remove")
+    assert remove.get_attribute("aria-hidden") == "true" and remove.get_attribute("title")
+    remove.click()
+    assert recent_texts(page) == ["ho"]
+    assert len(page.evaluate("socketTap.sent.filter((frame) => frame.type === 'submit')")) == submitted
+    assert page.evaluate("document.activeElement.id") == "q"
+    eventually(lambda: stored_history(page, server) == ["ho"])
+
+
+@pytest.fixture(scope="module")
+def user_server(mpc_model: Path) -> Iterator[str]:
+    """A server that knows the host's secret: pages may pass signed user keys."""
+    with ServerProcess(mpc_model, env={"AUTOCOMPLETE_HISTORY_SECRET": HOST_SECRET}) as process:
+        yield process.url
+
+
+def test_a_signed_user_key_brings_the_history_to_another_browser_and_a_forged_one_nothing(
+    browser, user_server
+):
+    from sessions.users import sign_user
+
+    alice = sign_user("alice-4711", HOST_SECRET)
+    forged = "alice-4711." + "0" * 64
+    with fresh_page(browser) as page:
+        open_host(page, user_server, options=f"{{user: '{alice}'}}", prevent=True)
+        box = page.locator("#q")
+        box.press_sequentially("ro")
+        box.press("Enter")
+        eventually(lambda: any(name == "autocomplete:submitted" for name, _ in page.evaluate("acEvents")))
+    for key, expected in ((alice, ["ro"]), (forged, [])):
+        with fresh_page(browser) as page:  # another browser: no cookie in common
+            open_host(page, user_server, options=f"{{user: '{key}'}}")
+            page.locator("#q").focus()
+            page.wait_for_function("socketTap.delivered.some((frame) => frame.type === 'recent')")
+            assert recent_texts(page) == expected
+            assert page.page_errors == []  # type: ignore[attr-defined]
+
+
+def test_with_history_false_no_recent_searches_are_asked_and_nothing_is_kept(browser, server):
+    with fresh_page(browser) as page:
+        open_host(page, server, options="{history: false}", prevent=True)
+        box = page.locator("#q")
+        box.press_sequentially("ro")
+        box.press("Enter")
+        eventually(lambda: any(name == "autocomplete:submitted" for name, _ in page.evaluate("acEvents")))
+        box.fill("")
+        box.press("ArrowDown")
+        assert page.evaluate("socketTap.sent.filter((frame) => frame.type === 'recent')") == []
+        assert page.locator("[role=option]").count() == 0
+        assert stored_history(page, server) == []
+
+
 # ---------------------------------------------------------------- axe-core
 
 
@@ -976,6 +1125,12 @@ def test_axe_finds_no_violations_in_any_state(browser, server, stub, axe):
         found["open"] = axe_violations(page, axe)
         page.locator("#q").press("ArrowDown")
         found["option active"] = axe_violations(page, axe)
+        page.locator("#q").press("Enter")
+        page.locator("#q").fill("")
+        playwright_api.expect(page.locator("[role=option].ac-recent")).to_have_count(1)
+        found["recent searches"] = axe_violations(page, axe)
+        page.locator("#q").press("ArrowDown")
+        found["recent search active"] = axe_violations(page, axe)
     with demo_page(browser, server, viewport={"width": 360, "height": 640}) as page:
         page.locator("#q").focus()
         type_and_wait(page, server, "ro")

@@ -17,6 +17,12 @@
  *                           queued by the service, a second event tells what became of it
  *   autocomplete:transport  detail {transport: 'websocket' | 'http'}
  *   autocomplete:error      detail {kind: 'refused' | 'unreachable' | 'service', code, reason, message}
+ *   autocomplete:forgotten  detail {text, forgotten}: a recent search was removed (forgotten false:
+ *                           the service could not delete it from its store)
+ *
+ * Recent searches: focusing the empty box (or ArrowDown on it) shows the person's recent searches
+ * (options `user`, a key signed by the host page, and `history`); Delete on the active one, or a
+ * click on its x, removes it from the person's history at once.
  */
 'use strict';
 
@@ -52,6 +58,14 @@ class Autocomplete {
     unreachableMessage: 'Suggestions are unavailable: the service cannot be reached.',
     correctedText: 'corrected spelling',
     closeLabel: 'Close',
+    user: null,                   // the person's key, signed by the host page (docs/widget.md); null: a cookie
+    history: true,                // false: no recent searches, nothing added to the person's history
+    recentText: 'recent search',  // visually hidden note on a recent search
+    removeLabel: 'Remove from recent searches',  // tooltip of the x on a recent search
+    recentStatus: (count) => (count === 0
+      ? ''
+      : `${count} recent search${count === 1 ? '' : 'es'}, use up and down arrows to review, Delete to remove one.`),
+    removedStatus: (text) => `${text} removed from recent searches.`,
   };
 
   constructor(input, options = {}) {
@@ -62,8 +76,13 @@ class Autocomplete {
     this.input = input;
     this.form = input.form;
     this.base = new URL(this.options.url, window.location.href);
+    // a user key no valid signed key looks like (it could not ride in a websocket subprotocol)
+    // turns the history off rather than falling back to the browser's cookie
+    const user = this.options.user;
+    this.historyOn = Boolean(this.options.history) && (!user || /^[A-Za-z0-9_.~+-]{1,128}\.[0-9a-f]{64}$/.test(user));
     this.session = this.loadSession();
-    this.items = [];            // suggestions on display: {text, matched, corrected}
+    this.items = [];            // suggestions on display: {text, matched, corrected, recent}
+    this.recent = false;        // the items on display are the person's recent searches
     this.shownText = '';        // the input text the shown suggestions answer
     this.typed = input.value;   // what the person typed (an arrow-key preview is not typing)
     this.active = -1;           // index of the option named by aria-activedescendant
@@ -233,11 +252,13 @@ class Autocomplete {
   }
 
   /** Show the suggestions answering `text`, reusing the option elements (no flicker). */
-  render(text, found) {
+  render(text, found, recent = false) {
     const items = (found || []).map(asItem).filter((item) => item.text);
-    const key = (list) => JSON.stringify(list.map((item) => [item.text, item.matched, item.corrected]));
+    for (const item of items) item.recent = recent;
+    const key = (list) => JSON.stringify(list.map((item) => [item.text, item.matched, item.corrected, item.recent]));
     const unchanged = text === this.shownText && key(items) === key(this.items);
     this.shownText = text;
+    this.recent = recent;
     if (!unchanged) {
       this.setActive(-1);
       this.items = items;
@@ -248,7 +269,7 @@ class Autocomplete {
       });
       while (options.length > items.length) options[options.length - 1].remove();
     }
-    this.announce(this.options.status(items.length));
+    this.announce(recent ? this.options.recentStatus(items.length) : this.options.status(items.length));
     if (items.length && document.activeElement === this.input) this.open();
     else if (!items.length) this.close();
   }
@@ -265,9 +286,14 @@ class Autocomplete {
 
   /** The part matching what was typed stays plain, the rest is the completion, in <mark>. */
   fillOption(option, typed, item) {
-    const key = JSON.stringify([typed, item.text, item.matched, item.corrected]);
+    const key = JSON.stringify([typed, item.text, item.matched, item.corrected, item.recent]);
     if (option.dataset.key === key) return;
     option.dataset.key = key;
+    option.classList.toggle('ac-recent', item.recent);
+    if (item.recent) {
+      this.fillRecent(option, item);
+      return;
+    }
     const {text} = item;
     const [start, end] = matchedSpan(typed, item);
     const parts = [];
@@ -281,6 +307,30 @@ class Autocomplete {
     }
     option.classList.toggle('ac-corrected', item.corrected);
     option.replaceChildren(...parts);
+  }
+
+  /**
+   * A recent search: a clock, the text, ", recent search" for screen readers and an x that removes
+   * it. The x is for the pointer only (aria-hidden, not focusable: an option holds no controls);
+   * the keyboard's way is Delete on the active option, which the live region tells about.
+   */
+  fillRecent(option, item) {
+    const icon = document.createElement('span');
+    icon.className = 'ac-recent-icon';
+    icon.setAttribute('aria-hidden', 'true');
+    const text = document.createElement('span');
+    text.className = 'ac-recent-text';
+    text.textContent = item.text;
+    const note = document.createElement('span');
+    note.className = 'ac-visually-hidden';
+    note.textContent = `, ${this.options.recentText}`;
+    const remove = document.createElement('span');
+    remove.className = 'ac-remove';
+    remove.setAttribute('aria-hidden', 'true');
+    remove.title = this.options.removeLabel;
+    remove.textContent = '\u00d7';
+    option.classList.remove('ac-corrected');
+    option.replaceChildren(icon, text, note, remove);
   }
 
   announce(message) {
@@ -298,6 +348,7 @@ class Autocomplete {
 
   clearSuggestions() {
     this.close();
+    this.recent = false;
     this.items = [];
     this.shownText = '';
     this.list.replaceChildren();
@@ -375,7 +426,8 @@ class Autocomplete {
     dialog.showModal();
     this.input.focus();
     this.moving = false;
-    if (this.shownText === this.input.value) this.open();
+    if (!this.input.value) this.showRecent();
+    else if (this.shownText === this.input.value) this.open();
   }
 
   fitDialog() {
@@ -412,7 +464,8 @@ class Autocomplete {
       return;
     }
     if (!this.ws && !this.reconnectTimer) this.connect();  // closed while idle: come back now
-    if (this.shownText === this.input.value) this.open();
+    if (!this.input.value) this.showRecent();
+    else if (this.shownText === this.input.value) this.open();
     if (this.note) this.showMessage();
   }
 
@@ -447,7 +500,17 @@ class Autocomplete {
     switch (event.key) {
       case 'ArrowDown':
         event.preventDefault();
+        if (!this.input.value && !this.isOpen) {
+          this.showRecent(true);
+          break;
+        }
         this.move(1);
+        break;
+      case 'Delete':
+        if (this.isOpen && this.recent && this.active >= 0) {
+          event.preventDefault();
+          this.forget(this.active);
+        }
         break;
       case 'ArrowUp':
         event.preventDefault();
@@ -458,7 +521,7 @@ class Autocomplete {
         const text = index >= 0 ? this.items[index].text : this.input.value;
         if (!text.trim()) break;  // nothing to search: the page's own Enter behaviour
         event.preventDefault();
-        this.select(text, index);
+        this.select(text, index, index >= 0 && this.recent);
         break;
       }
       case 'Escape':
@@ -501,7 +564,11 @@ class Autocomplete {
     const option = event.target.closest('[role="option"]');
     if (!option) return;
     const index = Number(option.dataset.index);
-    this.select(this.items[index].text, index);
+    if (this.recent && event.target.closest('.ac-remove')) {  // the x of a recent search: remove it
+      this.forget(index);
+      return;
+    }
+    this.select(this.items[index].text, index, this.recent);
   }
 
   /** Any submission of the input's form (Enter, a chosen suggestion, the page's own button) is recorded. */
@@ -533,6 +600,12 @@ class Autocomplete {
         break;
       case 'submitted':  // stored: true, false, or 'pending' (queued; a 'stored' frame follows)
         this.onSubmitted(message);
+        break;
+      case 'recent':
+        this.onRecent(message.seq, message.items);
+        break;
+      case 'forgotten':
+        this.emit('autocomplete:forgotten', {text: message.query, forgotten: message.forgotten});
         break;
       case 'stored':  // what became of a 'pending' submit
         this.emit('autocomplete:submitted', {
@@ -590,6 +663,81 @@ class Autocomplete {
 
   // ----- actions -----------------------------------------------------------------------------
 
+  /** Ask for the person's recent searches (the box is empty); `activate`: ArrowDown asked. */
+  showRecent(activate = false) {
+    if (!this.historyOn || this.failure) return;
+    if (this.recent && this.items.length && this.shownText === '') {  // already here
+      this.open();
+      if (activate) this.move(1);
+      return;
+    }
+    const seq = ++this.seq;
+    this.requested = '';
+    this.activateRecent = activate;
+    if (this.wsReady) {
+      this.takeToken();
+      this.ws.send(JSON.stringify({type: 'recent', seq, k: this.options.k}));
+    } else {
+      this.recentHttp(seq);
+    }
+  }
+
+  onRecent(seq, items) {
+    if (seq !== this.seq || this.input.value) return;  // typed meanwhile: the suggestions win
+    this.render('', items, true);
+    if (this.activateRecent && this.items.length) this.move(1);
+    this.activateRecent = false;
+  }
+
+  /** Remove the recent search at `index` from the list and from the person's history. */
+  forget(index) {
+    const item = this.items[index];
+    if (!item) return;
+    const remaining = this.items.filter((_, i) => i !== index);
+    this.render('', remaining, true);
+    if (this.items.length) this.setActive(Math.min(index, this.items.length - 1));
+    this.announce(this.options.removedStatus(item.text));
+    if (this.wsReady) {
+      this.takeToken();
+      this.ws.send(JSON.stringify({type: 'forget', query: item.text}));
+    } else {
+      this.forgetHttp(item.text);
+    }
+  }
+
+  /** Headers and parameters that name the person's history on HTTP. */
+  historyRequest(url) {
+    const headers = this.session ? {'X-Autocomplete-Session': this.session} : {};
+    if (this.options.user) headers['X-Autocomplete-User'] = this.options.user;
+    if (!this.historyOn) url.searchParams.set('history', 'false');
+    return headers;
+  }
+
+  async recentHttp(seq) {
+    const url = new URL('v1/history', this.base);
+    url.searchParams.set('k', String(this.options.k));
+    try {
+      const response = await fetch(url, {credentials: 'include', headers: this.historyRequest(url)});
+      if (!response.ok) return;
+      this.onRecent(seq, (await response.json()).items);
+    } catch {
+      // no recent searches while the service cannot be reached
+    }
+  }
+
+  async forgetHttp(text) {
+    const url = new URL('v1/history', this.base);
+    url.searchParams.set('query', text);
+    let forgotten = false;
+    try {
+      const response = await fetch(url, {method: 'DELETE', credentials: 'include', headers: this.historyRequest(url)});
+      forgotten = response.ok && (await response.json()).forgotten === true;
+    } catch {
+      forgotten = false;
+    }
+    this.emit('autocomplete:forgotten', {text, forgotten});
+  }
+
   /** Ask for the completions of `text`; only the answer to the latest request is ever shown. */
   request(text) {
     if (text === this.requested) return;
@@ -608,6 +756,7 @@ class Autocomplete {
       if (this.httpAbort) this.httpAbort.abort();
       this.httpInFlight = null;
       this.clearSuggestions();
+      if (!text && document.activeElement === this.input) this.showRecent();
       return;
     }
     this.pending = {seq, text};
@@ -663,8 +812,8 @@ class Autocomplete {
     const url = new URL('v1/complete', this.base);
     url.searchParams.set('q', text);
     url.searchParams.set('k', String(this.options.k));
-    // the session goes in a header, never in a URL (links, logs, Referer)
-    const headers = this.session ? {'X-Autocomplete-Session': this.session} : {};
+    // the session and the user key go in headers, never in a URL (links, logs, Referer)
+    const headers = this.historyRequest(url);
     let body;
     try {
       const response = await fetch(url, {signal: abort.signal, credentials: 'include', headers});
@@ -696,8 +845,8 @@ class Autocomplete {
   }
 
   /** Fire the cancellable autocomplete:select event; unless cancelled, submit `text`. */
-  select(text, index = -1) {
-    const rank = index >= 0 ? index + 1 : null;
+  select(text, index = -1, recent = false) {
+    const rank = index >= 0 && !recent ? index + 1 : null;  // a recent search is no suggestion's rank
     const proceed = this.emit('autocomplete:select', {text, index, rank}, true);
     this.close();
     if (!proceed) return;
@@ -763,13 +912,17 @@ class Autocomplete {
 
   async submitHttp(submit) {
     try {
-      const response = await fetch(new URL('v1/submit', this.base), {
+      const url = new URL('v1/submit', this.base);
+      const headers = {'Content-Type': 'application/json'};
+      if (this.options.user) headers['X-Autocomplete-User'] = this.options.user;
+      const response = await fetch(url, {
         method: 'POST',
         credentials: 'include',
         keepalive: true,
-        headers: {'Content-Type': 'application/json'},
+        headers,
         body: JSON.stringify({
           session: this.session, text: submit.text, rank: submit.rank, idempotency_key: submit.key,
+          ...(this.historyOn ? {} : {history: false}),
         }),
       });
       if (!response.ok) throw new Error(`POST /v1/submit answered ${response.status}`);
@@ -814,6 +967,9 @@ class Autocomplete {
     // the session rides in the Sec-WebSocket-Protocol header, never in the URL
     const protocols = ['autocomplete.v1'];
     if (this.session) protocols.push(`autocomplete.session.${this.session}`);
+    // the user key too rides in that header
+    if (this.options.user && this.historyOn) protocols.push(`autocomplete.user.${this.options.user}`);
+    if (!this.historyOn) url.searchParams.set('history', 'false');
     const ws = new WebSocket(url, protocols);
     this.ws = ws;
     ws.addEventListener('message', (event) => this.onMessage(event));
