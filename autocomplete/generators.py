@@ -25,7 +25,7 @@ import numpy as np
 from autocomplete.candidates import CandidateBatch, Feature, Request, Source, concatenate, empty_features
 from autocomplete.fuzzy import fuzzy_ranges, top_in_ranges
 from autocomplete.fuzzy import warm_up as fuzzy_warm_up
-from autocomplete.generation import Generator
+from autocomplete.generation import Candidates, Generator
 from autocomplete.search import BeamSearcher
 from indexer.cooccurrence import PairCounts
 from indexer.labels import LabelSet, encode, prefix_range
@@ -234,7 +234,7 @@ class Generated:
         return concatenate(parts) if parts else None
 
     @staticmethod
-    def _batch(made, cached: bool, rows: list[int] | None = None) -> CandidateBatch | None:
+    def _batch(made: Candidates, cached: bool, rows: list[int] | None = None) -> CandidateBatch | None:
         texts = list(made.text) if rows is None else [made.text[i] for i in rows]
         n = len(texts)
         if not n:

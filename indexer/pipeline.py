@@ -212,8 +212,8 @@ def ranker_examples(
             prefix = nxt[: rng.randint(1, len(nxt))]
             if rng.random() < params.typo_share:
                 prefix, _ = apply_typo(prefix, rng, "A")
-            with_history = histories is not None and rng.random() < params.history_share
-            texts, X = rows_of(previous, prefix, histories[i] if with_history else {})
+            history = histories[i] if histories is not None and rng.random() < params.history_share else {}
+            texts, X = rows_of(previous, prefix, history)
             hit = np.array([t == nxt for t in texts], dtype=np.float32)
             if len(texts) > 1 and hit.any():
                 blocks.append(X)
