@@ -74,6 +74,10 @@ class ServeConfig:
     log_level: str = "info"
     model_snapshot_dir: str = ""
     search_url: str = ""
+    admin_token: str = ""
+    reload_poll_seconds: float = 1.0
+    blocklist: str = ""
+    blocklist_max_bytes: int = 1_048_576
 
     def __post_init__(self) -> None:
         positive = (
@@ -103,6 +107,7 @@ class ServeConfig:
             "handshake_timeout_seconds",
             "max_outgoing_bytes",
             "send_timeout_seconds",
+            "blocklist_max_bytes",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -119,7 +124,12 @@ class ServeConfig:
             )
         if self.k > self.max_k:
             raise ConfigError(f"serve.k ({self.k}) must not exceed serve.max_k ({self.max_k})")
-        for name in ("session_secret", "session_secret_previous"):
+        if self.reload_poll_seconds < 0:
+            raise ConfigError(
+                f"serve.reload_poll_seconds must be 0 (no polling: SIGHUP and POST /admin/reload only) "
+                f"or more, got {self.reload_poll_seconds!r}"
+            )
+        for name in ("session_secret", "session_secret_previous", "admin_token"):
             value = getattr(self, name)
             if value and len(value) < 16:
                 raise ConfigError(
@@ -148,7 +158,7 @@ class ServeConfig:
     def to_dict(self) -> dict[str, Any]:
         """The settings, secrets shown only as set or not (safe to print or log)."""
         values = dataclasses.asdict(self)
-        for name in ("session_secret", "session_secret_previous", "metrics_token"):
+        for name in ("session_secret", "session_secret_previous", "metrics_token", "admin_token"):
             values[name] = "(set)" if values[name] else ""
         return values
 

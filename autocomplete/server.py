@@ -7,14 +7,16 @@ through an app factory so that each of ``--workers N`` processes builds its own 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
 import logging
 import os
 import secrets
+import signal
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +31,20 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from autocomplete import openapi, opensearch, protocol
+from autocomplete import admin, openapi, opensearch, protocol
 from autocomplete.bodylimit import BodyLimit
 from autocomplete.completer import Completer, load_completer
 from autocomplete.config import ServeConfig, load_serve_config
 from autocomplete.cors import ListedOriginsCORS
+from autocomplete.exclusions import Exclusions, LiveExclusions
 from autocomplete.holder import ModelHolder
 from autocomplete.limits import is_loopback
 from autocomplete.metrics import CONTENT_TYPE, ServiceMetrics
 from autocomplete.protocol import ProtocolError
+from autocomplete.reload import ModelReloader, reload_everything, signature, watch
 from autocomplete.service import Service
 from autocomplete.websocket import serve_connection, set_session_cookie
+from autocomplete.workers import serve as serve_with_workers
 from indexer.manifest import snapshot
 from sessions.base import SessionStore
 from sessions.guard import GuardedSessionStore
@@ -78,11 +83,17 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         _redact_uvicorn_logs()
+        metrics = ServiceMetrics()
+        source = Path(model) if model is not None else None
+        seen = signature(source) if source is not None else None
         if completer is not None:
             loaded = completer
         else:  # a private verified copy: the folder given may be rewritten while we serve
-            loaded = load_completer(snapshot(model, config.model_snapshot_dir or None), warm_up=True)  # type: ignore[arg-type]
-        metrics = ServiceMetrics()
+            folder = Path(seen[0]) if seen else source
+            loaded = load_completer(snapshot(folder, config.model_snapshot_dir or None), warm_up=True)  # type: ignore[arg-type]
+        exclusions = LiveExclusions(
+            config.blocklist, config.blocklist_max_bytes, on_load=_count_blocklist(metrics)
+        )
         backing = store if store is not None else _default_store(config)
         in_process = isinstance(backing, MemorySessionStore)  # answers at once: no timer per call
         sessions = GuardedSessionStore(
@@ -100,8 +111,14 @@ def create_app(
         if not await sessions.ping():
             logger.warning("the session store does not answer; serving without context until it does")
         limits = Service.limits_of(config)
-        service = Service(ModelHolder(loaded), sessions, config, metrics, limits, ready=True)
+        holder = ModelHolder(loaded)
+        reloader = None
+        if source is not None:
+            reloader = ModelReloader(source, holder, metrics, config.model_snapshot_dir, seen=seen)
+        service = Service(holder, sessions, config, metrics, limits, ready=True)
+        service.exclusions, service.reloader = exclusions, reloader
         metrics.serving(loaded.info)
+        watching = _Watching(service)
         logger.info(
             "ready: %s model %s, %s session store",
             loaded.kind,
@@ -112,6 +129,7 @@ def create_app(
             yield {"service": service}
         finally:
             service.ready = False
+            await watching.aclose()
             await sessions.close()
 
     # one route a line, in path order: other changes add theirs without touching these
@@ -126,6 +144,7 @@ def create_app(
         WebSocketRoute("/v1/ws", websocket_endpoint),
         *openapi.ROUTES,
         *opensearch.ROUTES,
+        *admin.ROUTES,
     ]
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
@@ -136,13 +155,62 @@ def create_app(
     if config.allowed_origins:  # pages of other origins may use the HTTP fallback
         middleware.append(Middleware(ListedOriginsCORS, allowed=config.allowed_origins))
     # inside CORS, so that a refused body's 413 carries its headers
-    middleware.append(Middleware(BodyLimit, max_bytes=config.max_frame_bytes))
+    middleware.append(
+        Middleware(
+            BodyLimit,
+            max_bytes=config.max_frame_bytes,
+            larger={admin.BLOCKLIST_PATH: config.blocklist_max_bytes},
+        )
+    )
     return Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, ProtocolError: _protocol_error},
     )
+
+
+class _Watching:
+    """The poll task and the SIGHUP handler of one app (a worker), stopped at shutdown."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.loop = asyncio.get_running_loop()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        seconds = service.config.reload_poll_seconds
+        if seconds > 0:
+            self._spawn(watch(service.reloader, service.exclusions, seconds))
+        try:  # only the main thread of a process may (a server in a test's thread does not)
+            self.loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+            self.on_hup = True
+        except (ValueError, RuntimeError, NotImplementedError):
+            self.on_hup = False
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = self.loop.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _on_hup(self) -> None:
+        logger.info("SIGHUP: reloading the blocklist and the model")
+        self._spawn(reload_everything(self.service.reloader, self.service.exclusions, "SIGHUP"))
+
+    async def aclose(self) -> None:
+        if self.on_hup:
+            self.loop.remove_signal_handler(signal.SIGHUP)
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.service.reloader is not None:
+            self.service.reloader.close()
+
+
+def _count_blocklist(metrics: ServiceMetrics) -> Callable[[str, Exclusions], None]:
+    def counted(result: str, exclusions: Exclusions) -> None:
+        metrics.blocklist_loads.labels(result).inc()
+        metrics.blocklist_entries.set(exclusions.entries)
+
+    return counted
 
 
 def session_ids(config: ServeConfig) -> SessionIds:
@@ -314,6 +382,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         403: "forbidden",
         404: "not_found",
         405: "method_not_allowed",
+        409: "conflict",
         413: "too_big",
         415: "unsupported_media_type",
     }
@@ -367,7 +436,8 @@ def run(model: str, config: str | None, host: str, port: int, redis_url: str | N
         raise FileNotFoundError(
             f"{model} is not a model folder (no params.json); build one with autocomplete train"
         )
-    os.environ[MODEL_ENV] = str(Path(model).resolve())
+    # as given, not resolved: a `current` symlink swapped later is followed by every worker
+    os.environ[MODEL_ENV] = os.path.abspath(model)
     if config:
         os.environ[CONFIG_ENV] = str(Path(config).resolve())
     if redis_url:
@@ -398,7 +468,7 @@ def run(model: str, config: str | None, host: str, port: int, redis_url: str | N
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="autocomplete-metrics-"))
     from autocomplete.transport import LimitedHttpProtocol, LimitedWebSocketProtocol
 
-    uvicorn.run(
+    server_config = uvicorn.Config(
         "autocomplete.server:app_from_environment",
         factory=True,
         host=host,
@@ -421,6 +491,7 @@ def run(model: str, config: str | None, host: str, port: int, redis_url: str | N
         log_level=settings.log_level,
         server_header=False,
     )
+    serve_with_workers(server_config)  # SIGHUP reloads every worker (autocomplete.workers)
 
 
 def _raise_open_files_limit(max_connections: int) -> None:

@@ -11,6 +11,7 @@ copy (and its pages).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -74,14 +75,26 @@ def snapshot(folder: str | Path, root: str | Path | None = None) -> Path:
     target = root / digest(params)
     if target.is_dir():
         return target
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=".copy-"))
+    # one copy per model: other processes asking for the same one wait for it instead of copying too
+    with open(root / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.is_dir():
+            return target
+        return _copy(folder, params, target)
+
+
+def _copy(folder: Path, params: Path, target: Path) -> Path:
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".copy-"))
     try:
         shutil.copytree(folder, staging, dirs_exist_ok=True)
         try:
             files = json.loads((staging / "params.json").read_text(encoding="utf-8")).get("files", {})
         except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
             raise ModelFileError(f"{params} is not a valid params.json ({exc}): rebuild the model.") from exc
-        verify(staging, files)  # a copy taken while the folder was being rewritten is never kept
+        try:  # a copy taken while the folder was being rewritten is never kept
+            verify(staging, files)
+        except ModelFileError as exc:  # name the file of the folder given, not of the copy
+            raise ModelFileError(str(exc).replace(str(staging), str(folder))) from None
         for path in staging.rglob("*"):
             if path.is_file():
                 path.chmod(0o444)
