@@ -16,6 +16,7 @@ import os
 import secrets
 import signal
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
@@ -425,6 +426,10 @@ def app_from_environment() -> Starlette:
     model = os.environ.get(MODEL_ENV)
     if not model:
         raise RuntimeError(f"set {MODEL_ENV} to a model folder (autocomplete serve --model DIR does it)")
+    if threading.current_thread() is threading.main_thread():
+        # a SIGHUP before the lifespan handles it (the model is loading) would end the worker; the
+        # folder being loaded is the one the path names now, so there is nothing to reload yet
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     return create_app(model, load_serve_config(os.environ.get(CONFIG_ENV) or None))
 
 
