@@ -15,6 +15,7 @@ Patterns are searched, case-insensitively, in the completion as shown and in its
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -29,6 +30,8 @@ from indexer.privacy import Blocklist
 
 logger = logging.getLogger("autocomplete.exclusions")
 _WORD = re.compile(r"\w+")
+_PLAIN = re.compile(r"[a-z0-9]+(?: [a-z0-9]+)*")
+_CACHED = 65_536  # verdicts kept per list: the same completions come back keystroke after keystroke
 T = TypeVar("T")
 
 
@@ -44,9 +47,24 @@ def _spellings(text: str) -> tuple[str, str]:
     """The folded words of ``text`` split at every non-word character, and with the non-word
     characters inside a whitespace-separated word dropped (``o'neil`` -> ``o neil``, ``oneil``)."""
     folded = fold(text)
+    if _PLAIN.fullmatch(folded):  # lower-case words and single spaces (the aol normalization's)
+        return folded, folded
     split = " ".join(_WORD.findall(folded))
     joined = " ".join(w for w in ("".join(_WORD.findall(token)) for token in folded.split()) if w)
     return split, joined
+
+
+class _AnyOf:
+    """Patterns searched one by one, behind the one-pattern interface :class:`Exclusions` uses."""
+
+    def __init__(self, patterns: Sequence[re.Pattern[str]]) -> None:
+        self.patterns = patterns
+
+    def search(self, text: str) -> re.Match[str] | None:
+        for p in self.patterns:
+            if found := p.search(text):
+                return found
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +76,7 @@ class Exclusions:
     phrases: tuple[str, ...] = ()
     patterns: tuple[re.Pattern[str], ...] = ()
     entries: int = 0
+    _verdicts: dict[str, bool] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, blocklist: Blocklist) -> Exclusions:
@@ -76,6 +95,14 @@ class Exclusions:
         return self.entries > 0
 
     def blocks(self, text: str) -> bool:
+        verdict = self._verdicts.get(text)
+        if verdict is None:
+            if len(self._verdicts) >= _CACHED:
+                self._verdicts.clear()
+            verdict = self._verdicts[text] = self._matches(text)
+        return verdict
+
+    def _matches(self, text: str) -> bool:
         split, joined = _spellings(text)
         if self.words and not self.words.isdisjoint(split.split() + joined.split()):
             return True
@@ -83,7 +110,21 @@ class Exclusions:
             padded = (f" {split} ", f" {joined} ")
             if any(phrase in p for phrase in self.phrases for p in padded):
                 return True
-        return any(p.search(text) or p.search(split) for p in self.patterns)
+        if self.pattern is None:
+            return False
+        return self.pattern.search(text) is not None or (
+            split != text and self.pattern.search(split) is not None
+        )
+
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str] | None:
+        """All patterns as one alternation (one search per text), or ``None`` when there are none."""
+        if not self.patterns:
+            return None
+        try:
+            return re.compile("|".join(f"(?:{p.pattern})" for p in self.patterns), re.IGNORECASE)
+        except re.error:  # a pattern with global flags cannot sit inside an alternation
+            return _AnyOf(self.patterns)  # type: ignore[return-value]
 
     def first_allowed(self, found: Sequence[T], k: int, text_of: Callable[[T], str]) -> tuple[list[T], int]:
         """The first ``k`` items of ``found`` it lets through, and how many it took out before them."""

@@ -28,6 +28,7 @@ def exclusions(*lines: str) -> Exclusions:
         ("bad phrase", "a bad phrase here"),
         ("re:^cheap\\b", "cheap flights"),
         ("re:\\d{3}-\\d{4}", "call 555-1234"),
+        ("re:(?s)^cheap", "cheap flights"),  # global flags: searched on its own, not in the alternation
     ],
 )
 def test_a_blocklisted_word_or_pattern_blocks_every_spelling_of_it(entry, text):
@@ -45,6 +46,12 @@ def test_a_blocklisted_word_or_pattern_blocks_every_spelling_of_it(entry, text):
 )
 def test_other_words_are_not_blocked(entry, text):
     assert not exclusions(entry).blocks(text)
+
+
+def test_several_patterns_are_searched_as_one():
+    found = exclusions("re:^cheap\\b", "re:flights$", "rose")
+    assert found.pattern is not None and found.pattern.pattern.count("(?:") == 2
+    assert [found.blocks(t) for t in ("cheap x", "x flights", "a rose", "roses")] == [True, True, True, False]
 
 
 def counting_completer(texts: list[str]):
