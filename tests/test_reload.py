@@ -217,8 +217,11 @@ def test_a_blocklist_change_applies_at_once_to_every_worker_s_answers(
     assert post(f"{server.url}/admin/blocklist", {"patterns": ["(unclosed"]}, AUTH)[0] == 400
 
 
-def test_sigterm_closes_open_websockets_with_a_close_code_never_1006(live_server, mpc_model: Path) -> None:
-    server = live_server(mpc_model)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_closes_open_websockets_with_a_close_code_never_1006(
+    live_server, mpc_model: Path, workers: int
+) -> None:
+    server = live_server(mpc_model, workers=workers)
     with contextlib.ExitStack() as stack:
         sockets = [stack.enter_context(connect(server.ws_url)) for _ in range(3)]
         for ws in sockets:
