@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import logging
 import os
 import subprocess
@@ -183,16 +184,20 @@ def niced_snapshot(folder: Path, snapshot_dir: str) -> Path:
 
 
 def _load(folder: Path, snapshot_dir: str) -> Completer:
-    """Snapshot (child process), then load and warm up in this thread. The switch interval is
+    """Snapshot (child process), then load (sizes checked: the child verified the copy's checksums)
+    and warm up in this thread, one worker at a time. The switch interval is
     lowered meanwhile, so that the event loop's thread waits at most 0.5 ms for the GIL whenever
     the loading code holds it (5 ms by default: a keystroke could wait that long, several times)."""
     copy = niced_snapshot(folder, snapshot_dir)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, 0.0005))
-    try:
-        return load_completer(copy, warm_up=True)
-    finally:
-        sys.setswitchinterval(interval)
+    # the workers of a server load one after the other: at most one core is busy loading at a time
+    with open(copy.parent / ".load.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, 0.0005))
+        try:
+            return load_completer(copy, warm_up=True, snapshot=True)
+        finally:
+            sys.setswitchinterval(interval)
 
 
 async def watch(reloader: ModelReloader | None, exclusions: LiveExclusions, seconds: float) -> None:

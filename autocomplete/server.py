@@ -91,7 +91,8 @@ def create_app(
             loaded = completer
         else:  # a private verified copy: the folder given may be rewritten while we serve
             folder = Path(seen[0]) if seen else source
-            loaded = load_completer(snapshot(folder, config.model_snapshot_dir or None), warm_up=True)  # type: ignore[arg-type]
+            copy = snapshot(folder, config.model_snapshot_dir or None)  # type: ignore[arg-type]
+            loaded = load_completer(copy, warm_up=True, snapshot=True)
         exclusions = LiveExclusions(
             config.blocklist, config.blocklist_max_bytes, on_load=_count_blocklist(metrics)
         )
