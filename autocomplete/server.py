@@ -92,7 +92,7 @@ def create_app(
         else:  # a private verified copy: the folder given may be rewritten while we serve
             folder = Path(seen[0]) if seen else source
             copy = snapshot(folder, config.model_snapshot_dir or None)  # type: ignore[arg-type]
-            loaded = load_completer(copy, warm_up=True, snapshot=True)
+            loaded = load_completer(copy, warm_up=True)  # checksums read again: no traffic yet
         exclusions = LiveExclusions(
             config.blocklist, config.blocklist_max_bytes, on_load=_count_blocklist(metrics)
         )
