@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "--reload-every", type=float, default=0.0, help="seconds between hot reloads (bench.reload; 0: off)"
     )
     parser.add_argument("--reload-concurrency", type=int, default=16)
-    parser.add_argument("--reload-sessions", type=int, default=600, help="sessions replayed while reloading")
+    parser.add_argument("--reload-sessions", type=int, default=1500, help="sessions replayed while reloading")
     args = parser.parse_args(argv)
     if args.reload_every > 0:
         from bench import reload
