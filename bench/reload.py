@@ -213,6 +213,11 @@ def markdown(report: dict[str, Any]) -> str:
         f" {DAMAGED_AT} offers a damaged folder (one byte of its largest array changed).",
         f"During a swap: keystrokes answered from the rename until every worker loaded, + {MARGIN} s."
         " Latency: the client's round trip (ms).",
+        f"Loopback; {report['setup']['cpus']} CPUs shared by the server,"
+        f" {report['setup']['client_processes']}"
+        " client processes and whatever else runs (load average at the end:"
+        f" {report['setup']['load_average_at_end'][0]:.1f}): compare the two columns of a row, not rows"
+        " of different runs.",
         "",
         "| workers | concurrency | keystrokes | keys/s | reloads | swap s (median / max) | steady p50 |"
         " steady p99 | during-swap keystrokes | during p50 | during p99 | p99 ratio | errors | violations |"
