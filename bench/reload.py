@@ -209,7 +209,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Model: `{report['model']}`; the {report['split']} split of `{report['log']}`, keystroke protocol,"
         " full speed, sessions in Redis, one websocket per session. Every"
         f" {report['reload_every']:g} s the served `current` symlink is swapped to a new model folder"
-        " (same arrays, new id: each worker verifies, copies, loads and warms it); swap"
+        " (same arrays, new id: it is verified and copied once, then each worker loads and warms it); swap"
         f" {DAMAGED_AT} offers a damaged folder (one byte of its largest array changed).",
         f"During a swap: keystrokes answered from the rename until every worker loaded, + {MARGIN} s."
         " Latency: the client's round trip (ms).",
