@@ -17,12 +17,14 @@ import dataclasses
 import fcntl
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import indexer
 from autocomplete.completer import Completer, load_completer
@@ -219,3 +221,38 @@ async def reload_everything(
     """SIGHUP: the blocklist file and the model, read again whether or not they look changed."""
     exclusions.check()
     return await reloader.reload(reason, force=True) if reloader is not None else None
+
+
+class Watcher:
+    """The poll task (:func:`watch`, every ``seconds``; 0: none) and the SIGHUP handler of one
+    worker's app, stopped by :meth:`aclose` at shutdown."""
+
+    def __init__(self, reloader: ModelReloader | None, exclusions: LiveExclusions, seconds: float) -> None:
+        self.reloader, self.exclusions = reloader, exclusions
+        self.loop = asyncio.get_running_loop()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        if seconds > 0:
+            self._spawn(watch(reloader, exclusions, seconds))
+        try:  # only the main thread of a process may (a server in a test's thread does not)
+            self.loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+            self.on_hup = True
+        except (ValueError, RuntimeError, NotImplementedError):
+            self.on_hup = False
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = self.loop.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _on_hup(self) -> None:
+        logger.info("SIGHUP: reloading the blocklist and the model")
+        self._spawn(reload_everything(self.reloader, self.exclusions, "SIGHUP"))
+
+    async def aclose(self) -> None:
+        if self.on_hup:
+            self.loop.remove_signal_handler(signal.SIGHUP)
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.reloader is not None:
+            self.reloader.close()

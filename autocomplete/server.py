@@ -7,7 +7,6 @@ through an app factory so that each of ``--workers N`` processes builds its own 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import json
@@ -17,7 +16,7 @@ import secrets
 import signal
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ from autocomplete.holder import ModelHolder
 from autocomplete.limits import is_loopback
 from autocomplete.metrics import CONTENT_TYPE, ServiceMetrics
 from autocomplete.protocol import ProtocolError
-from autocomplete.reload import ModelReloader, reload_everything, signature, watch
+from autocomplete.reload import ModelReloader, Watcher, signature
 from autocomplete.service import Service
 from autocomplete.websocket import serve_connection, set_session_cookie
 from autocomplete.workers import serve as serve_with_workers
@@ -120,7 +119,7 @@ def create_app(
         service = Service(holder, sessions, config, metrics, limits, ready=True)
         service.exclusions, service.reloader = exclusions, reloader
         metrics.serving(loaded.info)
-        watching = _Watching(service)
+        watching = Watcher(reloader, exclusions, config.reload_poll_seconds)
         logger.info(
             "ready: %s model %s, %s session store",
             loaded.kind,
@@ -170,41 +169,6 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, ProtocolError: _protocol_error},
     )
-
-
-class _Watching:
-    """The poll task and the SIGHUP handler of one app (a worker), stopped at shutdown."""
-
-    def __init__(self, service: Service) -> None:
-        self.service = service
-        self.loop = asyncio.get_running_loop()
-        self.tasks: set[asyncio.Task[Any]] = set()
-        seconds = service.config.reload_poll_seconds
-        if seconds > 0:
-            self._spawn(watch(service.reloader, service.exclusions, seconds))
-        try:  # only the main thread of a process may (a server in a test's thread does not)
-            self.loop.add_signal_handler(signal.SIGHUP, self._on_hup)
-            self.on_hup = True
-        except (ValueError, RuntimeError, NotImplementedError):
-            self.on_hup = False
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        task = self.loop.create_task(coroutine)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    def _on_hup(self) -> None:
-        logger.info("SIGHUP: reloading the blocklist and the model")
-        self._spawn(reload_everything(self.service.reloader, self.service.exclusions, "SIGHUP"))
-
-    async def aclose(self) -> None:
-        if self.on_hup:
-            self.loop.remove_signal_handler(signal.SIGHUP)
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.service.reloader is not None:
-            self.service.reloader.close()
 
 
 def _count_blocklist(metrics: ServiceMetrics) -> Callable[[str, Exclusions], None]:
