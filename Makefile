@@ -8,7 +8,7 @@ BIGLOG  ?= $(DATA)/aol1m-queries.txt.gz
 MODEL   ?= models/demo
 PORT    ?= 8000
 
-.PHONY: run test install install-dev demo-model bench bench-personal bench-scale bench-serve bench-replay lint redis chromium axe screenshot clean
+.PHONY: run test install install-dev demo-model bench bench-personal bench-scale bench-serve bench-replay bench-reload lint redis chromium axe screenshot clean
 
 # `make run` installs only what training the demo and serving need; `make test` adds the test
 # tools (the dev extra) and pyarrow for Parquet logs (the logs extra). --no-compile: Python
@@ -95,6 +95,11 @@ $(REPLAY_MODEL)/params.json:
 bench-replay: install-dev redis $(REPLAY_MODEL)/params.json
 	$(PY) -m bench.replay --model $(REPLAY_MODEL) --log $(LOG) --config configs/aol.toml \
 		--serve-config configs/serve.toml --redis-url redis://127.0.0.1:6379/0 --out bench
+
+# Hot reloads under the replay load (concurrency 16): a new model folder every 5 s, a damaged one at the third swap.
+bench-reload: install-dev redis $(REPLAY_MODEL)/params.json
+	$(PY) -m bench.replay --model $(REPLAY_MODEL) --log $(LOG) --config configs/aol.toml \
+		--serve-config configs/serve.toml --redis-url redis://127.0.0.1:6379/0 --out bench --reload-every 5
 
 clean:
 	rm -rf models build *.egg-info .pytest_cache

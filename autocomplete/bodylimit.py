@@ -9,6 +9,8 @@ over the limit before the app runs, and a body that grows over it while streamed
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette import status
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
@@ -18,20 +20,23 @@ from autocomplete import protocol
 
 
 class BodyLimit:
-    """ASGI middleware: at most ``max_bytes`` of HTTP request body."""
+    """ASGI middleware: at most ``max_bytes`` of HTTP request body; the paths of ``larger`` (the
+    admin blocklist) have their own limits."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.message = f"request bodies are limited to {max_bytes} bytes"
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.larger.get(scope.get("path", ""), self.max_bytes)
+        refusal = f"request bodies are limited to {max_bytes} bytes"
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            body = protocol.error("too_big", self.message)
+        if declared is not None and declared > max_bytes:
+            body = protocol.error("too_big", refusal)
             await JSONResponse(body, status_code=status.HTTP_413_CONTENT_TOO_LARGE)(scope, receive, send)
             return
         received = 0
@@ -41,8 +46,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, self.message)
+                if received > max_bytes:
+                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, refusal)
             return message
 
         await self.app(scope, limited, send)

@@ -186,9 +186,10 @@ def candidate_rows(model: XmrModel) -> CandidateRowsOf:
     return rows
 
 
-def load_completer(folder: str | Path, warm_up: bool = True) -> ChainCompleter:
-    """Load any model folder written by ``autocomplete train``; JIT-warm it unless told not to."""
-    completer = build_completer(load_model(folder))
+def load_completer(folder: str | Path, warm_up: bool = True, snapshot: bool = False) -> ChainCompleter:
+    """Load any model folder written by ``autocomplete train`` (or an ``indexer.manifest.snapshot``
+    of one: checksums not read again); JIT-warm it unless told not to."""
+    completer = build_completer(load_model(folder, snapshot))
     params = Path(folder) / "params.json"
     summary = json.loads(params.read_text(encoding="utf-8")).get("summary", {})
     completer.info.update(id=digest(params)[:12], trained_at=summary.get("trained_at", ""))

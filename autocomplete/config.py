@@ -85,6 +85,10 @@ class ServeConfig:
     history_refresh_seconds: float = 60.0
     history_cookie_name: str = "ac_user"
     history_cookie_max_age_days: int = 365
+    admin_token: str = ""
+    reload_poll_seconds: float = 1.0
+    blocklist: str = ""
+    blocklist_max_bytes: int = 1_048_576
 
     def __post_init__(self) -> None:
         positive = (
@@ -118,6 +122,7 @@ class ServeConfig:
             "history_ttl_days",
             "history_max_users",
             "history_cookie_max_age_days",
+            "blocklist_max_bytes",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -144,8 +149,13 @@ class ServeConfig:
                 f"serve.history_cookie_name must be set and differ from serve.cookie_name "
                 f"({self.cookie_name!r})"
             )
+        if self.reload_poll_seconds < 0:
+            raise ConfigError(
+                f"serve.reload_poll_seconds must be 0 (no polling: SIGHUP and POST /admin/reload only) "
+                f"or more, got {self.reload_poll_seconds!r}"
+            )
         secrets = ("session_secret", "session_secret_previous", "history_secret", "history_secret_previous")
-        for name in secrets:
+        for name in (*secrets, "admin_token"):
             value = getattr(self, name)
             if value and len(value) < 16:
                 raise ConfigError(
@@ -185,7 +195,7 @@ class ServeConfig:
         """The settings, secrets shown only as set or not (safe to print or log)."""
         values = dataclasses.asdict(self)
         secrets = ("session_secret", "session_secret_previous", "history_secret", "history_secret_previous")
-        for name in (*secrets, "metrics_token"):
+        for name in (*secrets, "metrics_token", "admin_token"):
             values[name] = "(set)" if values[name] else ""
         return values
 

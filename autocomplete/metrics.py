@@ -109,6 +109,30 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="max",
         )
+        self.reloads = Counter(
+            "autocomplete_model_reloads",
+            "Model reloads by result: loaded (swapped in), unchanged (the same model), refused (a "
+            "damaged or unreadable folder: the model before keeps serving)",
+            ["result"],
+            registry=r,
+        )
+        self.blocked = Counter(
+            "autocomplete_blocked_completions",
+            "Completions taken out of answers by the live blocklist",
+            registry=r,
+        )
+        self.blocklist_loads = Counter(
+            "autocomplete_blocklist_loads",
+            "Blocklist (re)loads by result: loaded, refused (the list before stays)",
+            ["result"],
+            registry=r,
+        )
+        self.blocklist_entries = Gauge(
+            "autocomplete_blocklist_entries",
+            "Words and patterns of the live blocklist in service",
+            registry=r,
+            multiprocess_mode="max",
+        )
         # the labelled series of the per-keystroke path, looked up once
         self.websocket_inputs = self.inputs.labels("websocket")
         self.websocket_submits = self.submits.labels("websocket")
@@ -121,10 +145,11 @@ class ServiceMetrics:
         for c in found:
             self.sources.labels(str(c.source)).inc()
 
-    def serving(self, info: Mapping[str, Any]) -> None:
-        self.model_info.labels(
-            str(info["id"]), str(info["kind"]), str(info["labels"]), str(info["trained_at"])
-        ).set(1)
+    def serving(self, info: Mapping[str, Any], replaced: Mapping[str, Any] | None = None) -> None:
+        """The model in service is 1; the one it ``replaced`` (a hot reload) becomes 0."""
+        if replaced is not None:
+            self.model_info.labels(*_model_labels(replaced)).set(0)
+        self.model_info.labels(*_model_labels(info)).set(1)
 
     def store_call(self, op: str, seconds: float) -> None:
         series = self._store_latency.get(op)
@@ -139,3 +164,7 @@ class ServiceMetrics:
             MultiProcessCollector(merged)
             return generate_latest(merged)
         return generate_latest(self.registry)
+
+
+def _model_labels(info: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    return str(info["id"]), str(info["kind"]), str(info["labels"]), str(info["trained_at"])

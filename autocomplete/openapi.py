@@ -345,10 +345,23 @@ SCHEMA: dict[str, Any] = {
                     "200": _json(
                         {
                             "type": "object",
-                            "required": ["status", "model", "session_store"],
+                            "required": [
+                                "status",
+                                "model",
+                                "model_id",
+                                "labels",
+                                "trained_at",
+                                "session_store",
+                            ],
                             "properties": {
                                 "status": {"const": "ready"},
                                 "model": {"type": "string", "description": "The model kind (xmr, mpc)."},
+                                "model_id": {
+                                    "type": "string",
+                                    "description": "The model in service: the checksum of its params.json.",
+                                },
+                                "labels": {"type": "integer", "description": "Its number of labels."},
+                                "trained_at": {"type": "string", "description": "When it was trained."},
                                 "session_store": {
                                     "enum": ["ok", "degraded"],
                                     "description": "degraded: inputs are answered without context.",
@@ -386,6 +399,101 @@ SCHEMA: dict[str, Any] = {
                 },
             }
         },
+        "/admin/reload": {
+            "post": {
+                "operationId": "adminReload",
+                "summary": "Load the model folder `--model` names now, in every worker",
+                "description": (
+                    "The folder is verified against its checksums, copied, loaded and warmed in "
+                    "the background while the model in service keeps answering, then swapped in "
+                    "between two keystrokes. The worker that answers asks the supervisor to send "
+                    "SIGHUP to every worker, so all of them reload. Needs `Authorization: Bearer "
+                    "<serve.admin_token>`."
+                ),
+                "security": [{"adminToken": []}],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["type", "result", "model_id", "seconds"],
+                            "properties": {
+                                "type": {"const": "reload"},
+                                "result": {
+                                    "enum": ["loaded", "unchanged"],
+                                    "description": "unchanged: the folder holds the model in service.",
+                                },
+                                "model_id": {"type": "string", "description": "The model now in service."},
+                                "seconds": {"type": "number", "description": "Time to load and warm it."},
+                            },
+                        },
+                        "This worker serves the folder's model.",
+                    ),
+                    "401": _json(_ref("Error"), "The token is missing or wrong."),
+                    "403": _json(
+                        _ref("Error"), "`[serve] admin_token` is not set: the admin endpoints are off."
+                    ),
+                    "409": _json(_ref("Error"), "The app serves a completer given in code, not a folder."),
+                    "422": _json(
+                        _ref("Error"),
+                        "The folder was refused (code `model_refused`; the message names the damaged "
+                        "or missing file); the model before keeps serving.",
+                    ),
+                },
+            }
+        },
+        "/admin/blocklist": {
+            "get": {
+                "operationId": "adminBlocklist",
+                "summary": "The live blocklist",
+                "security": [{"adminToken": []}],
+                "responses": {
+                    "200": _json(_ref("Blocklist"), "The words and patterns in service."),
+                    "401": _json(_ref("Error"), "The token is missing or wrong."),
+                    "403": _json(
+                        _ref("Error"), "`[serve] admin_token` is not set: the admin endpoints are off."
+                    ),
+                },
+            },
+            "post": {
+                "operationId": "adminReplaceBlocklist",
+                "summary": "Replace the live blocklist",
+                "description": (
+                    "Completions with a listed word (case, accents and punctuation inside a word "
+                    "do not matter; an entry of several words blocks that word sequence) or "
+                    "matching a listed pattern (Python regular expression, case-insensitive) are "
+                    "left out of every answer from the next input on, whatever proposed them. "
+                    "The list is written to the file `[serve] blocklist`, which every worker "
+                    "watches."
+                ),
+                "security": [{"adminToken": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        _JSON: {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "words": {"type": "array", "items": {"type": "string"}},
+                                    "patterns": {"type": "array", "items": {"type": "string"}},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("Blocklist"), "The list now in service."),
+                    "400": _BAD_REQUEST,
+                    "401": _json(_ref("Error"), "The token is missing or wrong."),
+                    "403": _json(
+                        _ref("Error"), "`[serve] admin_token` is not set: the admin endpoints are off."
+                    ),
+                    "409": _json(
+                        _ref("Error"), "`[serve] blocklist` (the file the list is kept in) is not set."
+                    ),
+                },
+            },
+        },
         "/openapi.json": {
             "get": {
                 "operationId": "openapi",
@@ -404,7 +512,23 @@ SCHEMA: dict[str, Any] = {
         },
     },
     "components": {
+        "securitySchemes": {
+            "adminToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "`[serve] admin_token` (AUTOCOMPLETE_ADMIN_TOKEN).",
+            }
+        },
         "schemas": {
+            "Blocklist": {
+                "type": "object",
+                "required": ["type", "words", "patterns"],
+                "properties": {
+                    "type": {"const": "blocklist"},
+                    "words": {"type": "array", "items": {"type": "string"}},
+                    "patterns": {"type": "array", "items": {"type": "string"}},
+                },
+            },
             "Completions": {
                 "type": "object",
                 "required": ["type", "seq", "text", "items", "ms", "session"],
@@ -450,7 +574,7 @@ SCHEMA: dict[str, Any] = {
                     "message": {"type": "string", "description": "What is wrong, in words."},
                 },
             },
-        }
+        },
     },
 }
 

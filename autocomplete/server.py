@@ -14,8 +14,10 @@ import json
 import logging
 import os
 import secrets
+import signal
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +32,21 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from autocomplete import openapi, opensearch, protocol
+from autocomplete import admin, openapi, opensearch, protocol
 from autocomplete.bodylimit import BodyLimit
 from autocomplete.completer import Completer, load_completer
 from autocomplete.config import ServeConfig, load_serve_config
 from autocomplete.cors import ListedOriginsCORS
+from autocomplete.exclusions import Exclusions, LiveExclusions
 from autocomplete.history import Histories, Identity
 from autocomplete.holder import ModelHolder
 from autocomplete.limits import is_loopback
 from autocomplete.metrics import CONTENT_TYPE, ServiceMetrics
 from autocomplete.protocol import ProtocolError
+from autocomplete.reload import ModelReloader, Watcher, signature
 from autocomplete.service import Service
 from autocomplete.websocket import HISTORY_OFF, serve_connection, set_browser_cookie, set_session_cookie
+from autocomplete.workers import serve as serve_with_workers
 from indexer.manifest import snapshot
 from sessions.base import SessionStore
 from sessions.guard import GuardedSessionStore
@@ -86,11 +91,18 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         _redact_uvicorn_logs()
+        metrics = ServiceMetrics()
+        source = Path(model) if model is not None else None
+        seen = signature(source) if source is not None else None
         if completer is not None:
             loaded = completer
         else:  # a private verified copy: the folder given may be rewritten while we serve
-            loaded = load_completer(snapshot(model, config.model_snapshot_dir or None), warm_up=True)  # type: ignore[arg-type]
-        metrics = ServiceMetrics()
+            folder = Path(seen[0]) if seen else source
+            copy = snapshot(folder, config.model_snapshot_dir or None)  # type: ignore[arg-type]
+            loaded = load_completer(copy, warm_up=True)  # checksums read again: no traffic yet
+        exclusions = LiveExclusions(
+            config.blocklist, config.blocklist_max_bytes, on_load=_count_blocklist(metrics)
+        )
         backing = store if store is not None else _default_store(config)
         in_process = isinstance(backing, MemorySessionStore)  # answers at once: no timer per call
         sessions = GuardedSessionStore(
@@ -109,10 +121,14 @@ def create_app(
             logger.warning("the session store does not answer; serving without context until it does")
         histories = await _histories(config, history_store, metrics)
         limits = Service.limits_of(config)
-        service = Service(
-            ModelHolder(loaded), sessions, config, metrics, limits, ready=True, histories=histories
-        )
+        holder = ModelHolder(loaded)
+        reloader = None
+        if source is not None:
+            reloader = ModelReloader(source, holder, metrics, config.model_snapshot_dir, seen=seen)
+        service = Service(holder, sessions, config, metrics, limits, ready=True, histories=histories)
+        service.exclusions, service.reloader = exclusions, reloader
         metrics.serving(loaded.info)
+        watching = Watcher(reloader, exclusions, config.reload_poll_seconds)
         logger.info(
             "ready: %s model %s, %s session store",
             loaded.kind,
@@ -123,6 +139,7 @@ def create_app(
             yield {"service": service}
         finally:
             service.ready = False
+            await watching.aclose()
             await sessions.close()
             if histories.store is not None:
                 await histories.store.close()
@@ -140,6 +157,7 @@ def create_app(
         WebSocketRoute("/v1/ws", websocket_endpoint),
         *openapi.ROUTES,
         *opensearch.ROUTES,
+        *admin.ROUTES,
     ]
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
@@ -150,13 +168,27 @@ def create_app(
     if config.allowed_origins:  # pages of other origins may use the HTTP fallback
         middleware.append(Middleware(ListedOriginsCORS, allowed=config.allowed_origins))
     # inside CORS, so that a refused body's 413 carries its headers
-    middleware.append(Middleware(BodyLimit, max_bytes=config.max_frame_bytes))
+    middleware.append(
+        Middleware(
+            BodyLimit,
+            max_bytes=config.max_frame_bytes,
+            larger={admin.BLOCKLIST_PATH: config.blocklist_max_bytes},
+        )
+    )
     return Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, ProtocolError: _protocol_error},
     )
+
+
+def _count_blocklist(metrics: ServiceMetrics) -> Callable[[str, Exclusions], None]:
+    def counted(result: str, exclusions: Exclusions) -> None:
+        metrics.blocklist_loads.labels(result).inc()
+        metrics.blocklist_entries.set(exclusions.entries)
+
+    return counted
 
 
 def session_ids(config: ServeConfig) -> SessionIds:
@@ -447,6 +479,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         403: "forbidden",
         404: "not_found",
         405: "method_not_allowed",
+        409: "conflict",
         413: "too_big",
         415: "unsupported_media_type",
     }
@@ -489,6 +522,10 @@ def app_from_environment() -> Starlette:
     model = os.environ.get(MODEL_ENV)
     if not model:
         raise RuntimeError(f"set {MODEL_ENV} to a model folder (autocomplete serve --model DIR does it)")
+    if threading.current_thread() is threading.main_thread():
+        # a SIGHUP before the lifespan handles it (the model is loading) would end the worker; the
+        # folder being loaded is the one the path names now, so there is nothing to reload yet
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     return create_app(model, load_serve_config(os.environ.get(CONFIG_ENV) or None))
 
 
@@ -500,7 +537,8 @@ def run(model: str, config: str | None, host: str, port: int, redis_url: str | N
         raise FileNotFoundError(
             f"{model} is not a model folder (no params.json); build one with autocomplete train"
         )
-    os.environ[MODEL_ENV] = str(Path(model).resolve())
+    # as given, not resolved: a `current` symlink swapped later is followed by every worker
+    os.environ[MODEL_ENV] = os.path.abspath(model)
     if config:
         os.environ[CONFIG_ENV] = str(Path(config).resolve())
     if redis_url:
@@ -531,7 +569,7 @@ def run(model: str, config: str | None, host: str, port: int, redis_url: str | N
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="autocomplete-metrics-"))
     from autocomplete.transport import LimitedHttpProtocol, LimitedWebSocketProtocol
 
-    uvicorn.run(
+    server_config = uvicorn.Config(
         "autocomplete.server:app_from_environment",
         factory=True,
         host=host,
@@ -554,6 +592,7 @@ def run(model: str, config: str | None, host: str, port: int, redis_url: str | N
         log_level=settings.log_level,
         server_header=False,
     )
+    serve_with_workers(server_config)  # SIGHUP reloads every worker (autocomplete.workers)
 
 
 def _raise_open_files_limit(max_connections: int) -> None:

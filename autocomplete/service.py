@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from autocomplete.candidates import NO_HISTORY, History
 from autocomplete.completer import Completion
 from autocomplete.config import ServeConfig
+from autocomplete.exclusions import LiveExclusions, complete_allowed
 from autocomplete.history import Histories
 from autocomplete.holder import ModelHolder
 from autocomplete.limits import ClientLimits
 from autocomplete.metrics import ServiceMetrics
 from autocomplete.protocol import Limits
+from autocomplete.reload import ModelReloader
 from sessions.guard import GuardedSessionStore
 from sessions.users import UserKeys
 
@@ -36,6 +38,8 @@ class Service:
     limits: Limits
     ready: bool = False
     histories: Histories = dataclasses.field(default=None)  # type: ignore[assignment]  # None: no history
+    exclusions: LiveExclusions = dataclasses.field(default_factory=lambda: LiveExclusions("", 1))
+    reloader: ModelReloader | None = None
     client_limits: ClientLimits = dataclasses.field(init=False)
 
     _refusals: dict[str, int] = dataclasses.field(init=False, default_factory=dict)
@@ -76,10 +80,19 @@ class Service:
     def complete(
         self, text: str, previous: Sequence[str], k: int | None, history: History = NO_HISTORY
     ) -> tuple[list[Completion], float]:
-        """The completions of ``text`` and the milliseconds they took (synchronous CPU work)."""
+        """The completions of ``text`` the live blocklist lets through, and the milliseconds they
+        took (synchronous CPU work)."""
         start = time.perf_counter()
-        found = self.model.current.complete(text, previous, k or self.config.k, history)
+        model = self.model.current  # once: a swap never mixes two models in one answer
+        found, blocked = complete_allowed(
+            lambda n: model.complete(text, previous, n, history),
+            k or self.config.k,
+            self.exclusions.current,
+            _text,
+        )
         seconds = time.perf_counter() - start
+        if blocked:
+            self.metrics.blocked.inc(blocked)
         self.metrics.latency.observe(seconds)
         self.metrics.completed.inc()
         self.metrics.answered(found)
@@ -88,3 +101,7 @@ class Service:
     def normalize_query(self, text: str) -> str:
         """A submitted query as the model reads it: normalized once, when it is stored."""
         return self.model.current.normalize_query(text)
+
+
+def _text(completion: Completion) -> str:
+    return completion.text

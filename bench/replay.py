@@ -6,6 +6,12 @@ Each level replays ``max(2 x level, --min-sessions)`` sessions (at most all of t
 ``--client-procs`` client processes (one Python client saturates before the server does). The table
 gives keystrokes/s and end-to-end latency percentiles per level, and the first level whose p99
 passes 25 ms. Results go to ``bench/replay.json`` and ``bench/replay.md`` (aggregates only).
+
+``--reload-every S`` measures hot reloads instead (:mod:`bench.reload`): the server serves a
+``current`` symlink, swapped every ``S`` seconds to a new model folder while the sessions are
+replayed at ``--reload-concurrency``; the latency of keystrokes answered during a swap is
+compared with the steady ones, and a damaged folder is offered last. Results go to
+``bench/reload.json`` and ``bench/reload.md``.
 """
 
 from __future__ import annotations
@@ -156,7 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-sessions", type=int, default=48)
     parser.add_argument("--client-procs", type=int, default=2, help="client processes per level")
     parser.add_argument("--out", default="bench")
+    parser.add_argument(
+        "--reload-every", type=float, default=0.0, help="seconds between hot reloads (bench.reload; 0: off)"
+    )
+    parser.add_argument("--reload-concurrency", type=int, default=16)
+    parser.add_argument("--reload-sessions", type=int, default=1500, help="sessions replayed while reloading")
     args = parser.parse_args(argv)
+    if args.reload_every > 0:
+        from bench import reload
+
+        return reload.main(args)
     report = bench(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

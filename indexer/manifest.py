@@ -11,6 +11,7 @@ copy (and its pages).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -42,8 +43,9 @@ def manifest(folder: str | Path) -> dict[str, list]:
     return out
 
 
-def verify(folder: str | Path, files: dict[str, list]) -> None:
-    """Every listed file is there with its size and digest; sizes first (cheap), then digests."""
+def verify(folder: str | Path, files: dict[str, list], digests: bool = True) -> None:
+    """Every listed file is there with its size and digest; sizes first (cheap), then digests
+    (unless ``digests`` is false: a :func:`snapshot`, whose digests were checked when it was made)."""
     folder = Path(folder)
     for rel, (size, _) in files.items():
         path = folder / rel
@@ -54,7 +56,7 @@ def verify(folder: str | Path, files: dict[str, list]) -> None:
                 f"{path} has {path.stat().st_size} bytes, params.json says {size}: it was truncated or "
                 "replaced; rebuild the model or copy it again."
             )
-    for rel, (_, expected) in files.items():
+    for rel, (_, expected) in files.items() if digests else ():
         if digest(folder / rel) != expected:
             raise ModelFileError(
                 f"{folder / rel} does not match its checksum in params.json: it was changed after "
@@ -74,14 +76,26 @@ def snapshot(folder: str | Path, root: str | Path | None = None) -> Path:
     target = root / digest(params)
     if target.is_dir():
         return target
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=".copy-"))
+    # one copy per model: other processes asking for the same one wait for it instead of copying too
+    with open(root / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.is_dir():
+            return target
+        return _copy(folder, params, target)
+
+
+def _copy(folder: Path, params: Path, target: Path) -> Path:
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".copy-"))
     try:
         shutil.copytree(folder, staging, dirs_exist_ok=True)
         try:
             files = json.loads((staging / "params.json").read_text(encoding="utf-8")).get("files", {})
         except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
             raise ModelFileError(f"{params} is not a valid params.json ({exc}): rebuild the model.") from exc
-        verify(staging, files)  # a copy taken while the folder was being rewritten is never kept
+        try:  # a copy taken while the folder was being rewritten is never kept
+            verify(staging, files)
+        except ModelFileError as exc:  # name the file of the folder given, not of the copy
+            raise ModelFileError(str(exc).replace(str(staging), str(folder))) from None
         for path in staging.rglob("*"):
             if path.is_file():
                 path.chmod(0o444)

@@ -32,6 +32,12 @@ class Blocklist:
             lines = Path(path).read_text(encoding="utf-8").splitlines()
         except OSError as exc:
             raise ConfigError(f"privacy.blocklist: cannot read {path} ({exc})") from exc
+        return cls.parse(lines, str(path))
+
+    @classmethod
+    def parse(cls, lines: Iterable[str], source: str) -> Blocklist:
+        """The entries of ``lines``; a bad pattern raises :class:`ConfigError` naming
+        ``source:line``."""
         words, patterns = set(), []
         for number, line in enumerate(lines, 1):
             entry = line.split("#", 1)[0].strip() if not line.startswith("re:") else line.strip()
@@ -41,7 +47,7 @@ class Blocklist:
                 try:
                     patterns.append(re.compile(entry[3:], re.IGNORECASE))
                 except re.error as exc:
-                    raise ConfigError(f"{path}:{number}: bad pattern {entry[3:]!r} ({exc})") from exc
+                    raise ConfigError(f"{source}:{number}: bad pattern {entry[3:]!r} ({exc})") from exc
             else:
                 words.add(entry.casefold())
         return cls(frozenset(words), tuple(patterns))

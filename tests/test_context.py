@@ -11,7 +11,8 @@ from indexer.labels import LabelSet, encode, prefix_range
 from indexer.wordlinks import WordLinks
 
 LABELS = LabelSet(
-    ["garden seeds", "garden tools", "gas prices", "grass seed", "green tea", "plants care"], [5, 4, 50, 3, 20, 2]
+    ["garden seeds", "garden tools", "gas prices", "grass seed", "green tea", "plants care"],
+    [5, 4, 50, 3, 20, 2],
 )
 PAIRS = [
     ("house plants", "garden seeds", "u1"),
@@ -72,7 +73,9 @@ def test_after_a_previous_query_its_words_come_back_in_generated_completions():
     from autocomplete.generators import Generated
     from indexer.language import WordLanguageModel
 
-    queries = ["indoor plants", "indoor pools", "indoor pools near me", "indoor pizza oven"] * 3 + ["house plants"]
+    queries = ["indoor plants", "indoor pools", "indoor pools near me", "indoor pizza oven"] * 3 + [
+        "house plants"
+    ]
     generated = Generated(Generator(WordLanguageModel(order=3).fit(queries), cache_weight=0.5), 1, 2)
     plain = generated.generate(request("indoor p", ""), [])
     assert plain.texts == ["indoor pools"] and not plain.features[:, Feature.LM_CACHED].any()

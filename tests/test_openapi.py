@@ -57,10 +57,11 @@ def running_server(mpc_model: Path) -> Iterator[str]:
         yield server.url
 
 
-# Invalid data may also be refused as too large (413) or of the wrong media type (415).
+# Invalid data may also be refused as too large (413) or of the wrong media type (415); an admin
+# request without its token as unauthorized (401), or forbidden (403: no admin token configured).
 CHECKS = """
 [checks.negative_data_rejection]
-expected-statuses = [400, 404, 405, 413, 415]
+expected-statuses = [400, 401, 403, 404, 405, 413, 415]
 """
 
 

@@ -296,6 +296,7 @@ class _SessionClient:
             tally.violation("too_many_completions", self.number, entry.seq)
         tally.completions += 1
         tally.latencies.append(now - entry.sent_at)
+        tally.answered_at.append(now)  # one monotonic clock for all client processes of a host
         if isinstance(frame.get("ms"), (int, float)):
             tally.server_ms.append(float(frame["ms"]))
         if entry.example is not None:

@@ -73,6 +73,7 @@ class ReplayTally:
 
     answers: dict[int, list[str]] = dataclasses.field(default_factory=dict)  # example -> completions
     latencies: list[float] = dataclasses.field(default_factory=list)  # seconds, completions only
+    answered_at: list[float] = dataclasses.field(default_factory=list)  # time.perf_counter(), same order
     server_ms: list[float] = dataclasses.field(default_factory=list)
     sessions_done: int = 0
     sessions_failed: int = 0
@@ -96,6 +97,7 @@ class ReplayTally:
     def merge(self, other: ReplayTally) -> None:
         self.answers.update(other.answers)
         self.latencies += other.latencies
+        self.answered_at += other.answered_at
         self.server_ms += other.server_ms
         for field in (
             "sessions_done",
