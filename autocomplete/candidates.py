@@ -30,6 +30,7 @@ class Source(enum.StrEnum):
     GENERATED = "generated"  # the typed words + a completed word and further words from the word LM
     FUZZY = "fuzzy"  # a logged query whose prefix is a few edits from the typed text (a typo corrected)
     POPULAR = "popular"  # most popular logged queries that start with the prefix
+    LIVE = "live"  # a query submitted by enough distinct sessions since training (a live label)
 
 
 class Feature(enum.IntEnum):
@@ -58,6 +59,11 @@ class Feature(enum.IntEnum):
     ECHO = 19  # the text is exactly what was typed
     FROM_FUZZY = 20
     EDIT_COST = 21  # edits between the typed text and the matched prefix (fuzzy candidates)
+    LIVE_SHORT = 22  # log(1 + submits since training, decayed with the short half-life)
+    LIVE_LONG = 23  # log(1 + submits since training, decayed with the long half-life)
+    LIVE_TREND = 24  # LIVE_SHORT - LIVE_LONG: rising (short over long)
+    LIVE_SESSIONS = 25  # distinct sessions that submitted it within the live window
+    FROM_LIVE = 26  # proposed by the live labels
 
 
 N_FEATURES = len(Feature)
@@ -69,6 +75,7 @@ FROM = {
     Source.GENERATED: Feature.FROM_GENERATED,
     Source.POPULAR: Feature.FROM_POPULAR,
     Source.FUZZY: Feature.FROM_FUZZY,
+    Source.LIVE: Feature.FROM_LIVE,
 }
 
 

@@ -36,6 +36,7 @@ from autocomplete.config import ServeConfig, load_serve_config
 from autocomplete.cors import ListedOriginsCORS
 from autocomplete.holder import ModelHolder
 from autocomplete.limits import is_loopback
+from autocomplete.livefeed import LiveFeed, LiveStore
 from autocomplete.metrics import CONTENT_TYPE, ServiceMetrics
 from autocomplete.protocol import ProtocolError
 from autocomplete.service import Service
@@ -66,10 +67,13 @@ def create_app(
     *,
     completer: Completer | None = None,
     store: SessionStore | None = None,
+    live_store: LiveStore | None = None,
 ) -> Starlette:
     """The service app for a model folder (or an already loaded ``completer``, for tests).
 
-    ``store`` defaults to Redis when ``config.redis_url`` is set, else process memory.
+    ``store`` defaults to Redis when ``config.redis_url`` is set, else process memory. Live
+    counts (``serve.live``) use the same backend; a ``completer`` built with a live view reads
+    them only with a ``live_store`` given.
     """
     if (model is None) == (completer is None):
         raise TypeError("create_app() needs exactly one of model=<folder> or completer=<Completer>")
@@ -78,11 +82,21 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         _redact_uvicorn_logs()
+        metrics = ServiceMetrics()
+        live: LiveFeed | None = None
+        on_live_error = lambda op: metrics.store_error(f"live_{op}")  # noqa: E731
         if completer is not None:
             loaded = completer
+            view = getattr(completer, "live", None)
+            if config.live and live_store is not None and view is not None:
+                live = LiveFeed(live_store, view, config.live_refresh_seconds, on_error=on_live_error)
         else:  # a private verified copy: the folder given may be rewritten while we serve
-            loaded = load_completer(snapshot(model, config.model_snapshot_dir or None), warm_up=True)  # type: ignore[arg-type]
-        metrics = ServiceMetrics()
+            folder = snapshot(model, config.model_snapshot_dir or None)  # type: ignore[arg-type]
+            if config.live:
+                live = LiveFeed.for_model(folder, config, on_error=on_live_error)
+            loaded = load_completer(folder, warm_up=True, live=live.view if live else None)
+        if live is not None:
+            await live.start()  # the counts so far (a restarted worker has them at once)
         backing = store if store is not None else _default_store(config)
         in_process = isinstance(backing, MemorySessionStore)  # answers at once: no timer per call
         sessions = GuardedSessionStore(
@@ -100,7 +114,7 @@ def create_app(
         if not await sessions.ping():
             logger.warning("the session store does not answer; serving without context until it does")
         limits = Service.limits_of(config)
-        service = Service(ModelHolder(loaded), sessions, config, metrics, limits, ready=True)
+        service = Service(ModelHolder(loaded), sessions, config, metrics, limits, ready=True, live=live)
         metrics.serving(loaded.info)
         logger.info(
             "ready: %s model %s, %s session store",
@@ -113,6 +127,8 @@ def create_app(
         finally:
             service.ready = False
             await sessions.close()
+            if live is not None:
+                await live.close()
 
     # one route a line, in path order: other changes add theirs without touching these
     routes = [
@@ -286,7 +302,9 @@ async def submit_endpoint(request: Request) -> Response:
     rank = protocol.check_rank(data.get("rank"), service.limits.max_k)
     if rank is not None:
         service.metrics.chosen_rank.observe(rank)
-    submit = await service.sessions.record(session, service.normalize_query(text), key)
+    query = service.normalize_query(text)
+    submit = await service.sessions.record(session, query, key)
+    service.count_live(session, query, submit)
     body = protocol.submitted(text, submit.stored)
     body["session"] = session
     return _respond(service, body, session, requested, from_cookie)

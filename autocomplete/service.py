@@ -6,6 +6,7 @@ Built once per worker process in the app's lifespan and handed to handlers throu
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import math
@@ -16,9 +17,10 @@ from autocomplete.completer import Completion
 from autocomplete.config import ServeConfig
 from autocomplete.holder import ModelHolder
 from autocomplete.limits import ClientLimits
+from autocomplete.livefeed import LiveFeed
 from autocomplete.metrics import ServiceMetrics
 from autocomplete.protocol import Limits
-from sessions.guard import GuardedSessionStore
+from sessions.guard import GuardedSessionStore, Submit
 
 logger = logging.getLogger("autocomplete.server")
 
@@ -31,6 +33,7 @@ class Service:
     metrics: ServiceMetrics
     limits: Limits
     ready: bool = False
+    live: LiveFeed | None = None
     client_limits: ClientLimits = dataclasses.field(init=False)
 
     _refusals: dict[str, int] = dataclasses.field(init=False, default_factory=dict)
@@ -75,6 +78,21 @@ class Service:
         self.metrics.completed.inc()
         self.metrics.answered(found)
         return found, seconds * 1000.0
+
+    def count_live(self, session: str, query: str, submit: Submit) -> None:
+        """A submit the store took (now, or later from the outbox) also counts live."""
+        live = self.live
+        if live is None or not query:
+            return
+        if submit.stored is True:
+            live.submitted(session, query)
+        elif submit.done is not None:
+
+            def written(future: asyncio.Future[bool]) -> None:
+                if not future.cancelled() and future.result():
+                    live.submitted(session, query)
+
+            submit.done.add_done_callback(written)
 
     def normalize_query(self, text: str) -> str:
         """A submitted query as the model reads it: normalized once, when it is stored."""

@@ -20,6 +20,7 @@ from indexer.params import (
     FeatureParams,
     FuzzyParams,
     LanguageParams,
+    LiveParams,
     LogParams,
     PrivacyParams,
     RankerParams,
@@ -44,6 +45,7 @@ class TrainConfig:
     ranker: RankerParams = RankerParams()
     fuzzy: FuzzyParams = FuzzyParams()
     eval: EvalParams = EvalParams()
+    live: LiveParams = LiveParams()
     model: str = "xmr"
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,6 +63,7 @@ _TRAIN_SECTIONS: dict[str, type] = {
     "ranker": RankerParams,
     "fuzzy": FuzzyParams,
     "eval": EvalParams,
+    "live": LiveParams,
 }
 
 
