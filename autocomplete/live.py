@@ -81,14 +81,34 @@ class LiveView:
         if changes.reset:
             self._entries.clear()
             self.labels, self._label_long = [], np.empty(0, dtype=np.float64)
+        admitted: dict[str, float] = {}
         for entry in changes.entries:
             self._entries[entry.query] = (entry.short, entry.long, entry.sessions)
-            self._update_label(entry.query, entry.long, entry.sessions)
+            at = bisect.bisect_left(self.labels, entry.query)
+            if at < len(self.labels) and self.labels[at] == entry.query:
+                self._label_long[at] = entry.long
+            elif self._admits(entry.query, entry.sessions):
+                admitted[entry.query] = entry.long
         for query in changes.removed:
             self._entries.pop(query, None)
             self._drop_label(query)
-        while len(self.labels) > self.params.max_labels:
-            self._drop_at(int(np.argmin(self._label_long)))
+        self.admitted += len(admitted)
+        if len(admitted) <= 32:  # the usual refresh: a few insertions into the sorted list
+            for query, long in admitted.items():
+                at = bisect.bisect_left(self.labels, query)
+                self.labels.insert(at, query)
+                self._label_long = np.insert(self._label_long, at, long)
+        else:  # a burst (a reset, a worker that fell behind): one merge
+            merged = dict(zip(self.labels, self._label_long.tolist()))
+            merged.update(admitted)
+            self.labels = sorted(merged)
+            self._label_long = np.array([merged[q] for q in self.labels], dtype=np.float64)
+        if len(self.labels) > self.params.max_labels:  # the least popular go, in one pass
+            keep = np.sort(
+                np.argpartition(-self._label_long, self.params.max_labels - 1)[: self.params.max_labels]
+            )
+            self.labels = [self.labels[i] for i in keep.tolist()]
+            self._label_long = self._label_long[keep]
         self.seq = changes.seq
         if now is not None:
             self.now = now
@@ -99,16 +119,10 @@ class LiveView:
         for query in [q for q in self.labels if blocklist.blocks(q)]:
             self._drop_label(query)
 
-    def _update_label(self, query: str, long: float, sessions: int) -> None:
-        at = bisect.bisect_left(self.labels, query)
-        if at < len(self.labels) and self.labels[at] == query:
-            self._label_long[at] = long
-        elif (
+    def _admits(self, query: str, sessions: int) -> bool:
+        return (
             sessions >= self.min_sessions and self.params.max_labels > 0 and not self.blocklist.blocks(query)
-        ):
-            self.labels.insert(at, query)
-            self._label_long = np.insert(self._label_long, at, long)
-            self.admitted += 1
+        )
 
     def _drop_label(self, query: str) -> None:
         at = bisect.bisect_left(self.labels, query)

@@ -84,3 +84,14 @@ def test_the_popular_baseline_orders_by_training_plus_live_count_and_merges_live
     after = [c.text for c in live.complete("", [], 10)]
     assert after[0] == last  # ten thousand live submits outweigh any training count
     assert [c.source for c in live.complete("zanz", [], 10)] == ["live"]
+
+
+def test_a_burst_of_new_labels_is_merged_in_one_pass_and_stays_sorted_and_bounded():
+    view, store = LiveView(LiveParams(max_labels=50), 1), MemoryLiveCounts()
+    for n in range(200):  # 200 in one refresh; each submitted by more sessions than the one before
+        for i in range(n // 20 + 1):
+            store.add(f"q{n:03d}", f"s{i}", NOW)
+    view.apply(store.changes_since(view.seq, NOW), now=NOW)
+    assert view.labels == sorted(view.labels) and len(view.labels) == 50
+    assert {f"q{n}" for n in range(160, 200)} <= set(view.labels)  # the most popular stayed
+    assert view.top_labels("q", 1)[0] >= "q180" and view.admitted == 200
