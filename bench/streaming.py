@@ -1,9 +1,10 @@
 """Streaming evaluation: frozen vs live (counts + labels) on a split replayed in time order.
 
-Settings of the live part (``[live] min_users``, ``candidates``) are chosen on the valid split
-(``--choose``: the best valid MRR among those not worse than frozen in any prefix-length bucket),
-then the test split is run once with them. Writes ``streaming.json`` and ``streaming.md``;
-aggregates only, never a query.
+Settings of the live part (``[live] min_users``, ``candidates``, ``min_prefix_chars``) are chosen
+on the valid split (``--choose``: the best valid MRR among those not worse than frozen overall nor
+in any prefix-length bucket), then the test split is run once with them. Also the single-call
+latency of both completers (the live one with all the live labels the split left). Writes
+``streaming.json`` and ``streaming.md``; aggregates only, never a query.
 
     python -m bench.streaming --model models/aol --log ../shared/data/aol1k-dev.tsv.gz --choose --out bench
 """
@@ -68,6 +69,11 @@ def markdown(results: dict) -> str:
             lines += ["", "| keystrokes (5 shown) | frozen | live |", "|---|---|---|"]
             for figure in ("saved_at_5", "accepted_at_5"):
                 lines.append(f"| {figure} | {ks['frozen'][figure]:.4f} | {ks['live'][figure]:.4f} |")
+        if "latency_ms" in report:
+            ms = report["latency_ms"]
+            lines += ["", "| one completion, ms | p50 | p99 |", "|---|---|---|"]
+            for name in ("frozen", "live"):
+                lines.append(f"| {name} | {ms[name]['p50']:.3f} | {ms[name]['p99']:.3f} |")
         ll = report["live_labels"]
         lines.append("")
         lines.append(
@@ -131,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             keystrokes=args.keystrokes,
             progress=True,
             resamples=config.eval.bootstrap_resamples,
+            latency_calls=config.eval.latency_calls,
         )
         print(json.dumps({split: [r[:4] for r in _rows(results["splits"][split])]}), flush=True)
     out = Path(args.out)

@@ -41,9 +41,10 @@ def test_queries_repeated_in_the_test_split_become_live_labels_and_live_is_score
 
 def test_the_bench_driver_writes_aggregates_and_never_a_query(demo_model, synthetic_log, tmp_path):
     assert bench_main(["--model", str(demo_model), "--log", str(synthetic_log), "--splits", "test",
-                       "--out", str(tmp_path)]) == 0  # fmt: skip
+                       "--set", "eval.latency_calls=40", "--out", str(tmp_path)]) == 0  # fmt: skip
     report = json.loads((tmp_path / "streaming.json").read_text())
     assert set(report["splits"]) == {"test"} and "live" in report["splits"]["test"]
+    assert report["splits"]["test"]["latency_ms"]["live"]["calls"] == 40
     written = (tmp_path / "streaming.json").read_text() + (tmp_path / "streaming.md").read_text()
     config = load_train_config(ROOT / "configs" / "demo.toml")
     queries = {q for s in read_query_log(synthetic_log, config.log).sessions["test"] for q in s.queries}

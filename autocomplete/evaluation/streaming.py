@@ -25,7 +25,14 @@ import numpy as np
 from tqdm import tqdm
 
 from autocomplete.completer import ChainCompleter, build_completer
-from autocomplete.evaluation.metrics import SHOWN, context_gain, example_masks, per_example, score_answers
+from autocomplete.evaluation.metrics import (
+    SHOWN,
+    context_gain,
+    example_masks,
+    measure_latency,
+    per_example,
+    score_answers,
+)
 from autocomplete.evaluation.protocols import Examples
 from autocomplete.live import view_for
 from indexer.config import TrainConfig
@@ -69,9 +76,12 @@ def evaluate_stream(
     keystrokes: bool = False,
     progress: bool = False,
     resamples: int = 1000,
+    latency_calls: int = 0,
 ) -> dict:
     """Frozen vs live figures of ``sessions`` (one split) replayed in time order; ``config``'s
-    ``[live]`` and ``[privacy]`` tables set the live counts and the live-label threshold."""
+    ``[live]`` and ``[privacy]`` tables set the live counts and the live-label threshold.
+    ``latency_calls``: then time single completions of both, the live one with the state the
+    whole split left (its live labels at their most)."""
     live_params = config.live
     view = view_for(live_params, config.privacy, clock=lambda: 0.0)
     frozen, live = build_completer(model), build_completer(model, view)
@@ -122,6 +132,11 @@ def evaluate_stream(
     if keystrokes:
         lengths = np.array([len(t) for t in targets], dtype=np.float64)
         report["keystrokes"] = {name: _keystroke_figures(accepted[name], lengths) for name in accepted}
+    if latency_calls:
+        report["latency_ms"] = {
+            name: measure_latency(completer.complete, examples, k, latency_calls // 4, latency_calls)
+            for name, completer in (("frozen", frozen), ("live", live))
+        }
     unseen = ~is_model_label
     report["live_labels"] = {
         "unseen_pairs": int(unseen.sum()),
