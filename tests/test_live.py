@@ -95,3 +95,18 @@ def test_a_burst_of_new_labels_is_merged_in_one_pass_and_stays_sorted_and_bounde
     assert view.labels == sorted(view.labels) and len(view.labels) == 50
     assert {f"q{n}" for n in range(160, 200)} <= set(view.labels)  # the most popular stayed
     assert view.top_labels("q", 1)[0] >= "q180" and view.admitted == 200
+
+
+def test_one_worker_without_redis_suggests_a_query_two_sessions_submitted_at_once(mpc_model: Path):
+    from starlette.testclient import TestClient
+
+    from autocomplete.config import ServeConfig
+    from autocomplete.server import create_app
+
+    app = create_app(mpc_model, ServeConfig(model_snapshot_dir=str(mpc_model.parent / "snapshots")))
+    with TestClient(app, base_url="http://localhost") as client:
+        for _ in range(2):  # two fresh sessions (no cookie kept between them)
+            client.cookies.clear()
+            assert client.post("/v1/submit", json={"text": NEW}).json()["stored"] is True
+        items = client.get("/v1/complete", params={"q": "zanzibar"}).json()["items"]
+    assert NEW in [item["text"] for item in items]
