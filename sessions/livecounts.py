@@ -329,15 +329,15 @@ class RedisLiveCounts:
 
     async def record(self, query: str, key: str, when: float | None = None) -> None:
         now = self._clock() if when is None else when
-        args = [query, key, repr(float(now)), self.short_half_life, self.long_half_life, self.window]
-        args += [self.sessions_cap, self.max_queries, self.prefix, self.log_size]
+        args: list[str | float] = [query, key, repr(float(now)), self.short_half_life, self.long_half_life]
+        args += [self.window, self.sessions_cap, self.max_queries, self.prefix, self.log_size]
         try:
             await self._record(keys=self._keys, args=args)
         except (RedisError, OSError) as exc:
             raise LiveCountsError(f"Redis live count write failed ({type(exc).__name__})") from exc
 
     async def changes(self, since: int) -> LiveChanges:
-        args = [since, self.page, repr(float(self._clock())), self.window, self.prefix]
+        args: list[str | float] = [since, self.page, repr(float(self._clock())), self.window, self.prefix]
         try:
             raw = await self._changes(keys=self._keys[:6], args=args)
         except (RedisError, OSError) as exc:
@@ -355,12 +355,12 @@ class RedisLiveCounts:
         start = "-"
         try:
             while True:
-                batch = await self._redis.xrange(self._keys[6], min=start, count=10_000)
-                for _, fields in batch:
-                    out.append(LoggedSubmit(fields["u"], fields["q"], float(fields["t"])))
+                batch: list = await self._redis.xrange(self._keys[6], min=start, count=10_000) or []
+                for _, fields in batch:  # decode_responses: str keys and values
+                    out.append(LoggedSubmit(str(fields["u"]), str(fields["q"]), float(fields["t"])))
                 if len(batch) < 10_000:
                     return out
-                start = "(" + batch[-1][0]
+                start = f"({batch[-1][0]}"
         except (RedisError, OSError) as exc:
             raise LiveCountsError(f"Redis live log read failed ({type(exc).__name__})") from exc
 

@@ -94,7 +94,9 @@ def evaluate_stream(
     )
     rng = random.Random(seed)
     pair_of: dict[tuple[int, int], int] = {}
-    previous, prefixes, targets = [], [], []
+    previous: list[str] = []
+    prefixes: list[str] = []
+    targets: list[str] = []
     for n, session in enumerate(sessions):  # file order, as the sampled protocol draws
         for i in range(1, len(session.queries)):
             nxt = session.queries[i]
