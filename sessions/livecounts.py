@@ -257,7 +257,7 @@ local since, limit, now, window, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), 
 local current = tonumber(redis.call('GET', KEYS[4]) or '0')
 local forgot = tonumber(redis.call('GET', KEYS[6]) or '0')
 local out, reset, upto, queries = {}, 0, current, {}
-if since <= 0 or since < forgot then
+if since <= 0 or since < forgot or since > current then  -- new, behind, or the keys were dropped
   reset = 1
   queries = redis.call('ZRANGE', KEYS[2], 0, -1)
 else

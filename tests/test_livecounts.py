@@ -135,3 +135,22 @@ def test_memory_store_keeps_its_sessions_within_the_window_and_capped():
         store.add("q", key, T0)
     (entry,) = store.changes_since(0, T0).entries
     assert entry.sessions == 3
+
+
+@pytest.mark.redis
+async def test_a_reader_ahead_of_a_store_that_lost_its_keys_gets_the_whole_state_again():
+    if not redis_available():
+        pytest.skip("no Redis at 127.0.0.1:6379 (make test starts one)")
+    prefix = f"test-{uuid.uuid4().hex}:"
+    store = RedisLiveCounts(REDIS_URL, prefix=prefix, clock=lambda: T0)
+    try:
+        for n in range(5):
+            await store.record(f"q{n}", "s", T0)
+        seen = await store.changes(0)
+        drop(prefix)  # Redis flushed or its keys dropped: the sequence starts again from 0
+        await store.record("fresh", "s", T0)
+        again = await store.changes(seen.seq)
+        assert again.reset and [e.query for e in again.entries] == ["fresh"]
+    finally:
+        await store.close()
+        drop(prefix)
