@@ -8,7 +8,7 @@ BIGLOG  ?= $(DATA)/aol1m-queries.txt.gz
 MODEL   ?= models/demo
 PORT    ?= 8000
 
-.PHONY: run test install install-dev demo-model bench bench-personal bench-scale bench-serve bench-replay bench-reload lint redis chromium axe screenshot clean
+.PHONY: run test install install-dev demo-model bench bench-personal bench-scale bench-serve bench-replay bench-reload bench-streaming lint redis chromium axe screenshot clean
 
 # `make run` installs only what training the demo and serving need; `make test` adds the test
 # tools (the dev extra) and pyarrow for Parquet logs (the logs extra). --no-compile: Python
@@ -100,6 +100,9 @@ bench-replay: install-dev redis $(REPLAY_MODEL)/params.json
 bench-reload: install-dev redis $(REPLAY_MODEL)/params.json
 	$(PY) -m bench.replay --model $(REPLAY_MODEL) --log $(LOG) --config configs/aol.toml \
 		--serve-config configs/serve.toml --redis-url redis://127.0.0.1:6379/0 --out bench --reload-every 5
+# Frozen vs live (counts + labels): valid and test replayed in time order, in process (see configs/aol.toml [live]).
+bench-streaming: install-dev $(REPLAY_MODEL)/params.json
+	$(PY) -m bench.streaming --model $(REPLAY_MODEL) --log $(LOG) --keystrokes --out bench
 
 clean:
 	rm -rf models build *.egg-info .pytest_cache

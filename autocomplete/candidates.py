@@ -32,6 +32,7 @@ class Source(enum.StrEnum):
     HISTORY = "history"  # one of the person's own past queries
     RELATED = "related"  # a logged query sharing a word with (or linked by many people to) the previous query
     POPULAR = "popular"  # most popular logged queries that start with the prefix
+    LIVE = "live"  # a query submitted by enough distinct sessions since training (a live label)
 
 
 class Feature(enum.IntEnum):
@@ -69,6 +70,11 @@ class Feature(enum.IntEnum):
     LINK_LIFT = 28  # best lift of a candidate word after a previous-query word, over many people
     LINK_PROB = 29  # best P(candidate word in the next query | previous-query word)
     LM_CACHED = 30  # generated with the previous query's words mixed into the word LM
+    LIVE_SHORT = 31  # log(1 + submits since training, decayed with the short half-life)
+    LIVE_LONG = 32  # log(1 + submits since training, decayed with the long half-life)
+    LIVE_TREND = 33  # LIVE_SHORT - LIVE_LONG: rising (short over long)
+    LIVE_SESSIONS = 34  # distinct sessions that submitted it within the live window
+    FROM_LIVE = 35  # proposed by the live labels
 
 
 N_FEATURES = len(Feature)
@@ -82,6 +88,7 @@ FROM = {
     Source.FUZZY: Feature.FROM_FUZZY,
     Source.HISTORY: Feature.FROM_HISTORY,
     Source.RELATED: Feature.FROM_RELATED,
+    Source.LIVE: Feature.FROM_LIVE,
 }
 
 

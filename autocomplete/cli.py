@@ -1,4 +1,4 @@
-"""``autocomplete``: train | eval | serve | replay | demo.
+"""``autocomplete``: train | eval | serve | export-stream | replay | demo.
 
 A domain error (:class:`indexer.errors.AutocompleteError`: config, log, model file, replay target)
 is printed as one line and exits with code 2; anything else is a bug and keeps its traceback.
@@ -25,16 +25,17 @@ def _train(args: argparse.Namespace) -> int:
     config = load_train_config(args.config, args.set)
     if args.model:
         config = dataclasses.replace(config, model=args.model)
+    logs = args.log[0] if len(args.log) == 1 else args.log
     if args.scheduler:  # Dask: log files and trie shards as tasks (docs/scaling.md)
         from indexer.distributed import build_model_distributed
 
+        if len(args.log) > 1:
+            raise ConfigError("--scheduler takes one --log (a glob or a folder of log files)")
         summary = build_model_distributed(
-            args.log, config, args.out, args.scheduler, shards=args.shards, workers=args.workers
+            logs, config, args.out, args.scheduler, shards=args.shards, workers=args.workers
         )
     else:
-        summary = build_model(
-            args.log, config, args.out, progress=not args.quiet, candidate_rows=candidate_rows
-        )
+        summary = build_model(logs, config, args.out, progress=not args.quiet, candidate_rows=candidate_rows)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -121,6 +122,27 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_stream(args: argparse.Namespace) -> int:
+    """``autocomplete export-stream``: the stored submits of the service's Redis as a TSV log."""
+    from autocomplete.config import load_serve_config
+    from autocomplete.streamlog import export_stream
+    from sessions.livecounts import LiveCountsError
+
+    settings = load_serve_config(args.config)
+    url = args.redis_url or settings.redis_url
+    if not url:
+        raise ConfigError(
+            "export-stream reads the submits from Redis: pass --redis-url or set serve.redis_url "
+            "(an in-process store lives and dies with its server)"
+        )
+    try:
+        rows = export_stream(url, args.prefix or settings.redis_prefix, args.out)
+    except LiveCountsError as exc:
+        raise ConfigError(f"cannot read the submits from {url}: {exc}") from exc
+    print(f"{rows} submits written to {args.out}")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from autocomplete.server import run
 
@@ -202,7 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="build a model folder from a query log")
     p.add_argument("--config", required=True, help="configs/*.toml")
-    p.add_argument("--log", required=True, help="query log (.tsv, .tsv.gz, or one query per line)")
+    p.add_argument(
+        "--log",
+        required=True,
+        action="append",
+        help="query log (.tsv, .tsv.gz, or one query per line); repeat to train on several "
+        "(the original log and an exported stream)",
+    )
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--model", choices=["xmr", "mpc"], help="model kind (default: the config's, xmr)")
     p.add_argument(
@@ -265,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("export-stream", help="write the service's stored submits as a TSV query log")
+    p.add_argument("--out", required=True, help="the log to write (.tsv, or .tsv.gz compressed)")
+    p.add_argument("--config", default=None, help="configs/serve.toml (its redis_url and redis_prefix)")
+    p.add_argument("--redis-url", default=None, help="redis://HOST:PORT/DB (default: serve.redis_url)")
+    p.add_argument("--prefix", default=None, help="the service's key prefix (default: serve.redis_prefix)")
+    p.set_defaults(func=_export_stream)
 
     p = sub.add_parser(
         "replay", help="replay a log's sessions keystroke by keystroke through a running server"

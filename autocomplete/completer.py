@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,10 +31,13 @@ from autocomplete.generators import (
     UnseenTails,
     XmrScorer,
 )
+from autocomplete.live import LiveLabels, LivePopularFill, LivePopularRange, LiveView, view_for
 from autocomplete.ranking import LearnedRanker
 from indexer.manifest import digest
 from indexer.model import MpcModel, XmrModel, load_model
 from indexer.normalize import get_normalizer, normalize_prefix
+from indexer.params import LiveParams, PrivacyParams
+from sessions.livecounts import MemoryLiveCounts, session_key
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -87,6 +90,7 @@ class ChainCompleter:
         self.chain = chain
         self.normalization = normalization
         self.info: dict[str, Any] = {"id": "", "kind": kind, "labels": len(chain.labels), "trained_at": ""}
+        self.live: LiveView | None = None  # the live counts this chain reads, if any
         self._normalize = get_normalizer(normalization)
 
     def normalize_prefix(self, prefix: str) -> str:
@@ -110,24 +114,37 @@ class ChainCompleter:
         self.complete("", [], 10)
 
 
-def build_completer(model: MpcModel | XmrModel) -> ChainCompleter:
+def build_completer(model: MpcModel | XmrModel, live: LiveView | None = None) -> ChainCompleter:
     """The chain of a model: MPC alone; for XMR exact prefix -> tails -> popular fill, and with a
-    language model and a learned ranker also the followed-before and generated links."""
+    language model and a learned ranker also the followed-before and generated links. With
+    ``live`` (the worker's live counts) also the live labels, live features and live popularity."""
     if isinstance(model, MpcModel):
         ranker = ChainOrderRanker(fold_variants=_folds(model))
-        chain = CandidateChain(model.labels, [PopularRange(model.popularity_)], ranker)
+        popular = (
+            PopularRange(model.popularity_) if live is None else LivePopularRange(model.popularity_, live)
+        )
+        chain = CandidateChain(model.labels, [popular], ranker)
     else:
-        chain = xmr_chain(model, model.ranker_ is not None)
-    return ChainCompleter(model.kind, chain, model.normalization)
+        chain = xmr_chain(model, model.ranker_ is not None, live)
+    completer = ChainCompleter(model.kind, chain, model.normalization)
+    completer.live = live
+    return completer
 
 
-def xmr_chain(model: XmrModel, learned: bool) -> CandidateChain:
+def _fill(model: MpcModel | XmrModel, live: LiveView | None) -> PopularFill:
+    return PopularFill(model.popularity_) if live is None else LivePopularFill(model.popularity_, live)
+
+
+def xmr_chain(model: XmrModel, learned: bool, live: LiveView | None = None) -> CandidateChain:
     """The XMR model's chain; ``learned``: every link feeds a pool to :class:`LearnedRanker`
-    (scored by ``model.ranker_``, or left in chain order while the ranker is being trained)."""
+    (scored by ``model.ranker_``, or left in chain order while the ranker is being trained).
+    ``live``: the live labels join before the popular fill, the ranker reads the live counts."""
     scorer = XmrScorer(model)
     if not learned:
         generators: list = [ExactPrefix(scorer), UnseenTails(scorer, model.search.unseen_tails)]
-        generators.append(PopularFill(model.popularity_))
+        if live is not None:
+            generators.append(LiveLabels(live, model.labels, live.params.candidates))
+        generators.append(_fill(model, live))
         return CandidateChain(model.labels, generators, ChainOrderRanker(fold_variants=_folds(model)))
     ctx = model.context
     context = ContextWords(model.links_) if model.links_ is not None else None
@@ -149,10 +166,12 @@ def xmr_chain(model: XmrModel, learned: bool) -> CandidateChain:
             cache_weight=lang.cache_weight,
         )
         generators.append(Generated(generator, lang.candidates, lang.context_candidates))
+    if live is not None:
+        generators.append(LiveLabels(live, model.labels, live.params.candidates, model.language_))
     generators.append(FuzzyPrefix(model.popularity_, model.fuzzy))
-    generators.append(PopularFill(model.popularity_))
+    generators.append(_fill(model, live))
     ranker: Ranker = LearnedRanker(
-        model.labels, model.pairs_, model.ranker_, fold_variants=_folds(model), context=context
+        model.labels, model.pairs_, model.ranker_, fold_variants=_folds(model), context=context, live=live
     )
     return CandidateChain(model.labels, generators, ranker)
 
@@ -163,33 +182,63 @@ def _folds(model: MpcModel | XmrModel) -> bool:
     return model.normalization != "aol"
 
 
-CandidateRowsOf = Callable[[str, str, History], tuple[list[str], np.ndarray]]
-
-
-def candidate_rows(model: XmrModel) -> CandidateRowsOf:
+class ChainRows:
     """For training the ranker: (previous query, typed prefix, history) -> the chain's distinct
-    candidate texts and their feature rows, before any learned scoring."""
-    chain = xmr_chain(model, learned=True)
-    merge = chain.ranker
-    assert isinstance(merge, LearnedRanker)
-    normalize = get_normalizer(model.normalization)
+    candidate texts and their feature rows, before any learned scoring. With a live view,
+    :meth:`submit` counts a submit live (in process, at once) and the rows carry the live labels
+    and features."""
 
-    def rows(previous: str, prefix: str, history: History = NO_HISTORY) -> tuple[list[str], np.ndarray]:
-        typed = normalize_prefix(prefix, model.normalization)
-        request = chain.request(typed, normalize(previous), 10, history)
-        batches = chain.batches(request)
+    def __init__(self, model: XmrModel, live: LiveView | None = None, store: MemoryLiveCounts | None = None):
+        self.model = model
+        self.live = live
+        self.store = store
+        self.chain = xmr_chain(model, learned=True, live=live)
+        merge = self.chain.ranker
+        assert isinstance(merge, LearnedRanker)  # the learned chain's ranking step, without a model
+        self.merge = merge
+        self.normalize = get_normalizer(model.normalization)
+
+    def __call__(
+        self, previous: str, prefix: str, history: History = NO_HISTORY
+    ) -> tuple[list[str], np.ndarray]:
+        typed = normalize_prefix(prefix, self.model.normalization)
+        request = self.chain.request(typed, self.normalize(previous), 10, history)
+        batches = self.chain.batches(request)
         if not batches:
             return [], np.empty((0, 0), dtype=np.float32)
-        texts, _, X, _, _ = merge.features(request, batches)
+        texts, _, X, _, _ = self.merge.features(request, batches)
         return texts, X
 
-    return rows
+    def submit(self, query: str, session: str, when: float) -> None:
+        if self.live is None or self.store is None:
+            raise TypeError("ChainRows.submit() needs a chain built with live=(LiveParams, PrivacyParams)")
+        self.store.add(query, session_key(session), when)
+        self.live.apply(self.store.changes_since(self.live.seq, when), now=when)
 
 
-def load_completer(folder: str | Path, warm_up: bool = True, snapshot: bool = False) -> ChainCompleter:
+def candidate_rows(model: XmrModel, live: tuple[LiveParams, PrivacyParams] | None = None) -> ChainRows:
+    """:class:`ChainRows` of ``model``; ``live``: with live counts and labels, in process, from
+    nothing (the ranker's training replays the late training sessions through it)."""
+    if live is None:
+        return ChainRows(model)
+    params, privacy = live
+    store = MemoryLiveCounts(
+        short_half_life=params.short_half_life_seconds,
+        long_half_life=params.long_half_life_seconds,
+        window=params.window_seconds,
+        max_queries=max(4 * params.max_labels, 1000),
+        log_size=0,
+    )
+    return ChainRows(model, view_for(params, privacy), store)
+
+
+def load_completer(
+    folder: str | Path, warm_up: bool = True, snapshot: bool = False, live: LiveView | None = None
+) -> ChainCompleter:
     """Load any model folder written by ``autocomplete train`` (or an ``indexer.manifest.snapshot``
-    of one: checksums not read again); JIT-warm it unless told not to."""
-    completer = build_completer(load_model(folder, snapshot))
+    of one: checksums not read again); JIT-warm it unless told not to. ``live``: the worker's live
+    view (:func:`autocomplete.live.view_for` the model's config)."""
+    completer = build_completer(load_model(folder, snapshot), live)
     params = Path(folder) / "params.json"
     summary = json.loads(params.read_text(encoding="utf-8")).get("summary", {})
     completer.info.update(id=digest(params)[:12], trained_at=summary.get("trained_at", ""))

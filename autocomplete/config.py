@@ -28,6 +28,8 @@ class ServeConfig:
     ``store_retry_seconds`` (inputs are answered without context) and then tried again. Session ids
     are signed with ``session_secret`` (``session_secret_previous`` is still accepted, for a
     rotation). Every resource one client can hold is bounded (docs/protocol.md, "Limits").
+    With ``live``, stored submits feed live counts and labels (``autocomplete.livefeed``), in the
+    same Redis (or process memory), read by each worker every ``live_refresh_seconds``.
     """
 
     k: int = 10
@@ -89,6 +91,11 @@ class ServeConfig:
     reload_poll_seconds: float = 1.0
     blocklist: str = ""
     blocklist_max_bytes: int = 1_048_576
+    live: bool = True
+    live_refresh_seconds: float = 1.0
+    live_max_queries: int = 50_000
+    live_sessions_cap: int = 32
+    live_log_size: int = 100_000
 
     def __post_init__(self) -> None:
         positive = (
@@ -123,10 +130,17 @@ class ServeConfig:
             "history_max_users",
             "history_cookie_max_age_days",
             "blocklist_max_bytes",
+            "live_refresh_seconds",
+            "live_max_queries",
+            "live_sessions_cap",
         )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"serve.{name} must be positive, got {getattr(self, name)!r}")
+        if self.live_log_size < 0:
+            raise ConfigError(
+                f"serve.live_log_size must be 0 (keep no log) or more, got {self.live_log_size!r}"
+            )
         if self.context_refresh_seconds < 0:
             raise ConfigError(
                 f"serve.context_refresh_seconds must be 0 (read every input) or more, got "

@@ -10,6 +10,7 @@ same merge gives the ranker's training rows (:meth:`LearnedRanker.features`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from autocomplete.context import ContextWords
 from indexer.cooccurrence import PairCounts
 from indexer.labels import LabelSet
 from indexer.ranking import TreeRanker
+
+if TYPE_CHECKING:
+    from autocomplete.live import LiveView
 
 
 def _most_popular_spelling(
@@ -50,6 +54,8 @@ class LearnedRanker:
     context : ContextWords or None
         Fills the context columns that generalize over people (word overlap and word links
         between the previous query and each candidate).
+    live : LiveView or None
+        The worker's live counts, for the live feature columns (None: they stay 0).
     """
 
     def __init__(
@@ -59,12 +65,14 @@ class LearnedRanker:
         model: TreeRanker | None,
         fold_variants: bool = False,
         context: ContextWords | None = None,
+        live: LiveView | None = None,
     ) -> None:
         self.labels = labels
         self.pairs = pairs
         self.model = model
         self.fold_variants = fold_variants
         self.context = context
+        self.live = live
         self._log_counts = np.log1p(np.asarray(labels.counts, dtype=np.float64))
 
     def features(
@@ -111,6 +119,8 @@ class LearnedRanker:
         X[:, Feature.TYPED_CHARS] = len(request.typed)
         X[:, Feature.HAS_CONTEXT] = float(bool(request.context))
         X[:, Feature.ECHO] = X[:, Feature.CHARS_ADDED] == 0
+        if self.live is not None:
+            self.live.fill(texts, X)
         matched = joined.matched_or_default()[rows]
         return texts, [joined.sources[i] for i in rows], X, joined.scores[rows], matched
 

@@ -30,6 +30,7 @@ import indexer
 from autocomplete.completer import Completer, load_completer
 from autocomplete.exclusions import LiveExclusions
 from autocomplete.holder import ModelHolder
+from autocomplete.live import LiveView
 from autocomplete.metrics import ServiceMetrics
 from indexer.errors import AutocompleteError, ModelFileError
 from indexer.manifest import digest
@@ -75,6 +76,8 @@ class ModelReloader:
     seen : tuple or None
         The :func:`signature` of ``source`` taken before the model in service was loaded
         (default: taken now).
+    live : LiveView or None
+        The worker's live counts, handed to every model loaded (they outlive the model).
     """
 
     def __init__(
@@ -85,11 +88,12 @@ class ModelReloader:
         snapshot_dir: str = "",
         load: Callable[[Path], Completer] | None = None,
         seen: Signature = None,
+        live: LiveView | None = None,
     ) -> None:
         self.source = source
         self.holder = holder
         self.metrics = metrics
-        self._load = load or (lambda folder: _load(folder, snapshot_dir))
+        self._load = load or (lambda folder: _load(folder, snapshot_dir, live))
         self._seen = seen if seen is not None else signature(source)
         self._lock = asyncio.Lock()
         # one thread: loads never overlap, and the event loop keeps the other core's worth of time
@@ -185,7 +189,7 @@ def niced_snapshot(folder: Path, snapshot_dir: str) -> Path:
     return Path(done.stdout.strip())
 
 
-def _load(folder: Path, snapshot_dir: str) -> Completer:
+def _load(folder: Path, snapshot_dir: str, live: LiveView | None = None) -> Completer:
     """Snapshot (child process), then load (sizes checked: the child verified the copy's checksums)
     and warm up in this thread, one worker at a time. The switch interval is
     lowered meanwhile, so that the event loop's thread waits at most 0.5 ms for the GIL whenever
@@ -197,7 +201,7 @@ def _load(folder: Path, snapshot_dir: str) -> Completer:
         interval = sys.getswitchinterval()
         sys.setswitchinterval(min(interval, 0.0005))
         try:
-            return load_completer(copy, warm_up=True, snapshot=True)
+            return load_completer(copy, warm_up=True, snapshot=True, live=live)
         finally:
             sys.setswitchinterval(interval)
 

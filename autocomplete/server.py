@@ -41,6 +41,7 @@ from autocomplete.exclusions import Exclusions, LiveExclusions
 from autocomplete.history import Histories, Identity
 from autocomplete.holder import ModelHolder
 from autocomplete.limits import is_loopback
+from autocomplete.livefeed import LiveFeed, LiveStore
 from autocomplete.metrics import CONTENT_TYPE, ServiceMetrics
 from autocomplete.protocol import ProtocolError
 from autocomplete.reload import ModelReloader, Watcher, signature
@@ -78,11 +79,13 @@ def create_app(
     completer: Completer | None = None,
     store: SessionStore | None = None,
     history_store: HistoryStore | None = None,
+    live_store: LiveStore | None = None,
 ) -> Starlette:
     """The service app for a model folder (or an already loaded ``completer``, for tests).
 
     ``store`` and ``history_store`` default to Redis when ``config.redis_url`` is set, else
-    process memory.
+    process memory. Live counts (``serve.live``) use the same backend; a ``completer`` built with
+    a live view reads them only with a ``live_store`` given.
     """
     if (model is None) == (completer is None):
         raise TypeError("create_app() needs exactly one of model=<folder> or completer=<Completer>")
@@ -94,12 +97,22 @@ def create_app(
         metrics = ServiceMetrics()
         source = Path(model) if model is not None else None
         seen = signature(source) if source is not None else None
+        live: LiveFeed | None = None
+        on_live_error = lambda op: metrics.store_error(f"live_{op}")  # noqa: E731
         if completer is not None:
             loaded = completer
+            view = getattr(completer, "live", None)
+            if config.live and live_store is not None and view is not None:
+                live = LiveFeed(live_store, view, config.live_refresh_seconds, on_error=on_live_error)
         else:  # a private verified copy: the folder given may be rewritten while we serve
             folder = Path(seen[0]) if seen else source
             copy = snapshot(folder, config.model_snapshot_dir or None)  # type: ignore[arg-type]
-            loaded = load_completer(copy, warm_up=True)  # checksums read again: no traffic yet
+            if config.live:
+                live = LiveFeed.for_model(copy, config, on_error=on_live_error)
+            # checksums read again: no traffic yet
+            loaded = load_completer(copy, warm_up=True, live=live.view if live else None)
+        if live is not None:
+            await live.start()  # the counts so far (a restarted worker has them at once)
         exclusions = LiveExclusions(
             config.blocklist, config.blocklist_max_bytes, on_load=_count_blocklist(metrics)
         )
@@ -124,8 +137,17 @@ def create_app(
         holder = ModelHolder(loaded)
         reloader = None
         if source is not None:
-            reloader = ModelReloader(source, holder, metrics, config.model_snapshot_dir, seen=seen)
-        service = Service(holder, sessions, config, metrics, limits, ready=True, histories=histories)
+            reloader = ModelReloader(
+                source,
+                holder,
+                metrics,
+                config.model_snapshot_dir,
+                seen=seen,
+                live=live.view if live else None,
+            )
+        service = Service(
+            holder, sessions, config, metrics, limits, ready=True, histories=histories, live=live
+        )
         service.exclusions, service.reloader = exclusions, reloader
         metrics.serving(loaded.info)
         watching = Watcher(reloader, exclusions, config.reload_poll_seconds)
@@ -143,6 +165,8 @@ def create_app(
             await sessions.close()
             if histories.store is not None:
                 await histories.store.close()
+            if live is not None:
+                await live.close()
 
     # one route a line, in path order: other changes add theirs without touching these
     routes = [
@@ -420,6 +444,7 @@ async def submit_endpoint(request: Request) -> Response:
     submit, _ = await asyncio.gather(
         service.sessions.record(session, query, key), service.histories.record(identity.user, query, key)
     )
+    service.count_live(session, query, submit)
     body = protocol.submitted(text, submit.stored)
     body["session"] = session
     return _respond(service, body, session, requested, from_cookie, identity)

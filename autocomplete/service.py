@@ -7,6 +7,7 @@ Built once per worker process in the app's lifespan and handed to handlers throu
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import math
@@ -20,10 +21,11 @@ from autocomplete.exclusions import LiveExclusions, complete_allowed
 from autocomplete.history import Histories
 from autocomplete.holder import ModelHolder
 from autocomplete.limits import ClientLimits
+from autocomplete.livefeed import LiveFeed
 from autocomplete.metrics import ServiceMetrics
 from autocomplete.protocol import Limits
 from autocomplete.reload import ModelReloader
-from sessions.guard import GuardedSessionStore
+from sessions.guard import GuardedSessionStore, Submit
 from sessions.users import UserKeys
 
 logger = logging.getLogger("autocomplete.server")
@@ -40,6 +42,7 @@ class Service:
     histories: Histories = dataclasses.field(default=None)  # type: ignore[assignment]  # None: no history
     exclusions: LiveExclusions = dataclasses.field(default_factory=lambda: LiveExclusions("", 1))
     reloader: ModelReloader | None = None
+    live: LiveFeed | None = None
     client_limits: ClientLimits = dataclasses.field(init=False)
 
     _refusals: dict[str, int] = dataclasses.field(init=False, default_factory=dict)
@@ -97,6 +100,21 @@ class Service:
         self.metrics.completed.inc()
         self.metrics.answered(found)
         return found, seconds * 1000.0
+
+    def count_live(self, session: str, query: str, submit: Submit) -> None:
+        """A submit the store took (now, or later from the outbox) also counts live."""
+        live = self.live
+        if live is None or not query:
+            return
+        if submit.stored is True:
+            live.submitted(session, query)
+        elif submit.done is not None:
+
+            def written(future: asyncio.Future[bool]) -> None:
+                if not future.cancelled() and future.result():
+                    live.submitted(session, query)
+
+            submit.done.add_done_callback(written)
 
     def normalize_query(self, text: str) -> str:
         """A submitted query as the model reads it: normalized once, when it is stored."""

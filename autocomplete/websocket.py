@@ -483,6 +483,7 @@ async def _answer_frames(
             )
             context.submitted(query, submit.stored)
             _count_submit(service, submit)
+            service.count_live(context.session, query, submit)
             if submit.done is not None:
                 submit.done.add_done_callback(_when_written(service, inbox, item.text, query))
             await _send(websocket, service, protocol.submitted(item.text, submit.stored))

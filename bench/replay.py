@@ -37,6 +37,7 @@ SERVER_ENV = {
     "AUTOCOMPLETE_MAX_INPUTS_PER_SECOND_PER_IP": "1000000",
     "AUTOCOMPLETE_MAX_CONNECTIONS_PER_IP": "100000",
     "AUTOCOMPLETE_LOG_LEVEL": "warning",
+    "AUTOCOMPLETE_LIVE": "false",  # scored as eval: the model as trained (bench/streaming measures live)
 }
 
 

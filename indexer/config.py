@@ -21,6 +21,7 @@ from indexer.params import (
     FeatureParams,
     FuzzyParams,
     LanguageParams,
+    LiveParams,
     LogParams,
     PrivacyParams,
     RankerParams,
@@ -46,6 +47,7 @@ class TrainConfig:
     fuzzy: FuzzyParams = FuzzyParams()
     context: ContextParams = ContextParams()
     eval: EvalParams = EvalParams()
+    live: LiveParams = LiveParams()
     model: str = "xmr"
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,6 +66,7 @@ _TRAIN_SECTIONS: dict[str, type] = {
     "fuzzy": FuzzyParams,
     "context": ContextParams,
     "eval": EvalParams,
+    "live": LiveParams,
 }
 
 

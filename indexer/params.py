@@ -263,6 +263,47 @@ class FuzzyParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class LiveParams:
+    """Live counts and live labels (``autocomplete.live``): what serving learns from the submits.
+
+    Each submit adds to two time-decayed counts of its query (``short_half_life_seconds``,
+    ``long_half_life_seconds``) and counts its session among the query's distinct sessions of
+    the last ``window_seconds``. A query submitted by at least ``min_users`` distinct sessions in
+    the window (0: ``[privacy] min_users``), and not blocklisted, becomes a live label: a candidate
+    for its prefixes until retraining; at most ``max_labels`` are kept (the least popular go) and
+    ``candidates`` of them per keystroke go to the ranker, once ``min_prefix_chars`` characters
+    are typed. ``simulate``: the ranker is trained on
+    the late training sessions replayed in time order with live counts and labels, so that it
+    learns what they are worth (``false``: it never sees them; serving then should keep them off).
+    """
+
+    short_half_life_seconds: float = 86400.0
+    long_half_life_seconds: float = 604800.0
+    window_seconds: float = 604800.0
+    min_users: int = 0
+    max_labels: int = 5000
+    candidates: int = 5
+    min_prefix_chars: int = 1
+    simulate: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.short_half_life_seconds <= self.long_half_life_seconds:
+            raise ConfigError(
+                "live: need 0 < short_half_life_seconds <= long_half_life_seconds, got "
+                f"{self.short_half_life_seconds}, {self.long_half_life_seconds}"
+            )
+        if self.window_seconds <= 0 or self.min_users < 0 or self.max_labels < 0 or self.candidates < 0:
+            raise ConfigError(
+                "live: window_seconds must be positive, min_users, max_labels and candidates >= 0; got "
+                f"{self.window_seconds}, {self.min_users}, {self.max_labels}, {self.candidates}"
+            )
+
+    def threshold(self, privacy_min_users: int) -> int:
+        """Distinct sessions a query needs to become a live label."""
+        return self.min_users or privacy_min_users
+
+
+@dataclasses.dataclass(frozen=True)
 class EvalParams:
     """The benchmark protocol: which split, which prefixes, how many completions are scored.
 

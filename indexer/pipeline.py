@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from indexer.histories import History, histories_before
 from indexer.labels import LabelSet
 from indexer.language import WordLanguageModel
 from indexer.model import MpcModel, XmrModel
-from indexer.params import RankerParams
+from indexer.params import LiveParams, PrivacyParams, RankerParams
 from indexer.privacy import filter_labels
 from indexer.querylog import Pairs, QueryLog, Session, read_query_log, without_new_users
 from indexer.ranking import TreeRanker
@@ -44,11 +45,15 @@ class TrainingData:
     summary: dict
 
 
-def prepare(log_path: str | Path, config: TrainConfig, progress: bool = False) -> TrainingData:
+LogPaths = str | Path | Sequence[str | Path]
+
+
+def prepare(log_path: LogPaths, config: TrainConfig, progress: bool = False) -> TrainingData:
     t0 = time.perf_counter()
     log = read_query_log(log_path, config.log, progress=progress)
     data = prepare_log(log, config)
-    data.summary.update({"log": str(log_path)})
+    paths = [log_path] if isinstance(log_path, (str, Path)) else list(log_path)
+    data.summary.update({"log": ", ".join(str(p) for p in paths)})
     data.summary["seconds"]["read_log"] = time.perf_counter() - t0 - data.summary["seconds"]["labels"]
     return data
 
@@ -87,7 +92,24 @@ def prepare_log(log: QueryLog, config: TrainConfig) -> TrainingData:
     return TrainingData(log, labels, pairs, summary)
 
 
-CandidateRows = Callable[[XmrModel], Callable[[str, str, History], tuple[list[str], np.ndarray]]]
+RowsOf = Callable[[str, str, History], tuple[list[str], np.ndarray]]
+
+
+class LiveRows(Protocol):
+    """A chain's candidate rows with live counts and labels fed by the submits as they happen."""
+
+    def __call__(self, previous: str, prefix: str, history: History) -> tuple[list[str], np.ndarray]: ...
+
+    def submit(self, query: str, session: str, when: float) -> None: ...
+
+
+class CandidateRows(Protocol):
+    """``candidate_rows(model)``: (previous query, prefix, history) -> the chain's candidate texts
+    and rows;
+    ``candidate_rows(model, live=(LiveParams, PrivacyParams))``: the same with live counts and
+    labels (:class:`LiveRows`)."""
+
+    def __call__(self, model: XmrModel, live: tuple[LiveParams, PrivacyParams] | None = None) -> RowsOf: ...
 
 
 def fit_model(
@@ -164,14 +186,21 @@ def _fit_xmr(data: TrainingData, config: TrainConfig, progress: bool, summary: d
 def ranker_training_rows(
     data: TrainingData, config: TrainConfig, candidate_rows: CandidateRows, progress: bool = False
 ) -> tuple[XmrModel, tuple[np.ndarray, np.ndarray, list[int]]]:
-    """The generators fit without the late training sessions, and the ranker's rows on those."""
+    """The generators fit without the late training sessions, and the ranker's rows on those.
+
+    With ``[live] simulate`` the late sessions are replayed in time order, each submit counted
+    live before the next keystroke is asked (:func:`ranker_stream_examples`): the ranker learns
+    live counts and labels as a deployed model meets them after its training."""
     early, late = split_late(data.log, config.ranker.holdout_fraction)
     base = _fit_xmr(prepare_log(early, config), config, progress, {"seconds": {}})
+    histories = histories_before(early.sessions["train"], late, config.context.history_length)
+    if config.live.simulate:
+        rows = candidate_rows(base, live=(config.live, config.privacy))
+        return base, ranker_stream_examples(rows, late, config.ranker, histories)  # type: ignore[arg-type]
     late_pairs = Pairs([], [], [])
     for session in late:
         late_pairs.previous.extend(session.queries[:-1])
         late_pairs.next.extend(session.queries[1:])
-    histories = histories_before(early.sessions["train"], late, config.context.history_length)
     return base, ranker_examples(candidate_rows(base), late_pairs, config.ranker, histories)
 
 
@@ -191,8 +220,14 @@ def split_late(log: QueryLog, fraction: float) -> tuple[QueryLog, list[Session]]
         inside = keep - (int(pairs[cut - 1]) if cut else 0)  # pairs of the cut session kept early
         session = train[cut]
         if inside > 0:
-            early.append(dataclasses.replace(session, queries=session.queries[: inside + 1]))
-        late.insert(0, dataclasses.replace(session, queries=session.queries[inside:]))
+            early.append(
+                dataclasses.replace(
+                    session, queries=session.queries[: inside + 1], times=session.times[: inside + 1]
+                )
+            )
+        late.insert(
+            0, dataclasses.replace(session, queries=session.queries[inside:], times=session.times[inside:])
+        )
     return dataclasses.replace(log, sessions={**log.sessions, "train": early}), late
 
 
@@ -206,26 +241,78 @@ def ranker_examples(
     person's history before the pair, when given): (X, y = 1 for the next query, group sizes).
     Groups without the next query among their candidates teach a ranker nothing and are left out."""
     rng = random.Random(params.random_state)
-    blocks, labels, groups = [], [], []
+    groups = _Groups()
     for i, (previous, nxt) in enumerate(zip(pairs.previous, pairs.next)):
+        groups.add(rows_of, previous, nxt, histories[i] if histories is not None else None, rng, params)
+    return groups.arrays()
+
+
+def ranker_stream_examples(
+    rows_of: LiveRows,
+    sessions: Sequence[Session],
+    params: RankerParams,
+    histories: Sequence[History] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """As :func:`ranker_examples`, the queries of ``sessions`` taken in time order: each pair's
+    prefixes are asked with the live state of that moment (and, when given, ``histories``: one
+    per pair, session by session), then its next query is submitted (a session's first query is
+    submitted too)."""
+    events = sorted(
+        ((s.time_of(i), n, i) for n, s in enumerate(sessions) for i in range(len(s.queries))),
+        key=lambda e: (e[0], e[1], e[2]),
+    )
+    first_pair = np.concatenate([[0], np.cumsum([max(0, len(s.queries) - 1) for s in sessions])])
+    rng = random.Random(params.random_state)
+    groups = _Groups()
+    for when, n, i in events:
+        session = sessions[n]
+        query = session.queries[i]
+        if i > 0:
+            history = histories[int(first_pair[n]) + i - 1] if histories is not None else None
+            groups.add(rows_of, session.queries[i - 1], query, history, rng, params)
+        rows_of.submit(query, f"{session.user}\x00{session.start}", when)
+    return groups.arrays()
+
+
+class _Groups:
+    """The ranker's training groups: candidate rows of sampled prefixes, 1 for the next query."""
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self.sizes: list[int] = []
+
+    def add(
+        self,
+        rows_of: RowsOf,
+        previous: str,
+        nxt: str,
+        history: History | None,
+        rng: random.Random,
+        params: RankerParams,
+    ) -> None:
+        """``params.prefixes_per_pair`` sampled prefixes of ``nxt`` after ``previous``, a
+        ``typo_share`` of them typo'd and a ``history_share`` asked with ``history``."""
         for _ in range(params.prefixes_per_pair):
             prefix = nxt[: rng.randint(1, len(nxt))]
             if rng.random() < params.typo_share:
                 prefix, _ = apply_typo(prefix, rng, "A")
-            history = histories[i] if histories is not None and rng.random() < params.history_share else {}
-            texts, X = rows_of(previous, prefix, history)
+            asked = history if history is not None and rng.random() < params.history_share else {}
+            texts, X = rows_of(previous, prefix, asked)
             hit = np.array([t == nxt for t in texts], dtype=np.float32)
             if len(texts) > 1 and hit.any():
-                blocks.append(X)
-                labels.append(hit)
-                groups.append(len(texts))
-    if not groups:
-        raise ConfigError("the ranker has no training example: the late training sessions hold no pairs")
-    return np.concatenate(blocks), np.concatenate(labels), groups
+                self.blocks.append(X)
+                self.labels.append(hit)
+                self.sizes.append(len(texts))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        if not self.sizes:
+            raise ConfigError("the ranker has no training example: the late training sessions hold no pairs")
+        return np.concatenate(self.blocks), np.concatenate(self.labels), self.sizes
 
 
 def build_model(
-    log_path: str | Path,
+    log_path: LogPaths,
     config: TrainConfig,
     out: str | Path,
     progress: bool = False,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -44,9 +45,17 @@ SPLITS = ("train", "valid", "test")
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Session:
+    """One user's queries in time order; ``times``: when each was issued (empty for a log
+    without times, or a session built by hand)."""
+
     user: str
     start: float
     queries: tuple[str, ...]
+    times: tuple[float, ...] = ()
+
+    def time_of(self, i: int) -> float:
+        """When query ``i`` was issued (without times: the start plus ``i`` seconds)."""
+        return self.times[i] if i < len(self.times) else self.start + i
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,16 +149,18 @@ def _cut(user: str, batch: list[tuple[float, str]], gap: float, stats: LogStats)
     batch.sort(key=lambda tq: tq[0])  # stable: equal times keep file order
     start, last_time = batch[0][0], batch[0][0]
     queries: list[str] = []
+    times: list[float] = []
     for when, query in batch:
         if when - last_time > gap:
-            yield Session(user, start, tuple(queries))
-            start, queries = when, []
+            yield Session(user, start, tuple(queries), tuple(times))
+            start, queries, times = when, [], []
         last_time = when
         if queries and queries[-1] == query:
             stats.consecutive_duplicates += 1
             continue
         queries.append(query)
-    yield Session(user, start, tuple(queries))
+        times.append(when)
+    yield Session(user, start, tuple(queries), tuple(times))
 
 
 def check_params(params: LogParams) -> None:
@@ -203,9 +214,13 @@ def _fraction_bounds(first: float, last: float, fractions: Sequence[float]) -> d
 
 
 def read_query_log(
-    path: str | Path, params: LogParams, progress: bool = False, require: Sequence[str] = SPLITS
+    path: str | Path | Sequence[str | Path],
+    params: LogParams,
+    progress: bool = False,
+    require: Sequence[str] = SPLITS,
 ) -> QueryLog:
-    """Read, normalize, sessionize and split a log.
+    """Read, normalize, sessionize and split a log (or several logs of one format, read as one:
+    the original log and an exported stream, ``autocomplete train --log A --log B``).
 
     Every split named in ``require`` must hold at least one (previous, next) pair, else a
     :class:`LogFormatError` says why it is empty and what to set (training needs train, the
@@ -215,7 +230,12 @@ def read_query_log(
     check_params(params)
     stats = LogStats()
     sessions: dict[str, list[Session]] = {split: [] for split in SPLITS}
-    all_sessions = list(sessionize(read_rows(path, params, stats, progress), params, stats))
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    if not paths:
+        raise LogFormatError("no query log given: pass --log at least once")
+    rows = itertools.chain.from_iterable(read_rows(p, params, stats, progress) for p in paths)
+    all_sessions = list(sessionize(rows, params, stats))
+    path = ", ".join(str(p) for p in paths)
     _check_rows(path, params, stats, all_sessions)
     if params.format == "lines":
         _split_by_position(all_sessions, params, sessions)

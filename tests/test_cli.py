@@ -134,3 +134,50 @@ def test_eval_with_typos_writes_a_markdown_report_and_its_plot(mpc_model, synthe
     text = report_path.read_text()
     assert "one typo per prefix (variant A)" in text and "| 7+ |" in text
     assert report_path.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.redis
+def test_exported_submits_retrain_the_model_with_the_original_log(synthetic_log, tmp_path, capsys):
+    import asyncio
+    import datetime as dt
+    import uuid
+
+    import redis
+
+    from autocomplete.evaluation.server_process import drop_redis_keys
+    from indexer.labels import LabelSet
+    from sessions.livecounts import RedisLiveCounts, session_key
+
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+    except redis.RedisError:
+        pytest.skip("no Redis at 127.0.0.1:6379 (make test starts one)")
+    prefix = f"test-{uuid.uuid4().hex}:"
+    day = dt.datetime(2006, 4, 2, 10, tzinfo=dt.UTC).timestamp()  # inside the demo's training dates
+
+    async def serve_submits() -> None:  # what the service stores: two sessions, each a pair of queries
+        store = RedisLiveCounts(url, prefix=prefix)
+        for n, session in enumerate(("one", "two")):
+            for i, query in enumerate(("garden hose", "zanzibar quokka tours")):
+                await store.record(query, session_key(session), day + 3600 * n + 60 * i)
+        await store.close()
+
+    try:
+        asyncio.run(serve_submits())
+        stream = tmp_path / "stream.tsv.gz"
+        assert main(["export-stream", "--redis-url", url, "--prefix", prefix, "--out", str(stream)]) == 0
+        assert "4 submits written" in capsys.readouterr().out
+        out = tmp_path / "model"
+        assert train(synthetic_log, out, "--model", "mpc", "--log", str(stream)) == 0
+    finally:
+        drop_redis_keys(url, prefix)
+    summary = json.loads(capsys.readouterr().out)
+    assert str(stream) in summary["log"]
+    assert LabelSet.load(out).id_of("zanzibar quokka tours") >= 0  # two sessions of the stream: min_users 2
+
+
+def test_export_stream_without_redis_says_what_to_pass(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("AUTOCOMPLETE_REDIS_URL", raising=False)
+    assert main(["export-stream", "--out", str(tmp_path / "s.tsv")]) == 2
+    assert "--redis-url" in capsys.readouterr().err

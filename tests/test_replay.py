@@ -35,6 +35,7 @@ FAST = {
     "AUTOCOMPLETE_MAX_INPUTS_PER_SECOND": "100000",
     "AUTOCOMPLETE_MAX_INPUTS_PER_SECOND_PER_IP": "100000",  # every session comes from 127.0.0.1
     "AUTOCOMPLETE_LOG_LEVEL": "warning",
+    "AUTOCOMPLETE_LIVE": "false",  # scored as eval: the model as trained, not learning from submits
 }
 # a loaded shared machine must not turn a slow store call into "no context" in a consistency check
 PATIENT_STORE = {
