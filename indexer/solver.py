@@ -94,28 +94,15 @@ def build_groups(
     local_indices = np.empty(local_indptr[n_rows], dtype=np.int32)
     local_data = np.empty(local_indptr[n_rows], dtype=np.float32)
     n_chunks = max(1, min(n_groups, n_chunks))
+    # one pass discovers each group's features into the room its rows' entries give (their
+    # count bounds the distinct features), the same pass then writes the local rows
+    found = np.empty(local_indptr[n_rows], dtype=np.int32)
     counts = np.zeros(n_groups, dtype=np.int64)
-    for c in numba.prange(n_chunks):
-        seen = np.full(n_features, -1, dtype=np.int64)
-        for g in range(c, n_groups, n_chunks):
-            count = 0
-            for r in range(group_ptr[g], group_ptr[g + 1]):
-                ex = rows[r]
-                for k in range(indptr[ex], indptr[ex + 1]):
-                    f = indices[k]
-                    if seen[f] != g:
-                        seen[f] = g
-                        count += 1
-            counts[g] = count
-    feature_ptr = np.zeros(n_groups + 1, dtype=np.int64)
-    for g in range(n_groups):
-        feature_ptr[g + 1] = feature_ptr[g] + counts[g]
-    features = np.empty(feature_ptr[n_groups], dtype=np.int32)
     for c in numba.prange(n_chunks):
         seen = np.full(n_features, -1, dtype=np.int64)
         local_id = np.empty(n_features, dtype=np.int32)
         for g in range(c, n_groups, n_chunks):
-            start = feature_ptr[g]
+            start = local_indptr[group_ptr[g]]
             count = 0
             for r in range(group_ptr[g], group_ptr[g + 1]):
                 ex = rows[r]
@@ -123,11 +110,11 @@ def build_groups(
                     f = indices[k]
                     if seen[f] != g:
                         seen[f] = g
-                        features[start + count] = f
+                        found[start + count] = f
                         count += 1
-            features[start : start + count] = np.sort(features[start : start + count])
+            found[start : start + count] = np.sort(found[start : start + count])
             for j in range(count):
-                local_id[features[start + j]] = j
+                local_id[found[start + j]] = j
             for r in range(group_ptr[g], group_ptr[g + 1]):
                 ex = rows[r]
                 pos = local_indptr[r]
@@ -135,7 +122,61 @@ def build_groups(
                     local_indices[pos] = local_id[indices[k]]
                     local_data[pos] = data[k]
                     pos += 1
+            counts[g] = count
+    feature_ptr = np.zeros(n_groups + 1, dtype=np.int64)
+    for g in range(n_groups):
+        feature_ptr[g + 1] = feature_ptr[g] + counts[g]
+    features = np.empty(feature_ptr[n_groups], dtype=np.int32)
+    for g in numba.prange(n_groups):
+        start = local_indptr[group_ptr[g]]
+        features[feature_ptr[g] : feature_ptr[g + 1]] = found[start : start + counts[g]]
     return local_indptr, local_indices, local_data, feature_ptr, features
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
+def _dense_margins(
+    local_indptr: np.ndarray,
+    local_indices: np.ndarray,
+    local_data: np.ndarray,
+    W: np.ndarray,
+    r: int,
+    n_local: int,
+    bias: float,
+    margin: np.ndarray,
+) -> None:
+    """Row ``r``'s margins for every column of ``W`` (the bias weight first, then row order)."""
+    n_problems = W.shape[1]
+    for k in range(n_problems):
+        margin[k] = W[n_local, k] * bias
+    for j in range(local_indptr[r], local_indptr[r + 1]):
+        f = local_indices[j]
+        x = local_data[j]
+        for k in range(n_problems):
+            margin[k] += W[f, k] * x
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
+def _live_margins(
+    local_indptr: np.ndarray,
+    local_indices: np.ndarray,
+    local_data: np.ndarray,
+    W: np.ndarray,
+    r: int,
+    n_local: int,
+    bias: float,
+    live: np.ndarray,
+    n_live: int,
+    margin: np.ndarray,
+) -> None:
+    """Row ``r``'s margins for the columns ``live[:n_live]`` only, summed as :func:`_dense_margins` does."""
+    for t in range(n_live):
+        margin[live[t]] = W[n_local, live[t]] * bias
+    for j in range(local_indptr[r], local_indptr[r + 1]):
+        f = local_indices[j]
+        x = local_data[j]
+        for t in range(n_live):
+            k = live[t]
+            margin[k] += W[f, k] * x
 
 
 @numba.njit(cache=True, fastmath=FASTMATH)
@@ -164,8 +205,11 @@ def _solve_unit(
     K-wide product with ``W`` (float64 zeros, shape ``(n_local + 1, K)``, the bias weights
     last), which receives the solutions. Each problem keeps its own duals, shrinking (LIBLINEAR's
     rule) and stopping test; a row leaves the pass order once every unfinished problem has
-    shrunk it. Each pass visits the active rows in blocks of ``block_size`` consecutive ones, the
-    blocks in a fresh random order (``block_size = 1``, LIBLINEAR's full reshuffle, is always
+    shrunk it. Once most problems have shrunk a row (after a few passes, a trie layer's row is
+    live for about one problem in ten), only the live problems' margins are summed and only the
+    problems that moved are updated: the same sums in the same order, so the same weights.
+    Each pass visits the active rows in blocks of ``block_size`` consecutive ones, the blocks in
+    a fresh random order (``block_size = 1``, LIBLINEAR's full reshuffle, is always
     used below ``BLOCKED_MIN_ROWS`` rows), so passes over big groups stream through memory.
     Returns the number of passes of each problem.
     """
@@ -184,6 +228,8 @@ def _solve_unit(
     pg_min_new = np.empty(n_problems)
     margin = np.empty(n_problems)
     step = np.empty(n_problems)
+    live = np.empty(n_problems, dtype=np.int64)
+    moved = np.empty(n_problems, dtype=np.int64)
     active_rows = np.arange(n)
     blocks = np.empty((n + block_size - 1) // block_size, dtype=np.int64)
     diag_p = 0.5 / cp
@@ -204,18 +250,20 @@ def _solve_unit(
             for s in range(first, min(active, first + block_size)):
                 i = active_rows[s]
                 r = first_row + i
+                n_live = 0
                 for k in range(n_problems):
-                    margin[k] = W[n_local, k] * bias
-                for j in range(local_indptr[r], local_indptr[r + 1]):
-                    f = local_indices[j]
-                    x = local_data[j]
-                    for k in range(n_problems):
-                        margin[k] += W[f, k] * x
-                moved = False
-                for k in range(n_problems):
-                    step[k] = 0.0
-                    if done[k] or shrunk[i, k]:
-                        continue
+                    if not done[k] and not shrunk[i, k]:
+                        live[n_live] = k
+                        n_live += 1
+                if 2 * n_live >= n_problems:  # most problems want the row: one K-wide product
+                    _dense_margins(local_indptr, local_indices, local_data, W, r, n_local, bias, margin)
+                else:  # a few problems: their margins only (the same sums, in the same order)
+                    _live_margins(
+                        local_indptr, local_indices, local_data, W, r, n_local, bias, live, n_live, margin
+                    )
+                n_moved = 0
+                for t in range(n_live):
+                    k = live[t]
                     positive = row_key[r] == keys[k]
                     y = 1.0 if positive else -1.0
                     diag = diag_p if positive else diag_n
@@ -236,16 +284,17 @@ def _solve_unit(
                     if abs(pg) > 1e-12:
                         a_new = max(a - g / (sqnorm[r] + bias_sq + diag), 0.0)
                         alpha[i, k] = a_new
-                        step[k] = (a_new - a) * y
-                        moved = True
-                if moved:
+                        moved[n_moved] = k
+                        step[n_moved] = (a_new - a) * y
+                        n_moved += 1
+                if n_moved:  # only the problems that moved: adding a zero step changes no weight
                     for j in range(local_indptr[r], local_indptr[r + 1]):
                         f = local_indices[j]
                         x = local_data[j]
-                        for k in range(n_problems):
-                            W[f, k] += step[k] * x
-                    for k in range(n_problems):
-                        W[n_local, k] += step[k] * bias
+                        for t in range(n_moved):
+                            W[f, moved[t]] += step[t] * x
+                    for t in range(n_moved):
+                        W[n_local, moved[t]] += step[t] * bias
         restored = False
         for k in range(n_problems):
             if done[k]:

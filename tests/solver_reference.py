@@ -7,6 +7,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from indexer.solver import (
+    BLOCKED_MIN_ROWS,
+    FASTMATH,
+    _shuffle,
     build_groups,
     compact_slots,
     csr_arrays,
@@ -102,3 +105,137 @@ def solve_problems(
     )
     col_ptr, col_indices, col_data = compact_slots(slot_ptr, counts, out_indices, out_data)
     return sp.csc_matrix((col_data, col_indices, col_ptr), shape=(n_features + 1, n_problems))
+
+
+@numba.njit(fastmath=FASTMATH)
+def dense_solve_unit(
+    local_indptr: np.ndarray,
+    local_indices: np.ndarray,
+    local_data: np.ndarray,
+    sqnorm: np.ndarray,
+    row_key: np.ndarray,
+    first_row: int,
+    end_row: int,
+    keys: np.ndarray,
+    W: np.ndarray,
+    cp: float,
+    cn: float,
+    bias: float,
+    max_iter: int,
+    tol: float,
+    block_size: int,
+    seed: np.uint64,
+) -> np.ndarray:
+    """The lock-step unit before live-problem margins: every margin of every active row, every
+    weight column updated when any problem moved. indexer.solver._solve_unit must give the same
+    weights and passes, bit for bit."""
+    n = end_row - first_row
+    n_problems = keys.shape[0]
+    if n < BLOCKED_MIN_ROWS:
+        block_size = 1  # small groups stay in cache anyway; a full reshuffle converges faster
+    n_local = W.shape[0] - 1
+    alpha = np.zeros((n, n_problems), dtype=np.float64)
+    shrunk = np.zeros((n, n_problems), dtype=np.bool_)
+    n_shrunk = np.zeros(n_problems, dtype=np.int64)
+    done = np.zeros(n_problems, dtype=np.bool_)
+    passes = np.zeros(n_problems, dtype=np.int64)
+    pg_max_old = np.full(n_problems, np.inf)  # no upper bound on alpha: nothing to shrink at C
+    pg_max_new = np.empty(n_problems)
+    pg_min_new = np.empty(n_problems)
+    margin = np.empty(n_problems)
+    step = np.empty(n_problems)
+    active_rows = np.arange(n)
+    blocks = np.empty((n + block_size - 1) // block_size, dtype=np.int64)
+    diag_p = 0.5 / cp
+    diag_n = 0.5 / cn
+    bias_sq = bias * bias
+    active = n
+    state = seed
+    n_done = 0
+    while n_done < n_problems:
+        pg_max_new[:] = -np.inf
+        pg_min_new[:] = np.inf
+        n_blocks = (active + block_size - 1) // block_size
+        for b in range(n_blocks):
+            blocks[b] = b
+        state = _shuffle(blocks, n_blocks, state)
+        for bi in range(n_blocks):
+            first = blocks[bi] * block_size
+            for s in range(first, min(active, first + block_size)):
+                i = active_rows[s]
+                r = first_row + i
+                for k in range(n_problems):
+                    margin[k] = W[n_local, k] * bias
+                for j in range(local_indptr[r], local_indptr[r + 1]):
+                    f = local_indices[j]
+                    x = local_data[j]
+                    for k in range(n_problems):
+                        margin[k] += W[f, k] * x
+                moved = False
+                for k in range(n_problems):
+                    step[k] = 0.0
+                    if done[k] or shrunk[i, k]:
+                        continue
+                    positive = row_key[r] == keys[k]
+                    y = 1.0 if positive else -1.0
+                    diag = diag_p if positive else diag_n
+                    a = alpha[i, k]
+                    g = y * margin[k] - 1.0 + diag * a
+                    pg = g
+                    if a == 0.0:
+                        if g > pg_max_old[k]:
+                            shrunk[i, k] = True  # bound at 0 and likely to stay there
+                            n_shrunk[k] += 1
+                            continue
+                        if g > 0.0:
+                            pg = 0.0
+                    if pg > pg_max_new[k]:
+                        pg_max_new[k] = pg
+                    if pg < pg_min_new[k]:
+                        pg_min_new[k] = pg
+                    if abs(pg) > 1e-12:
+                        a_new = max(a - g / (sqnorm[r] + bias_sq + diag), 0.0)
+                        alpha[i, k] = a_new
+                        step[k] = (a_new - a) * y
+                        moved = True
+                if moved:
+                    for j in range(local_indptr[r], local_indptr[r + 1]):
+                        f = local_indices[j]
+                        x = local_data[j]
+                        for k in range(n_problems):
+                            W[f, k] += step[k] * x
+                    for k in range(n_problems):
+                        W[n_local, k] += step[k] * bias
+        restored = False
+        for k in range(n_problems):
+            if done[k]:
+                continue
+            passes[k] += 1
+            if pg_max_new[k] - pg_min_new[k] <= tol:
+                if n_shrunk[k] == 0:
+                    done[k] = True
+                else:  # converged on the shrunk rows: verify on all of them
+                    shrunk[:, k] = False
+                    n_shrunk[k] = 0
+                    pg_max_old[k] = np.inf
+                    restored = True
+            else:
+                pg_max_old[k] = pg_max_new[k] if pg_max_new[k] > 0.0 else np.inf
+            if passes[k] >= max_iter:
+                done[k] = True
+            if done[k]:
+                n_done += 1
+        if restored:
+            active = n
+            for i in range(n):
+                active_rows[i] = i
+        kept = 0
+        for s in range(active):
+            i = active_rows[s]
+            for k in range(n_problems):
+                if not done[k] and not shrunk[i, k]:
+                    active_rows[kept] = i
+                    kept += 1
+                    break
+        active = kept
+    return passes
