@@ -78,6 +78,9 @@ def build_groups(
     n_chunks : groups are handed out to this many parallel workers (each holds two arrays of
         ``n_features`` entries); a few per thread balances the load.
 
+    Each group's rows are read twice (discover its features, then write its local rows); the
+    features are found into an int32 scratch as long as the local entries.
+
     Returns
     -------
     local_indptr, local_indices, local_data : the local rows as CSR; ``local_indices`` are
@@ -133,52 +136,6 @@ def build_groups(
     return local_indptr, local_indices, local_data, feature_ptr, features
 
 
-@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
-def _dense_margins(
-    local_indptr: np.ndarray,
-    local_indices: np.ndarray,
-    local_data: np.ndarray,
-    W: np.ndarray,
-    r: int,
-    n_local: int,
-    bias: float,
-    margin: np.ndarray,
-) -> None:
-    """Row ``r``'s margins for every column of ``W`` (the bias weight first, then row order)."""
-    n_problems = W.shape[1]
-    for k in range(n_problems):
-        margin[k] = W[n_local, k] * bias
-    for j in range(local_indptr[r], local_indptr[r + 1]):
-        f = local_indices[j]
-        x = local_data[j]
-        for k in range(n_problems):
-            margin[k] += W[f, k] * x
-
-
-@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
-def _live_margins(
-    local_indptr: np.ndarray,
-    local_indices: np.ndarray,
-    local_data: np.ndarray,
-    W: np.ndarray,
-    r: int,
-    n_local: int,
-    bias: float,
-    live: np.ndarray,
-    n_live: int,
-    margin: np.ndarray,
-) -> None:
-    """Row ``r``'s margins for the columns ``live[:n_live]`` only, summed as :func:`_dense_margins` does."""
-    for t in range(n_live):
-        margin[live[t]] = W[n_local, live[t]] * bias
-    for j in range(local_indptr[r], local_indptr[r + 1]):
-        f = local_indices[j]
-        x = local_data[j]
-        for t in range(n_live):
-            k = live[t]
-            margin[k] += W[f, k] * x
-
-
 @numba.njit(cache=True, fastmath=FASTMATH)
 def _solve_unit(
     local_indptr: np.ndarray,
@@ -205,11 +162,8 @@ def _solve_unit(
     K-wide product with ``W`` (float64 zeros, shape ``(n_local + 1, K)``, the bias weights
     last), which receives the solutions. Each problem keeps its own duals, shrinking (LIBLINEAR's
     rule) and stopping test; a row leaves the pass order once every unfinished problem has
-    shrunk it. Once most problems have shrunk a row (after a few passes, a trie layer's row is
-    live for about one problem in ten), only the live problems' margins are summed and only the
-    problems that moved are updated: the same sums in the same order, so the same weights.
-    Each pass visits the active rows in blocks of ``block_size`` consecutive ones, the blocks in
-    a fresh random order (``block_size = 1``, LIBLINEAR's full reshuffle, is always
+    shrunk it. Each pass visits the active rows in blocks of ``block_size`` consecutive ones, the
+    blocks in a fresh random order (``block_size = 1``, LIBLINEAR's full reshuffle, is always
     used below ``BLOCKED_MIN_ROWS`` rows), so passes over big groups stream through memory.
     Returns the number of passes of each problem.
     """
@@ -228,8 +182,6 @@ def _solve_unit(
     pg_min_new = np.empty(n_problems)
     margin = np.empty(n_problems)
     step = np.empty(n_problems)
-    live = np.empty(n_problems, dtype=np.int64)
-    moved = np.empty(n_problems, dtype=np.int64)
     active_rows = np.arange(n)
     blocks = np.empty((n + block_size - 1) // block_size, dtype=np.int64)
     diag_p = 0.5 / cp
@@ -250,20 +202,18 @@ def _solve_unit(
             for s in range(first, min(active, first + block_size)):
                 i = active_rows[s]
                 r = first_row + i
-                n_live = 0
                 for k in range(n_problems):
-                    if not done[k] and not shrunk[i, k]:
-                        live[n_live] = k
-                        n_live += 1
-                if 2 * n_live >= n_problems:  # most problems want the row: one K-wide product
-                    _dense_margins(local_indptr, local_indices, local_data, W, r, n_local, bias, margin)
-                else:  # a few problems: their margins only (the same sums, in the same order)
-                    _live_margins(
-                        local_indptr, local_indices, local_data, W, r, n_local, bias, live, n_live, margin
-                    )
-                n_moved = 0
-                for t in range(n_live):
-                    k = live[t]
+                    margin[k] = W[n_local, k] * bias
+                for j in range(local_indptr[r], local_indptr[r + 1]):
+                    f = local_indices[j]
+                    x = local_data[j]
+                    for k in range(n_problems):
+                        margin[k] += W[f, k] * x
+                moved = False
+                for k in range(n_problems):
+                    step[k] = 0.0
+                    if done[k] or shrunk[i, k]:
+                        continue
                     positive = row_key[r] == keys[k]
                     y = 1.0 if positive else -1.0
                     diag = diag_p if positive else diag_n
@@ -284,17 +234,16 @@ def _solve_unit(
                     if abs(pg) > 1e-12:
                         a_new = max(a - g / (sqnorm[r] + bias_sq + diag), 0.0)
                         alpha[i, k] = a_new
-                        moved[n_moved] = k
-                        step[n_moved] = (a_new - a) * y
-                        n_moved += 1
-                if n_moved:  # only the problems that moved: adding a zero step changes no weight
+                        step[k] = (a_new - a) * y
+                        moved = True
+                if moved:
                     for j in range(local_indptr[r], local_indptr[r + 1]):
                         f = local_indices[j]
                         x = local_data[j]
-                        for t in range(n_moved):
-                            W[f, moved[t]] += step[t] * x
-                    for t in range(n_moved):
-                        W[n_local, moved[t]] += step[t] * bias
+                        for k in range(n_problems):
+                            W[f, k] += step[k] * x
+                    for k in range(n_problems):
+                        W[n_local, k] += step[k] * bias
         restored = False
         for k in range(n_problems):
             if done[k]:

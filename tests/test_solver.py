@@ -4,14 +4,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.svm import LinearSVC
-from solver_reference import dense_solve_unit, solve_problems
+from solver_reference import solve_problems
 
 from indexer.solver import (
     BLOCKED_MIN_ROWS,
-    _solve_unit,
     build_groups,
     csr_arrays,
-    row_sqnorms,
     shuffle_within_groups,
 )
 
@@ -149,40 +147,10 @@ def test_misuse_is_refused_with_a_reason(kwargs: dict, message: str) -> None:
         solve_problems(args["X"], args["problem_ptr"], args["rows"], args["signs"], **options)
 
 
-def _grouped_rows(n: int, d: int, n_keys: int, seed: int) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """Examples with a key each, skewed so that most rows are negatives of most problems."""
-    rng = np.random.default_rng(seed)
-    X = sp.random(n, d, density=0.05, random_state=seed, format="csr", dtype=np.float32)
-    keys = np.minimum(rng.zipf(1.5, size=n) - 1, n_keys - 1).astype(np.int64)
-    return X, keys, rng.permutation(n).astype(np.int64)
-
-
-@pytest.mark.parametrize(("n", "n_keys", "block_size"), [(300, 9, 1), (BLOCKED_MIN_ROWS + 500, 13, 16)])
-def test_live_problem_margins_give_the_dense_units_weights_bit_for_bit(
-    n: int, n_keys: int, block_size: int
-) -> None:
-    X, row_key, rows = _grouped_rows(n, 120, n_keys, seed=n)
-    indptr, indices, data = csr_arrays(X)
-    group_ptr = np.array([0, n], dtype=np.int64)
-    li, lx, ld, feature_ptr, _ = build_groups(indptr, indices, data, rows, group_ptr, X.shape[1], 2)
-    sqnorm = row_sqnorms(indptr, data)[rows]
-    keys = np.arange(n_keys, dtype=np.int64)
-    results = []
-    for kernel in (_solve_unit, dense_solve_unit):
-        W = np.zeros((feature_ptr[1] + 1, n_keys))
-        passes = kernel(
-            li, lx, ld, sqnorm, row_key[rows], 0, n, keys, W, 1.0, 1.0, 1.0, 20, 0.1, block_size, np.uint64(7)
-        )
-        results.append((W, passes))
-    (W, passes), (W_dense, passes_dense) = results
-    assert np.array_equal(passes, passes_dense)
-    assert np.array_equal(W, W_dense)
-    assert np.count_nonzero(W[:-1]) > W[:-1].size // 4  # the problems learned something
-
-
 @pytest.mark.parametrize("n_groups", [1, 5])
 def test_groups_hold_their_rows_with_local_feature_ids(n_groups: int) -> None:
-    X, _, rows = _grouped_rows(400, 60, 2, seed=n_groups)
+    X = sp.random(400, 60, density=0.05, random_state=n_groups, format="csr", dtype=np.float32)
+    rows = np.random.default_rng(n_groups).permutation(400).astype(np.int64)
     indptr, indices, data = csr_arrays(X)
     group_ptr = np.linspace(0, 400, n_groups + 1).astype(np.int64)
     li, lx, ld, feature_ptr, features = build_groups(indptr, indices, data, rows, group_ptr, X.shape[1], 3)
