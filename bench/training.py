@@ -1,6 +1,6 @@
 """Time scorer training on synthetic data shaped like the aol1k benchmark (run by hand).
 
-    .venv/bin/python bench/bench_training.py --labels 60000 --examples 300000
+    .venv/bin/python -m bench.training --labels 60000 --examples 300000
 
 Builds a hybrid-shaped tree (one trie layer of ~37 first characters with Zipf-like sizes, then
 balanced binary splits down to ``--max-leaf-size`` labels, then one node per label) and inputs

@@ -78,6 +78,9 @@ def build_groups(
     n_chunks : groups are handed out to this many parallel workers (each holds two arrays of
         ``n_features`` entries); a few per thread balances the load.
 
+    Each group's rows are read twice (discover its features, then write its local rows); the
+    features are found into an int32 scratch as long as the local entries.
+
     Returns
     -------
     local_indptr, local_indices, local_data : the local rows as CSR; ``local_indices`` are
@@ -94,28 +97,15 @@ def build_groups(
     local_indices = np.empty(local_indptr[n_rows], dtype=np.int32)
     local_data = np.empty(local_indptr[n_rows], dtype=np.float32)
     n_chunks = max(1, min(n_groups, n_chunks))
+    # one pass discovers each group's features into the room its rows' entries give (their
+    # count bounds the distinct features), the same pass then writes the local rows
+    found = np.empty(local_indptr[n_rows], dtype=np.int32)
     counts = np.zeros(n_groups, dtype=np.int64)
-    for c in numba.prange(n_chunks):
-        seen = np.full(n_features, -1, dtype=np.int64)
-        for g in range(c, n_groups, n_chunks):
-            count = 0
-            for r in range(group_ptr[g], group_ptr[g + 1]):
-                ex = rows[r]
-                for k in range(indptr[ex], indptr[ex + 1]):
-                    f = indices[k]
-                    if seen[f] != g:
-                        seen[f] = g
-                        count += 1
-            counts[g] = count
-    feature_ptr = np.zeros(n_groups + 1, dtype=np.int64)
-    for g in range(n_groups):
-        feature_ptr[g + 1] = feature_ptr[g] + counts[g]
-    features = np.empty(feature_ptr[n_groups], dtype=np.int32)
     for c in numba.prange(n_chunks):
         seen = np.full(n_features, -1, dtype=np.int64)
         local_id = np.empty(n_features, dtype=np.int32)
         for g in range(c, n_groups, n_chunks):
-            start = feature_ptr[g]
+            start = local_indptr[group_ptr[g]]
             count = 0
             for r in range(group_ptr[g], group_ptr[g + 1]):
                 ex = rows[r]
@@ -123,11 +113,11 @@ def build_groups(
                     f = indices[k]
                     if seen[f] != g:
                         seen[f] = g
-                        features[start + count] = f
+                        found[start + count] = f
                         count += 1
-            features[start : start + count] = np.sort(features[start : start + count])
+            found[start : start + count] = np.sort(found[start : start + count])
             for j in range(count):
-                local_id[features[start + j]] = j
+                local_id[found[start + j]] = j
             for r in range(group_ptr[g], group_ptr[g + 1]):
                 ex = rows[r]
                 pos = local_indptr[r]
@@ -135,6 +125,14 @@ def build_groups(
                     local_indices[pos] = local_id[indices[k]]
                     local_data[pos] = data[k]
                     pos += 1
+            counts[g] = count
+    feature_ptr = np.zeros(n_groups + 1, dtype=np.int64)
+    for g in range(n_groups):
+        feature_ptr[g + 1] = feature_ptr[g] + counts[g]
+    features = np.empty(feature_ptr[n_groups], dtype=np.int32)
+    for g in numba.prange(n_groups):
+        start = local_indptr[group_ptr[g]]
+        features[feature_ptr[g] : feature_ptr[g + 1]] = found[start : start + counts[g]]
     return local_indptr, local_indices, local_data, feature_ptr, features
 
 

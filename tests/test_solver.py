@@ -6,7 +6,12 @@ import scipy.sparse as sp
 from sklearn.svm import LinearSVC
 from solver_reference import solve_problems
 
-from indexer.solver import BLOCKED_MIN_ROWS, shuffle_within_groups
+from indexer.solver import (
+    BLOCKED_MIN_ROWS,
+    build_groups,
+    csr_arrays,
+    shuffle_within_groups,
+)
 
 
 def _problem(
@@ -140,3 +145,20 @@ def test_misuse_is_refused_with_a_reason(kwargs: dict, message: str) -> None:
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         solve_problems(args["X"], args["problem_ptr"], args["rows"], args["signs"], **options)
+
+
+@pytest.mark.parametrize("n_groups", [1, 5])
+def test_groups_hold_their_rows_with_local_feature_ids(n_groups: int) -> None:
+    X = sp.random(400, 60, density=0.05, random_state=n_groups, format="csr", dtype=np.float32)
+    rows = np.random.default_rng(n_groups).permutation(400).astype(np.int64)
+    indptr, indices, data = csr_arrays(X)
+    group_ptr = np.linspace(0, 400, n_groups + 1).astype(np.int64)
+    li, lx, ld, feature_ptr, features = build_groups(indptr, indices, data, rows, group_ptr, X.shape[1], 3)
+    for g in range(n_groups):
+        own = features[feature_ptr[g] : feature_ptr[g + 1]]
+        block = X[rows[group_ptr[g] : group_ptr[g + 1]]]
+        assert np.array_equal(own, np.unique(block.indices))  # every feature of the group, ascending
+        for r in range(group_ptr[g], group_ptr[g + 1]):
+            entries = slice(li[r], li[r + 1])
+            assert np.array_equal(own[lx[entries]], X[rows[r]].indices)
+            assert np.array_equal(ld[entries], X[rows[r]].data)
