@@ -31,7 +31,7 @@ def build_sparse_table(counts: np.ndarray) -> np.ndarray:
     levels = 1
     while (1 << levels) <= n:
         levels += 1
-    table = np.empty((levels, max(n, 1)), dtype=np.int32)
+    table = np.full((levels, max(n, 1)), -1, dtype=np.int32)  # the unused tail: the same bytes every build
     for i in range(n):
         table[0, i] = i
     for lvl in range(1, levels):

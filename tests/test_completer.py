@@ -50,7 +50,7 @@ def test_never_fewer_than_k_or_all_matching_labels(completer, model, prefix, k):
     assert len(result) <= k
     if matching:  # never fewer than the labels could give; generated queries may add more
         assert len(result) >= min(k, matching)
-        assert {c.source for c in result} <= {"model", "popular", "followed", "generated"}
+        assert {c.source for c in result} <= {"model", "popular", "followed", "generated", "related", "live"}
     else:
         assert {c.source for c in result} <= {"tail", "generated", "fuzzy"}
 

@@ -40,7 +40,7 @@ class RecordingRows:
     def __init__(self):
         self.events = []
 
-    def __call__(self, previous, prefix):
+    def __call__(self, previous, prefix, history=None):
         self.events.append(("ask", prefix))
         return ["x", prefix], np.zeros((2, 3), dtype=np.float32)
 
