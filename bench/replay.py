@@ -38,6 +38,7 @@ SERVER_ENV = {
     "AUTOCOMPLETE_MAX_CONNECTIONS_PER_IP": "100000",
     "AUTOCOMPLETE_LOG_LEVEL": "warning",
     "AUTOCOMPLETE_LIVE": "false",  # scored as eval: the model as trained (bench/streaming measures live)
+    "AUTOCOMPLETE_HISTORY_ENABLED": "false",  # and without the replayed people's histories (eval --history)
 }
 
 

@@ -31,12 +31,9 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
 from sessions.base import SessionStoreError
+from sessions.connect import RedisClient
+from sessions.redis import _FAILURES, _Script
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -312,19 +309,18 @@ class RedisLiveCounts:
         self.log_size = log_size
         self.page = page
         self._clock = clock
-        self._pool = BlockingConnectionPool.from_url(
+        self._client = RedisClient(
             url,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
+            connect_timeout=connect_timeout,
             max_connections=max_connections,
-            timeout=socket_timeout,
-            retry=Retry(NoBackoff(), 1),
-            decode_responses=True,
+            pool_timeout=socket_timeout,
+            retries=1,
         )
-        self._redis = Redis(connection_pool=self._pool)
-        self._record = self._redis.register_script(_RECORD)
-        self._changes = self._redis.register_script(_CHANGES)
-        p = prefix + "live:"
+        self._redis = self._client.redis
+        self._record = _Script(self._redis, _RECORD)
+        self._changes = _Script(self._redis, _CHANGES)
+        p = prefix + "{live}:"  # one hash slot: the scripts touch every key (one node on a cluster)
         self._keys = [p + "s", p + "l", p + "c", p + "seq", p + "r", p + "forgot", p + "log"]
 
     async def record(self, query: str, key: str, when: float | None = None) -> None:
@@ -333,14 +329,14 @@ class RedisLiveCounts:
         args += [self.window, self.sessions_cap, self.max_queries, self.prefix, self.log_size]
         try:
             await self._record(keys=self._keys, args=args)
-        except (RedisError, OSError) as exc:
+        except _FAILURES as exc:
             raise LiveCountsError(f"Redis live count write failed ({type(exc).__name__})") from exc
 
     async def changes(self, since: int) -> LiveChanges:
         args: list[str | float] = [since, self.page, repr(float(self._clock())), self.window, self.prefix]
         try:
             raw = await self._changes(keys=self._keys[:6], args=args)
-        except (RedisError, OSError) as exc:
+        except _FAILURES as exc:
             raise LiveCountsError(f"Redis live count read failed ({type(exc).__name__})") from exc
         seq, reset, n = int(raw[0]), raw[1] == "1", int(raw[2])
         entries = [
@@ -361,15 +357,14 @@ class RedisLiveCounts:
                 if len(batch) < 10_000:
                     return out
                 start = f"({batch[-1][0]}"
-        except (RedisError, OSError) as exc:
+        except _FAILURES as exc:
             raise LiveCountsError(f"Redis live log read failed ({type(exc).__name__})") from exc
 
     async def ping(self) -> None:
         try:
             await self._redis.ping()
-        except (RedisError, OSError) as exc:
+        except _FAILURES as exc:
             raise LiveCountsError(f"Redis live counts ping failed ({type(exc).__name__})") from exc
 
     async def close(self) -> None:
-        await self._redis.aclose()
-        await self._pool.aclose()
+        await self._client.aclose()

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # every replayed session comes from 127.0.0.1: the per-address budget would throttle them all
 ONE_ADDRESS = {"AUTOCOMPLETE_MAX_INPUTS_PER_SECOND_PER_IP": "1000000"}
 # answers are compared with the model as trained: no live counts learning from the replay's submits
-FROZEN = {"AUTOCOMPLETE_LIVE": "false"}
+FROZEN = {"AUTOCOMPLETE_LIVE": "false", "AUTOCOMPLETE_HISTORY_ENABLED": "false"}
 FAST = {"AUTOCOMPLETE_MAX_INPUTS_PER_SECOND": "100000", "AUTOCOMPLETE_LOG_LEVEL": "warning"}
 FAST |= ONE_ADDRESS | FROZEN
 # on a loaded machine a 20 ms store timeout would drop context now and then: these tests are about

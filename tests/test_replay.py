@@ -36,6 +36,7 @@ FAST = {
     "AUTOCOMPLETE_MAX_INPUTS_PER_SECOND_PER_IP": "100000",  # every session comes from 127.0.0.1
     "AUTOCOMPLETE_LOG_LEVEL": "warning",
     "AUTOCOMPLETE_LIVE": "false",  # scored as eval: the model as trained, not learning from submits
+    "AUTOCOMPLETE_HISTORY_ENABLED": "false",  # ... nor from the replayed person's own submits
 }
 # a loaded shared machine must not turn a slow store call into "no context" in a consistency check
 PATIENT_STORE = {
