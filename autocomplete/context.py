@@ -5,7 +5,7 @@
   how much of the candidate repeats the previous query's words (weighted by rarity) and how
   strongly its words followed the previous query's words in other people's sessions. The previous
   query's part is computed once per context (it changes only when a query is submitted) and kept
-  in a small cache; the per-keystroke part is a few vectorized gathers over the candidates.
+  in a small cache; the per-keystroke part is one numba kernel over the candidates' word ids.
 - :class:`SharedWords`, a link of the chain: the most popular labels of the typed prefix that
   hold a rare word of the previous query or one of its strongest linked words. With one or two
   letters typed the prefix matches many thousands of labels, and these are the ones a
@@ -25,6 +25,9 @@ from autocomplete.candidates import CandidateBatch, Feature, Request, Source
 from autocomplete.generators import label_batch
 from indexer.labels import LabelSet
 from indexer.wordlinks import WordLinks
+
+PREV_SHARE, PREV_COVER = int(Feature.PREV_SHARE), int(Feature.PREV_COVER)  # the kernel's columns
+LINK_LIFT, LINK_PROB = int(Feature.LINK_LIFT), int(Feature.LINK_PROB)
 
 
 class _Previous(NamedTuple):
@@ -46,7 +49,8 @@ class ContextWords:
     def __init__(self, links: WordLinks, cache_size: int = 1024) -> None:
         self.links = links
         self.cache_size = cache_size
-        self._unknown_idf = float(np.log(1.0 + len(links.label_indptr_) - 1) + 1.0)
+        n_labels = len(links.label_indptr_) - 1
+        self._unknown_idf = float(np.log(1.0 + n_labels) + 1.0)  # WordLinks' idf of a word no label holds
         self._cache: OrderedDict[str, _Previous] = OrderedDict()
 
     def previous(self, context: str) -> _Previous:
@@ -133,10 +137,6 @@ def context_columns(
         X[r, PREV_COVER] = shared / prev_idf_sum if prev_idf_sum > 0 else 0.0
         X[r, LINK_LIFT] = best_lift
         X[r, LINK_PROB] = best_prob
-
-
-PREV_SHARE, PREV_COVER = int(Feature.PREV_SHARE), int(Feature.PREV_COVER)
-LINK_LIFT, LINK_PROB = int(Feature.LINK_LIFT), int(Feature.LINK_PROB)
 
 
 class SharedWords:

@@ -1,11 +1,13 @@
 """``make bench-personal`` (``python -m bench.personal``): what history and generalizing context add.
 
-Three systems, each trained twice (on every user, and without the new users of the new-users
+Four systems, each trained twice (on every user, and without the new users of the new-users
 protocol), all scored on the same examples of ``--split`` (the config's protocol, sampled by
 default):
 
+- ``no-cache-lm``: the chain of the last release: no cache LM (``language.context_candidates=0``),
+  no word links, no history;
 - ``plain``: the default chain without word links and without history (``context.enabled=false``,
-  ``context.history=0``);
+  ``context.history=0``), the cache LM on;
 - ``+history``: the same with the person's history as a link and as ranker columns;
 - ``+context``: also the word links (overlap and links between the previous query and each
   candidate, and the ``related`` link): the shipped default.
@@ -35,6 +37,7 @@ from indexer.pipeline import build_model
 from indexer.querylog import is_new_user, read_query_log
 
 SYSTEMS: dict[str, list[str]] = {
+    "no-cache-lm": ["context.enabled=false", "context.history=0", "language.context_candidates=0"],
     "plain": ["context.enabled=false", "context.history=0"],
     "+history": ["context.enabled=false"],
     "+context": [],
