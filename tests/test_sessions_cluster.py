@@ -238,6 +238,9 @@ def test_the_server_on_a_cluster_keeps_context_across_connections_and_a_master_r
         "AUTOCOMPLETE_STORE_RETRY_SECONDS": "0.2",
         "AUTOCOMPLETE_CONTEXT_REFRESH_SECONDS": "0",  # every input asks the store
         "AUTOCOMPLETE_LOG_LEVEL": "warning",
+        # answers are compared before and after submits: only the session context may change them
+        "AUTOCOMPLETE_LIVE": "false",
+        "AUTOCOMPLETE_HISTORY_ENABLED": "false",
     }
     server = live_server(demo_model, redis_url=cluster.url, env=env)
     ready = lambda: get_json(f"{server.url}/readyz")[1]["session_store"]  # noqa: E731
