@@ -87,8 +87,7 @@ class ContextWords:
             found = [links.word_ids(texts[i]) for i in made.tolist()]
             lengths = np.array([len(f) for f in found], dtype=np.int64)
             ends = np.cumsum(lengths)
-            words = np.concatenate(found) if found else np.empty(0, np.int32)
-            context_columns(words.astype(np.int32), ends - lengths, ends, made, *args)
+            context_columns(np.concatenate(found).astype(np.int32), ends - lengths, ends, made, *args)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -119,16 +119,7 @@ def create_app(
         backing = store if store is not None else _default_store(config)
         in_process = isinstance(backing, MemorySessionStore)  # answers at once: no timer per call
         sessions = GuardedSessionStore(
-            backing,
-            timeout=None if in_process else config.store_timeout_seconds,
-            write_timeout=None if in_process else config.store_write_timeout_seconds,
-            retry_after=config.store_retry_seconds,
-            log_interval=config.store_log_interval_seconds,
-            outbox_size=config.outbox_size,
-            outbox_max_age=config.outbox_max_age_seconds,
-            on_call=metrics.store_call,
-            on_error=metrics.store_error,
-            on_outbox=metrics.outbox.set,
+            backing, **_guard_options(config, metrics, in_process), on_outbox=metrics.outbox.set
         )
         if not await sessions.ping():
             logger.warning("the session store does not answer; serving without context until it does")
@@ -221,6 +212,33 @@ def session_ids(config: ServeConfig) -> SessionIds:
     return SessionIds(config.session_secret or None, grace)
 
 
+def _redis_options(config: ServeConfig) -> dict[str, Any]:
+    """The connection settings every Redis store of the service shares."""
+    return {
+        "socket_timeout": config.redis_socket_timeout,
+        "connect_timeout": config.redis_connect_timeout,
+        "max_connections": config.redis_max_connections,
+        "pool_timeout": config.redis_pool_timeout,
+        "retries": config.redis_retries,
+        "max_item_bytes": 4 * config.max_query_chars,
+    }
+
+
+def _guard_options(config: ServeConfig, metrics: ServiceMetrics, in_process: bool) -> dict[str, Any]:
+    """The guard settings the session and history stores share (no timer for an in-process store:
+    it answers at once)."""
+    return {
+        "timeout": None if in_process else config.store_timeout_seconds,
+        "write_timeout": None if in_process else config.store_write_timeout_seconds,
+        "retry_after": config.store_retry_seconds,
+        "log_interval": config.store_log_interval_seconds,
+        "outbox_size": config.outbox_size,
+        "outbox_max_age": config.outbox_max_age_seconds,
+        "on_call": metrics.store_call,
+        "on_error": metrics.store_error,
+    }
+
+
 def _default_store(config: ServeConfig) -> SessionStore:
     ids = session_ids(config)
     if config.redis_url:
@@ -229,12 +247,7 @@ def _default_store(config: ServeConfig) -> SessionStore:
             prefix=config.redis_prefix,
             ttl_seconds=config.session_ttl_seconds,
             history_length=config.history_length,
-            socket_timeout=config.redis_socket_timeout,
-            connect_timeout=config.redis_connect_timeout,
-            max_connections=config.redis_max_connections,
-            pool_timeout=config.redis_pool_timeout,
-            retries=config.redis_retries,
-            max_item_bytes=4 * config.max_query_chars,
+            **_redis_options(config),
             ids=ids,
         )
     return MemorySessionStore(
@@ -260,17 +273,7 @@ async def _histories(config: ServeConfig, backing: HistoryStore | None, metrics:
         return Histories(None, keys, config, on_refused=refused)
     backing = backing if backing is not None else _default_history_store(config)
     in_process = isinstance(backing, MemoryHistoryStore)
-    store = GuardedHistoryStore(
-        backing,
-        timeout=None if in_process else config.store_timeout_seconds,
-        write_timeout=None if in_process else config.store_write_timeout_seconds,
-        retry_after=config.store_retry_seconds,
-        log_interval=config.store_log_interval_seconds,
-        outbox_size=config.outbox_size,
-        outbox_max_age=config.outbox_max_age_seconds,
-        on_call=metrics.store_call,
-        on_error=metrics.store_error,
-    )
+    store = GuardedHistoryStore(backing, **_guard_options(config, metrics, in_process))
     if not await store.ping():
         logger.warning("the history store does not answer; serving without history until it does")
     return Histories(store, keys, config, on_refused=refused)
@@ -284,12 +287,7 @@ def _default_history_store(config: ServeConfig) -> HistoryStore:
             prefix=config.redis_prefix,
             max_queries=config.history_max_queries,
             ttl_seconds=ttl,
-            socket_timeout=config.redis_socket_timeout,
-            connect_timeout=config.redis_connect_timeout,
-            max_connections=config.redis_max_connections,
-            pool_timeout=config.redis_pool_timeout,
-            retries=config.redis_retries,
-            max_item_bytes=4 * config.max_query_chars,
+            **_redis_options(config),
         )
     return MemoryHistoryStore(
         max_queries=config.history_max_queries, max_users=config.history_max_users, ttl_seconds=ttl
