@@ -33,6 +33,7 @@ class Source(enum.StrEnum):
     RELATED = "related"  # a logged query sharing a word with (or linked by many people to) the previous query
     POPULAR = "popular"  # most popular logged queries that start with the prefix
     LIVE = "live"  # a query submitted by enough distinct sessions since training (a live label)
+    REFORMULATED = "reformulated"  # the previous query with a word left out, replaced or put in
 
 
 class Feature(enum.IntEnum):
@@ -75,6 +76,9 @@ class Feature(enum.IntEnum):
     LIVE_TREND = 33  # LIVE_SHORT - LIVE_LONG: rising (short over long)
     LIVE_SESSIONS = 34  # distinct sessions that submitted it within the live window
     FROM_LIVE = 35  # proposed by the live labels
+    FROM_REFORMULATED = 36
+    REFORM_DROPPED = 37  # words of the previous query a reformulation left out
+    REFORM_ADDED = 38  # new words in a reformulation (0: it only leaves words out)
 
 
 N_FEATURES = len(Feature)
@@ -89,6 +93,7 @@ FROM = {
     Source.HISTORY: Feature.FROM_HISTORY,
     Source.RELATED: Feature.FROM_RELATED,
     Source.LIVE: Feature.FROM_LIVE,
+    Source.REFORMULATED: Feature.FROM_REFORMULATED,
 }
 
 

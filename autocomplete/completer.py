@@ -33,6 +33,7 @@ from autocomplete.generators import (
 )
 from autocomplete.live import LiveLabels, LivePopularFill, LivePopularRange, LiveView, view_for
 from autocomplete.ranking import LearnedRanker
+from autocomplete.reformulations import Reformulations
 from indexer.manifest import digest
 from indexer.model import MpcModel, XmrModel, load_model
 from indexer.normalize import get_normalizer, normalize_prefix
@@ -154,6 +155,7 @@ def xmr_chain(model: XmrModel, learned: bool, live: LiveView | None = None) -> C
     if context is not None:
         generators.append(SharedWords(context, model.labels, ctx.related, ctx.linked, ctx.min_idf))
     generators.append(UnseenTails(scorer, model.search.unseen_tails))
+    generator = None
     if model.language_ is not None:
         lang = model.language
         generator = Generator(
@@ -166,6 +168,7 @@ def xmr_chain(model: XmrModel, learned: bool, live: LiveView | None = None) -> C
             cache_weight=lang.cache_weight,
         )
         generators.append(Generated(generator, lang.candidates, lang.context_candidates))
+    generators.append(Reformulations(generator, ctx.reformulations, ctx.reformulation_words))
     if live is not None:
         generators.append(LiveLabels(live, model.labels, live.params.candidates, model.language_))
     generators.append(FuzzyPrefix(model.popularity_, model.fuzzy))

@@ -62,6 +62,7 @@ from indexer.privacy import Blocklist
 # a successor row cut to a word range is selected from directly up to this many entries, else walked
 # in probability order
 _SCAN = 48
+UNKNOWN_LOGP = math.log(1e-7)  # what a word the language model does not know costs in :meth:`Generator.score`
 
 
 class Candidates(NamedTuple):
@@ -483,6 +484,72 @@ def generate_ids(
     return fin_seq[:n_fin], fin_logp[:n_fin], fin_end[:n_fin], n_new, completed, completed_count, backoffs
 
 
+@numba.njit(cache=True)
+def word_completions(
+    lm: LanguageArrays,
+    base: np.ndarray,
+    partial: np.ndarray,
+    m: int,
+    exclude: int,
+    out_words: np.ndarray,
+    out_probs: np.ndarray,
+) -> int:
+    """The ``m`` likeliest words starting with ``partial`` after ``base`` (``<s>`` + complete
+    words, token ids), never ``exclude``, whether or not a query may end there; written best
+    first into ``out_*``, returns how many. The privacy rule of :func:`top_words` holds."""
+    width = max(lm.order - 1, 1)
+    hist = np.empty(width, dtype=np.int64)
+    contexts = np.empty(width, dtype=np.int64)
+    take = min(width, base.shape[0])
+    for i in range(take):
+        hist[i] = base[base.shape[0] - take + i]
+    n_ctx = context_entries(lm, hist[:take], contexts)
+    lo, hi = prefix_range(lm.vocab_indptr, lm.vocab_chars, partial)
+    no_cache = np.empty(0, dtype=np.int64)
+    return top_words(lm, contexts, n_ctx, lo, hi, m, exclude, False, no_cache, 0.0, out_words, out_probs)
+
+
+@numba.njit(cache=True)
+def sequence_logprobs(
+    lm: LanguageArrays, tokens: np.ndarray, starts: np.ndarray, ends: np.ndarray, unknown_logp: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each text ``tokens[starts[i]:ends[i]]`` (token ids, -1 = unknown word): log P(its words
+    | ``<s>``) and log P(``</s>`` | it), an unknown word counting ``unknown_logp`` (and cutting
+    the history there). Plain probabilities: no privacy or end rule, for texts already made."""
+    width = max(lm.order - 1, 1)
+    hist = np.empty(width, dtype=np.int64)
+    contexts = np.empty(width, dtype=np.int64)
+    eos = lm.n_words + 1
+    n = starts.shape[0]
+    logp = np.zeros(n, dtype=np.float64)
+    end = np.zeros(n, dtype=np.float64)
+    for i in range(n):
+        hist[0] = lm.n_words  # <s>
+        h = 1
+        total = 0.0
+        for j in range(starts[i], ends[i] + 1):
+            token = tokens[j] if j < ends[i] else eos
+            n_ctx = context_entries(lm, hist[:h], contexts)
+            if token < 0:
+                p = math.exp(unknown_logp)
+            else:
+                p = word_prob(lm.ptr, lm.word, lm.prob, lm.backoff, contexts, n_ctx, token)
+            lp = math.log(p) if p > 0.0 else unknown_logp
+            if j < ends[i]:
+                total += lp
+            else:
+                end[i] = lp
+            if h < width:
+                hist[h] = token
+                h += 1
+            else:
+                for t in range(width - 1):
+                    hist[t] = hist[t + 1]
+                hist[width - 1] = token
+        logp[i] = total
+    return logp, end
+
+
 class Generator:
     """Word completion and continuation over a fitted :class:`WordLanguageModel`.
 
@@ -603,10 +670,36 @@ class Generator:
                 )
         return Candidates(texts, logp, end, n_new, completed, counts, backoffs)
 
+    def complete_word(
+        self, words: list[str], partial: str, m: int, exclude: str = ""
+    ) -> list[tuple[str, float]]:
+        """The ``m`` likeliest vocabulary words starting with ``partial`` after the complete
+        ``words`` (normalized), never ``exclude``, with their natural log probabilities, best first."""
+        if m < 1 or not partial or (words and self.blocklist.blocks(" ".join(words))):
+            return []
+        get = self._ids.get
+        base = np.array([self._bos] + [get(w, -1) for w in words[-self._width :]], dtype=np.int64)
+        out_words, out_probs = np.empty(m, dtype=np.int64), np.empty(m, dtype=np.float64)
+        got = word_completions(self.arrays, base, encode(partial), m, get(exclude, -1), out_words, out_probs)
+        vocab = self._words
+        return [(vocab[w], math.log(p)) for w, p in zip(out_words[:got].tolist(), out_probs[:got].tolist())]
+
+    def score(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """log P(words | ``<s>``) and log P(``</s>`` | words) of each normalized text; an unknown
+        word counts :data:`UNKNOWN_LOGP`."""
+        get = self._ids.get
+        ids = [[get(w, -1) for w in text.split(" ")] for text in texts]
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+        ends = np.cumsum(lengths)
+        tokens = np.fromiter((t for row in ids for t in row), dtype=np.int64, count=int(lengths.sum()))
+        return sequence_logprobs(self.arrays, tokens, ends - lengths, ends, UNKNOWN_LOGP)
+
     def warm_up(self) -> None:
         """Compile every kernel (numba caches them on disk after the first process)."""
         self.generate("", 10)
+        self.score(["warm up"])
         if self._words:
+            self.complete_word([], self._words[0][:1], 2)
             self.generate(self._words[0][:1], 10)
             self.generate(self._words[0] + " ", 10)
 

@@ -81,7 +81,7 @@ class ServiceMetrics:
         self.sources = Counter(
             "autocomplete_completion_sources",
             "Completions returned, by the chain link that proposed them (model, followed, tail, "
-            "generated, fuzzy, history, related, live, popular)",
+            "generated, fuzzy, history, related, reformulated, live, popular)",
             ["source"],
             registry=r,
         )

@@ -172,13 +172,16 @@ class RankerParams:
     ``prefixes_per_pair``: sampled prefixes per late pair; ``typo_share`` of them get one typo of
     the keyboard model (``indexer.typos``), so the ranker also learns what a correction is worth;
     ``history_share`` of them come with the person's history (the rest without: people without a
-    history, or with it turned off, are served by the same ranker).
+    history, or with it turned off, are served by the same ranker). ``max_pairs``: at most about
+    this many late pairs are asked, drawn at random (0: every one); with live counts every late
+    query is still submitted. The chain's rows are most of a large log's training time.
     """
 
     kind: str = "lambdarank"
     holdout_fraction: float = 0.1
     refit: bool = True
     prefixes_per_pair: int = 2
+    max_pairs: int = 0
     typo_share: float = 0.1
     history_share: float = 0.5
     n_trees: int = 50
@@ -197,7 +200,9 @@ class ContextParams:
     pairs (and the privacy floor's distinct users); each word keeps its ``per_word`` strongest.
     ``related``: how many labels sharing a word with the previous query go to the ranker, found
     through the previous query's words of idf at least ``min_idf`` and its ``linked`` strongest
-    linked words. ``history``: how many of the person's past queries go to the ranker;
+    linked words. ``reformulations``: how many one-edit reformulations of the previous query
+    (:mod:`autocomplete.reformulations`) go to the ranker, trying ``reformulation_words``
+    completions of an unfinished word. ``history``: how many of the person's past queries go to the ranker;
     ``history_length``: how many distinct past queries a person's history keeps (training and
     evaluation replay histories of this length).
     """
@@ -208,6 +213,8 @@ class ContextParams:
     related: int = 10
     linked: int = 5
     min_idf: float = 3.0
+    reformulations: int = 10
+    reformulation_words: int = 3
     history: int = 10
     history_length: int = 200
 

@@ -241,10 +241,15 @@ def ranker_examples(
     person's history before the pair, when given): (X, y = 1 for the next query, group sizes).
     Groups without the next query among their candidates teach a ranker nothing and are left out."""
     rng = random.Random(params.random_state)
-    groups = _Groups()
+    groups = _Groups(_asked_share(params, len(pairs.next)))
     for i, (previous, nxt) in enumerate(zip(pairs.previous, pairs.next)):
         groups.add(rows_of, previous, nxt, histories[i] if histories is not None else None, rng, params)
     return groups.arrays()
+
+
+def _asked_share(params: RankerParams, n_pairs: int) -> float:
+    """The share of the late pairs whose prefixes are asked (``params.max_pairs``; 0: all)."""
+    return 1.0 if params.max_pairs <= 0 or n_pairs <= params.max_pairs else params.max_pairs / n_pairs
 
 
 def ranker_stream_examples(
@@ -263,7 +268,7 @@ def ranker_stream_examples(
     )
     first_pair = np.concatenate([[0], np.cumsum([max(0, len(s.queries) - 1) for s in sessions])])
     rng = random.Random(params.random_state)
-    groups = _Groups()
+    groups = _Groups(_asked_share(params, int(first_pair[-1])))
     for when, n, i in events:
         session = sessions[n]
         query = session.queries[i]
@@ -277,7 +282,8 @@ def ranker_stream_examples(
 class _Groups:
     """The ranker's training groups: candidate rows of sampled prefixes, 1 for the next query."""
 
-    def __init__(self) -> None:
+    def __init__(self, share: float = 1.0) -> None:
+        self.share = share  # of the pairs asked (1: every pair, and no random draw for it)
         self.blocks: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
         self.sizes: list[int] = []
@@ -292,7 +298,10 @@ class _Groups:
         params: RankerParams,
     ) -> None:
         """``params.prefixes_per_pair`` sampled prefixes of ``nxt`` after ``previous``, a
-        ``typo_share`` of them typo'd and a ``history_share`` asked with ``history``."""
+        ``typo_share`` of them typo'd and a ``history_share`` asked with ``history``; only a
+        ``share`` of the pairs, drawn at random, are asked at all."""
+        if self.share < 1.0 and rng.random() >= self.share:
+            return
         for _ in range(params.prefixes_per_pair):
             prefix = nxt[: rng.randint(1, len(nxt))]
             if rng.random() < params.typo_share:

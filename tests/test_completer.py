@@ -50,9 +50,17 @@ def test_never_fewer_than_k_or_all_matching_labels(completer, model, prefix, k):
     assert len(result) <= k
     if matching:  # never fewer than the labels could give; generated queries may add more
         assert len(result) >= min(k, matching)
-        assert {c.source for c in result} <= {"model", "popular", "followed", "generated", "related", "live"}
+        assert {c.source for c in result} <= {
+            "model",
+            "popular",
+            "followed",
+            "generated",
+            "related",
+            "live",
+            "reformulated",
+        }
     else:
-        assert {c.source for c in result} <= {"tail", "generated", "fuzzy"}
+        assert {c.source for c in result} <= {"tail", "generated", "fuzzy", "reformulated"}
 
 
 def test_a_prefix_never_searched_whole_completes_its_last_words(completer, model):

@@ -64,6 +64,28 @@ def test_word_completion_only_adds_no_words(generator):
     assert not any(out.n_added) and all(out.completed)
 
 
+def test_a_word_in_the_middle_is_completed_by_its_probability_after_the_words_before(generator):
+    model = generator.model
+    words = generator.complete_word(["trail", "running"], "s", 3)
+    assert words and all(w.startswith("s") for w, _ in words)
+    for word, logp in words:
+        assert logp == pytest.approx(math.log(model.probability(word, ["<s>", "trail", "running"])))
+    assert [lp for _, lp in words] == sorted((lp for _, lp in words), reverse=True)
+    assert words[0][0] not in [
+        w for w, _ in generator.complete_word(["trail", "running"], "s", 3, words[0][0])
+    ]
+    assert generator.complete_word(["trail"], "", 3) == []
+
+
+def test_scores_of_given_texts_are_the_model_log_probabilities(generator):
+    model = generator.model
+    logp, end = generator.score(["trail running shoes", "marathon training plan"])
+    for i, text in enumerate(["trail running shoes", "marathon training plan"]):
+        assert logp[i] + end[i] == pytest.approx(model.log_probability(text))
+    unknown, _ = generator.score(["trail zzzunknown"])
+    assert unknown[0] < logp[0]
+
+
 def test_features_are_the_model_probabilities(generator):
     model = generator.model
     for typed in ("running sh", "cheap ", "", "r", "zzz ro"):

@@ -62,6 +62,20 @@ def test_the_stream_examples_ask_each_pair_before_its_query_is_submitted_in_time
     assert kinds == ["aa", "cc", "ask", "dd", "ask", "bb"]  # each ask right before its own submit
 
 
+def test_a_pair_cap_asks_about_that_many_pairs_and_still_submits_every_query():
+    sessions = [
+        Session(f"u{i}", float(i), ("aa", "bb", "cc"), (float(i), i + 0.1, i + 0.2)) for i in range(500)
+    ]
+    rows = RecordingRows()
+    ranker_stream_examples(rows, sessions, RankerParams(prefixes_per_pair=1, typo_share=0.0, max_pairs=100))
+    asked = sum(e[0] == "ask" for e in rows.events)
+    assert 70 <= asked <= 130  # of 1,000 pairs
+    assert sum(e[0] == "submit" for e in rows.events) == 1500
+    everything = RecordingRows()
+    ranker_stream_examples(everything, sessions, RankerParams(prefixes_per_pair=1, typo_share=0.0))
+    assert sum(e[0] == "ask" for e in everything.events) == 1000
+
+
 def test_several_logs_are_read_as_one(synthetic_log, tmp_path):
     lines = synthetic_log.read_text(encoding="utf-8").splitlines()
     half = len(lines) // 2
