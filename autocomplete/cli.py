@@ -32,7 +32,13 @@ def _train(args: argparse.Namespace) -> int:
         if len(args.log) > 1:
             raise ConfigError("--scheduler takes one --log (a glob or a folder of log files)")
         summary = build_model_distributed(
-            logs, config, args.out, args.scheduler, shards=args.shards, workers=args.workers
+            logs,
+            config,
+            args.out,
+            args.scheduler,
+            shards=args.shards,
+            workers=args.workers,
+            candidate_rows=candidate_rows,
         )
     else:
         summary = build_model(logs, config, args.out, progress=not args.quiet, candidate_rows=candidate_rows)

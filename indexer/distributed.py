@@ -19,7 +19,10 @@ Work on the cluster:
   largest shard (and the trie task's feature matrix), not by the whole label set.
 
 The caller fits the vocabulary (one feature space), plans the shards and assembles the result
-into one ordinary model folder: ``autocomplete serve`` cannot tell how it was trained.
+into one ordinary model folder: ``autocomplete serve`` cannot tell how it was trained. The other
+generators (pair counts, word links, language model) and the learned ranker are fit on the caller
+through :func:`indexer.pipeline.fit_model`, the same code as in one process; ``ranker.max_pairs``
+bounds the ranker's chain rows, the caller's longest stage on a large log.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from indexer.features import InputVectorizer
 from indexer.logreaders import LogStats
 from indexer.model import XmrModel
 from indexer.params import LogParams
-from indexer.pipeline import TrainingData, folder_bytes, prepare, prepare_log
+from indexer.pipeline import CandidateRows, TrainingData, fit_model, folder_bytes, prepare, prepare_log
 from indexer.popularity import PopularityIndex
 from indexer.querylog import SPLITS, QueryLog, read_query_log
 from indexer.shards import ShardResult, assemble, fit_shard, fit_top, merge_reports, plan_shards, shard_inputs
@@ -174,6 +177,9 @@ def fit_sharded(
         tree=config.tree,
         training=config.training,
         search=config.search,
+        language=config.language,
+        fuzzy=config.fuzzy,
+        context=config.context,
     )
     model.vectorizer_ = vectorizer
     model.tree_ = tree
@@ -245,8 +251,12 @@ def build_model_distributed(
     scheduler: str,
     shards: int = 0,
     workers: int = 0,
+    candidate_rows: CandidateRows | None = None,
 ) -> dict:
-    """``build_model`` on Dask: the same model folder, trained by log and shard tasks."""
+    """``build_model`` on Dask: the same model folder, trained by log and shard tasks. The XMR
+    scorers are fit shard by shard on the cluster (twice with a ranker and ``ranker.refit``: without
+    and with the late sessions); the pair counts, word links, language model and the ranker's
+    chain rows are fit here, as :func:`indexer.pipeline.fit_model` does in one process."""
     if config.model != "xmr":
         raise ValueError(
             "--scheduler trains the xmr model; the mpc baseline needs no cluster (drop --scheduler)"
@@ -254,7 +264,11 @@ def build_model_distributed(
     t_start = time.perf_counter()
     with dask_client(scheduler, workers) as (client, threads):
         data = read_logs(log, config, client)
-        model = fit_sharded(data, config, client, shards, threads)
+
+        def sharded(part: TrainingData, config: TrainConfig, progress: bool, summary: dict) -> XmrModel:
+            return fit_sharded(part, config, client, shards, threads)
+
+        model = fit_model(data, config, False, candidate_rows, fit_scorers=sharded)
         peaks = client.run(_peak_rss_mb)
     summary = data.summary
     summary["worker_peak_rss_mb"] = sorted(round(v) for v in peaks.values())

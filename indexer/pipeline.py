@@ -103,6 +103,9 @@ class LiveRows(Protocol):
     def submit(self, query: str, session: str, when: float) -> None: ...
 
 
+FitScorers = Callable[[TrainingData, TrainConfig, bool, dict], XmrModel]  # (data, config, progress, summary)
+
+
 class CandidateRows(Protocol):
     """``candidate_rows(model)``: (previous query, prefix, history) -> the chain's candidate texts
     and rows;
@@ -117,12 +120,16 @@ def fit_model(
     config: TrainConfig,
     progress: bool = False,
     candidate_rows: CandidateRows | None = None,
+    fit_scorers: FitScorers | None = None,
 ) -> MpcModel | XmrModel:
     """The model ``config.model`` fitted on prepared data (stage seconds added to its summary).
 
     ``candidate_rows(model)`` gives, for a fitted model, (previous query, prefix) -> its chain's
     candidate texts and feature rows: the serving code hands it in (indexer never imports it), and
     with it and ``[ranker] kind = "lambdarank"`` a learned ranker is trained and attached.
+    ``fit_scorers(data, config, progress, summary)`` fits the XMR tree and scorers (default: in
+    this process; :mod:`indexer.distributed` hands in its sharded fit); the other generators and
+    the ranker are fit here either way.
     """
     seconds = data.summary["seconds"]
     if config.model == "mpc":
@@ -130,22 +137,27 @@ def fit_model(
         mpc = MpcModel(normalization=config.log.normalization).fit(data.labels)
         seconds["popular"] = time.perf_counter() - t0
         return mpc
+    fit = fit_scorers or fit_xmr_scorers
+
+    def fit_xmr(part: TrainingData, summary: dict) -> XmrModel:
+        return with_generators(fit(part, config, progress, summary), part, config, summary)
+
     if config.ranker.kind == "none" or candidate_rows is None:
-        return _fit_xmr(data, config, progress, data.summary)
+        return fit_xmr(data, data.summary)
     if config.ranker.kind != "lambdarank":
         raise ConfigError(f"ranker.kind must be 'lambdarank' or 'none', got {config.ranker.kind!r}")
     t0 = time.perf_counter()
-    base, (X, y, groups) = ranker_training_rows(data, config, candidate_rows, progress)
+    base, (X, y, groups) = ranker_training_rows(data, config, candidate_rows, fit_xmr)
     ranker = TreeRanker(params=config.ranker).fit(X, y, groups)
     seconds["ranker"] = time.perf_counter() - t0
     data.summary["ranker_examples"] = {"groups": len(groups), "rows": int(len(y))}
-    model = _fit_xmr(data, config, progress, data.summary) if config.ranker.refit else base
+    model = fit_xmr(data, data.summary) if config.ranker.refit else base
     model.ranker_ = ranker
     return model
 
 
-def _fit_xmr(data: TrainingData, config: TrainConfig, progress: bool, summary: dict) -> XmrModel:
-    """XMR scorers, and the language model and pair counts the chain's other links read."""
+def fit_xmr_scorers(data: TrainingData, config: TrainConfig, progress: bool, summary: dict) -> XmrModel:
+    """The XMR tree and scorers, in this process."""
     seconds = summary["seconds"]
     previous, prefixes, targets = training_examples(
         data.pairs.previous, data.pairs.next, config.training.prefixes_per_pair, config.tree.random_state
@@ -162,6 +174,12 @@ def _fit_xmr(data: TrainingData, config: TrainConfig, progress: bool, summary: d
     ).fit(previous, prefixes, targets, data.labels, progress=progress)
     seconds.update(xmr.seconds_)
     summary.update(xmr.shape_summary())
+    return xmr
+
+
+def with_generators(xmr: XmrModel, data: TrainingData, config: TrainConfig, summary: dict) -> XmrModel:
+    """``xmr`` with the pair counts, word links and language model the chain's other links read."""
+    seconds = summary["seconds"]
     t0 = time.perf_counter()
     xmr.pairs_ = PairCounts().fit(data.pairs.previous, data.pairs.next, data.labels)
     if config.context.enabled:
@@ -184,7 +202,10 @@ def _fit_xmr(data: TrainingData, config: TrainConfig, progress: bool, summary: d
 
 
 def ranker_training_rows(
-    data: TrainingData, config: TrainConfig, candidate_rows: CandidateRows, progress: bool = False
+    data: TrainingData,
+    config: TrainConfig,
+    candidate_rows: CandidateRows,
+    fit_xmr: Callable[[TrainingData, dict], XmrModel] | None = None,
 ) -> tuple[XmrModel, tuple[np.ndarray, np.ndarray, list[int]]]:
     """The generators fit without the late training sessions, and the ranker's rows on those.
 
@@ -192,7 +213,12 @@ def ranker_training_rows(
     live before the next keystroke is asked (:func:`ranker_stream_examples`): the ranker learns
     live counts and labels as a deployed model meets them after its training."""
     early, late = split_late(data.log, config.ranker.holdout_fraction)
-    base = _fit_xmr(prepare_log(early, config), config, progress, {"seconds": {}})
+    early_data = prepare_log(early, config)
+    if fit_xmr is None:
+        scorers = fit_xmr_scorers(early_data, config, False, {"seconds": {}})
+        base = with_generators(scorers, early_data, config, {"seconds": {}})
+    else:
+        base = fit_xmr(early_data, {"seconds": {}})
     histories = histories_before(early.sessions["train"], late, config.context.history_length)
     if config.live.simulate:
         rows = candidate_rows(base, live=(config.live, config.privacy))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -97,6 +98,23 @@ def test_dask_cluster_trains_the_in_process_sharded_model(log, sharded):
     for name in TREE_ARRAYS:
         np.testing.assert_array_equal(getattr(model.tree_, name), getattr(expected.tree_, name))
     assert (model.weights_ != expected.weights_).nnz == 0  # same tasks, same inputs: same weights
+
+
+def test_with_a_ranker_and_a_language_model_the_sharded_path_answers_as_one_process(log, single):
+    from autocomplete.completer import candidate_rows
+
+    data, _ = single
+    config = dataclasses.replace(CONFIG, ranker=dataclasses.replace(CONFIG.ranker, max_pairs=400))
+
+    def sharded(part, config, progress, summary):  # type: ignore[no-untyped-def]
+        return fit_sharded(part, config, None, n_shards=2)
+
+    one = fit_model(data, config, candidate_rows=candidate_rows)
+    many = fit_model(data, config, candidate_rows=candidate_rows, fit_scorers=sharded)
+    for model in (one, many):
+        assert model.ranker_ is not None and model.language_ is not None and model.links_ is not None
+    assert many.language_.n_words_ == one.language_.n_words_
+    assert abs(_mrr(one, data) - _mrr(many, data)) <= 0.001  # the ranker learns from either
 
 
 def test_many_log_files_are_read_as_one_log(log, tmp_path):
