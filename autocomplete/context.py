@@ -84,10 +84,15 @@ class ContextWords:
         context_columns(links.label_words_, starts, ends, rows, *args)
         made = np.flatnonzero(ids < 0)
         if len(made):  # texts no label is (generated, after a head): their words looked up here
-            found = [links.word_ids(texts[i]) for i in made.tolist()]
-            lengths = np.array([len(f) for f in found], dtype=np.int64)
+            get = links.vocab_.get
+            found = [
+                [w for w in dict.fromkeys([get(x, -1) for x in texts[i].split()]) if w >= 0]
+                for i in made.tolist()
+            ]
+            lengths = np.fromiter((len(f) for f in found), dtype=np.int64, count=len(found))
             ends = np.cumsum(lengths)
-            context_columns(np.concatenate(found).astype(np.int32), ends - lengths, ends, made, *args)
+            flat = np.fromiter((w for f in found for w in f), dtype=np.int32, count=int(ends[-1]))
+            context_columns(flat, ends - lengths, ends, made, *args)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -70,12 +70,14 @@ def read_params(folder: str | Path, kind: str | None = None) -> dict[str, Any]:
 
 
 def load_array(path: str | Path, mmap: bool = True) -> np.ndarray:
-    """One ``.npy`` array, memory-mapped read-only unless ``mmap`` is false."""
+    """One ``.npy`` array, memory-mapped read-only unless ``mmap`` is false. A mapped array comes
+    as a plain ``ndarray`` view of the ``np.memmap`` (its ``base``): indexing a memmap goes through
+    its Python-level ``__getitem__``, tens of microseconds a keystroke over the chain's lookups."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path} is missing: the model folder is incomplete, rebuild it.")
     try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        return np.asarray(np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False))
     except (ValueError, OSError, EOFError) as exc:
         raise ModelFileError(f"{path} is truncated or not a .npy array ({exc}): rebuild the model.") from exc
 

@@ -238,8 +238,8 @@ def test_empty_previous_gives_zero_previous_block():
 def test_save_load_round_trip(tmp_path):
     FITTED.save(tmp_path / "features")
     loaded = InputVectorizer.load(tmp_path / "features")
-    assert isinstance(loaded.previous_.term_columns_, np.memmap)
-    assert isinstance(loaded.previous_.idf_, np.memmap)
+    assert isinstance(loaded.previous_.term_columns_.base, np.memmap)
+    assert isinstance(loaded.previous_.idf_.base, np.memmap)
     assert loaded.get_params() == FITTED.get_params()
     for block in ("prefix_", "previous_"):
         names = getattr(FITTED, block).get_feature_names_out().tolist()

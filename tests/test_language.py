@@ -183,7 +183,7 @@ def test_save_and_load_round_trip(tmp_path, synthetic_queries):
     model = WordLanguageModel(order=3, min_users=2).fit(*synthetic_queries)
     model.save(tmp_path / "lm")
     loaded = WordLanguageModel.load(tmp_path / "lm")
-    assert isinstance(loaded.prob_, np.memmap)
+    assert isinstance(loaded.prob_.base, np.memmap)
     assert loaded.get_params() == model.get_params()
     assert loaded.vocabulary_.texts() == model.vocabulary_.texts()
     for name in WordLanguageModel.ARRAYS:

@@ -259,7 +259,7 @@ def test_save_load_round_trip(saved) -> None:
             "label_order_",
         ):
             np.testing.assert_array_equal(getattr(loaded, name), getattr(tree, name))
-            assert isinstance(getattr(loaded, name), np.memmap) == mmap
+            assert isinstance(getattr(loaded, name).base, np.memmap) == mmap
 
 
 def test_missing_file_is_named(saved) -> None:
