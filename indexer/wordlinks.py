@@ -20,7 +20,6 @@ Everything is arrays, memory-mapped on load; the vocabulary is a marisa-trie.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,7 +75,8 @@ class WordLinks(BaseEstimator):
         texts = labels.texts()
         self.vocab_ = marisa_trie.Trie({w for t in texts for w in t.split()})
         n_words = len(self.vocab_)
-        rows = [sorted({self.vocab_[w] for w in t.split()}) for t in texts]
+        index = dict(self.vocab_.items())  # a dict lookup is several times a trie lookup
+        rows = [sorted({index[w] for w in t.split()}) for t in texts]
         self.label_indptr_ = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum([len(r) for r in rows], out=self.label_indptr_[1:])
         self.label_words_ = np.fromiter(
@@ -89,48 +89,64 @@ class WordLinks(BaseEstimator):
         self.post_indptr_ = np.zeros(n_words + 1, dtype=np.int64)
         np.cumsum(df, out=self.post_indptr_[1:])
         self.idf_ = np.log((1.0 + len(rows)) / (1.0 + df)).astype(np.float32) + 1.0
-        self._fit_links(previous, following, users)
+        self._fit_links(previous, following, users, index)
         return self
 
     def _fit_links(
-        self, previous: Sequence[str], following: Sequence[str], users: Sequence[str] | None
+        self,
+        previous: Sequence[str],
+        following: Sequence[str],
+        users: Sequence[str] | None,
+        index: dict[str, int],
     ) -> None:
-        vocab = self.vocab_
-        before: Counter[int] = Counter()  # pairs whose previous query holds word a
-        after: Counter[int] = Counter()  # pairs whose next query holds word b
-        together: Counter[tuple[int, int]] = Counter()
-        people: dict[tuple[int, int], set[str]] = defaultdict(set)
+        n_words = len(index)
+        a_pair, a_word, b_pair, b_word = [], [], [], []  # each pair's distinct known words
+        person: list[int] = []
+        people: dict[str, int] = {}
         n_pairs = 0
         for i, (prev, nxt) in enumerate(zip(previous, following)):
             if not prev:
                 continue
-            a_words = {vocab[w] for w in prev.split() if w in vocab}
-            b_words = {vocab[w] for w in nxt.split() if w in vocab}
+            a = {index[w] for w in prev.split() if w in index}
+            b = {index[w] for w in nxt.split() if w in index}
+            a_word.extend(a)
+            a_pair.extend([n_pairs] * len(a))
+            b_word.extend(b)
+            b_pair.extend([n_pairs] * len(b))
+            person.append(people.setdefault(users[i], len(people)) if users is not None else n_pairs)
             n_pairs += 1
-            before.update(a_words)
-            after.update(b_words)
-            user = users[i] if users is not None else f"#{i}"
-            for a in a_words:
-                for b in b_words:
-                    together[(a, b)] += 1
-                    if self.min_users > 1:
-                        people[(a, b)].add(user)
-        links: dict[int, list[tuple[float, int, float]]] = defaultdict(list)
-        for (a, b), count in together.items():
-            if count < self.min_pairs or (self.min_users > 1 and len(people[(a, b)]) < self.min_users):
-                continue
-            prob = count / before[a]
-            lift = float(np.log(prob * n_pairs / after[b]))
-            if lift > 0.0:
-                links[a].append((-lift, b, prob))
-        n_words = len(vocab)
+        a_at, a_ids = np.array(a_pair, dtype=np.int64), np.array(a_word, dtype=np.int64)
+        b_at, b_ids = np.array(b_pair, dtype=np.int64), np.array(b_word, dtype=np.int64)
+        before = np.bincount(a_ids, minlength=n_words)  # pairs whose previous query holds word a
+        after = np.bincount(b_ids, minlength=n_words)  # pairs whose next query holds word b
+        # every (a, b) of a pair: each a-word repeated once per b-word of its pair
+        b_count = np.bincount(b_at, minlength=n_pairs)
+        b_start = np.concatenate([[0], np.cumsum(b_count)[:-1]]) if n_pairs else np.zeros(0, np.int64)
+        reps = b_count[a_at]
+        first = np.repeat(np.cumsum(reps) - reps, reps)
+        b_rows = np.repeat(b_start[a_at], reps) + np.arange(int(reps.sum())) - first
+        keys = np.repeat(a_ids, reps) * n_words + b_ids[b_rows]
+        pairs, counts = np.unique(keys, return_counts=True)
+        keep = counts >= self.min_pairs
+        if self.min_users > 1:
+            owners = np.array(person, dtype=np.int64)[np.repeat(a_at, reps)]
+            distinct = np.unique(np.stack([keys, owners]), axis=1)[0]
+            keep &= np.bincount(np.searchsorted(pairs, distinct), minlength=len(pairs)) >= self.min_users
+        a, b, count = pairs[keep] // n_words, pairs[keep] % n_words, counts[keep]
+        prob = count / before[a]
+        lift = np.log(prob * n_pairs / after[b])
+        a, b, prob, lift = a[lift > 0.0], b[lift > 0.0], prob[lift > 0.0], lift[lift > 0.0]
+        order = np.lexsort((b, -lift, a))  # by word, strongest first, ties by the linked word's id
+        a, b, prob, lift = a[order], b[order], prob[order], lift[order]
+        row_start = np.searchsorted(a, a)
+        strongest = np.arange(len(a)) - row_start < self.per_word
+        a, b, prob, lift = a[strongest], b[strongest], prob[strongest], lift[strongest]
+        order = np.lexsort((b, a))  # word ids ascending per row
         self.link_indptr_ = np.zeros(n_words + 1, dtype=np.int64)
-        kept = [sorted(links[a])[: self.per_word] for a in range(n_words)]
-        kept = [sorted(row, key=lambda item: item[1]) for row in kept]  # word ids ascending per row
-        np.cumsum([len(r) for r in kept], out=self.link_indptr_[1:])
-        self.link_words_ = np.array([b for r in kept for _, b, _ in r], dtype=np.int32)
-        self.lift_ = np.array([-neg for r in kept for neg, _, _ in r], dtype=np.float32)
-        self.prob_ = np.array([p for r in kept for _, _, p in r], dtype=np.float32)
+        np.cumsum(np.bincount(a, minlength=n_words), out=self.link_indptr_[1:])
+        self.link_words_ = b[order].astype(np.int32)
+        self.lift_ = lift[order].astype(np.float32)
+        self.prob_ = prob[order].astype(np.float32)
         self.n_pairs_ = n_pairs
 
     def word_ids(self, text: str) -> np.ndarray:
