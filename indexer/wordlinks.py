@@ -100,7 +100,10 @@ class WordLinks(BaseEstimator):
         index: dict[str, int],
     ) -> None:
         n_words = len(index)
-        a_pair, a_word, b_pair, b_word = [], [], [], []  # each pair's distinct known words
+        a_pair: list[int] = []  # each pair's distinct known words
+        a_word: list[int] = []
+        b_pair: list[int] = []
+        b_word: list[int] = []
         person: list[int] = []
         people: dict[str, int] = {}
         n_pairs = 0
