@@ -21,7 +21,7 @@ many new words it holds, so the ranker can weigh an edit against what the model 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -31,7 +31,12 @@ from autocomplete.generation import Generator
 MAX_WORDS = 8  # a longer previous query is edited in its first 8 words only (spans grow as n^2)
 
 
-def edits(previous: str, typed: str, complete_word=None) -> list[tuple[str, int, int, float]]:
+CompleteWord = Callable[[list[str], str, str], list[tuple[str, float]]]  # (words, partial, exclude)
+
+
+def edits(
+    previous: str, typed: str, complete_word: CompleteWord | None = None
+) -> list[tuple[str, int, int, float]]:
     """The one-edit reformulations of ``previous`` that start with ``typed`` (both normalized),
     as (text, previous words left out, new words, log P of the new word or 0), without repeats
     and never ``previous`` itself. ``complete_word(words, partial, exclude)`` gives the likely
@@ -118,9 +123,10 @@ class Reformulations:
                 texts, features = [texts[i] for i in keep], features[keep]
                 if not texts:
                     return None
-            logp, end = self.generator.score(texts)
             done = request.typed.rsplit(" ", 1)[0] if " " in request.typed else ""
-            typed_logp = self.generator.score([done])[0][0] if done else 0.0
+            logp, end = self.generator.score([*texts, done] if done else texts)
+            typed_logp = logp[-1] if done else 0.0
+            logp, end = logp[: len(texts)], end[: len(texts)]
             features[:, Feature.LM_LOGPROB] = logp - typed_logp
             features[:, Feature.LM_END_LOGPROB] = end
             scores = logp + end

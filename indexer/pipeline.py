@@ -137,11 +137,7 @@ def fit_model(
         mpc = MpcModel(normalization=config.log.normalization).fit(data.labels)
         seconds["popular"] = time.perf_counter() - t0
         return mpc
-    fit = fit_scorers or fit_xmr_scorers
-
-    def fit_xmr(part: TrainingData, summary: dict) -> XmrModel:
-        return with_generators(fit(part, config, progress, summary), part, config, summary)
-
+    fit_xmr = xmr_fitter(config, progress, fit_scorers)
     if config.ranker.kind == "none" or candidate_rows is None:
         return fit_xmr(data, data.summary)
     if config.ranker.kind != "lambdarank":
@@ -154,6 +150,19 @@ def fit_model(
     model = fit_xmr(data, data.summary) if config.ranker.refit else base
     model.ranker_ = ranker
     return model
+
+
+def xmr_fitter(
+    config: TrainConfig, progress: bool = False, fit_scorers: FitScorers | None = None
+) -> Callable[[TrainingData, dict], XmrModel]:
+    """(data, summary) -> the XMR model of ``data`` with every generator the chain reads; the
+    scorers by ``fit_scorers`` (default: :func:`fit_xmr_scorers`, in this process)."""
+    fit = fit_scorers or fit_xmr_scorers
+
+    def fit_xmr(part: TrainingData, summary: dict) -> XmrModel:
+        return with_generators(fit(part, config, progress, summary), part, config, summary)
+
+    return fit_xmr
 
 
 def fit_xmr_scorers(data: TrainingData, config: TrainConfig, progress: bool, summary: dict) -> XmrModel:
@@ -213,12 +222,7 @@ def ranker_training_rows(
     live before the next keystroke is asked (:func:`ranker_stream_examples`): the ranker learns
     live counts and labels as a deployed model meets them after its training."""
     early, late = split_late(data.log, config.ranker.holdout_fraction)
-    early_data = prepare_log(early, config)
-    if fit_xmr is None:
-        scorers = fit_xmr_scorers(early_data, config, False, {"seconds": {}})
-        base = with_generators(scorers, early_data, config, {"seconds": {}})
-    else:
-        base = fit_xmr(early_data, {"seconds": {}})
+    base = (fit_xmr or xmr_fitter(config))(prepare_log(early, config), {"seconds": {}})
     histories = histories_before(early.sessions["train"], late, config.context.history_length)
     if config.live.simulate:
         rows = candidate_rows(base, live=(config.live, config.privacy))
