@@ -85,13 +85,10 @@ class ContextWords:
         made = np.flatnonzero(ids < 0)
         if len(made):  # texts no label is (generated, after a head): their words looked up here
             get = links.vocab_.get
-            found = [
-                [w for w in dict.fromkeys([get(x, -1) for x in texts[i].split()]) if w >= 0]
-                for i in made.tolist()
-            ]
-            lengths = np.fromiter((len(f) for f in found), dtype=np.int64, count=len(found))
+            split = [texts[i].split() for i in made.tolist()]
+            lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
             ends = np.cumsum(lengths)
-            flat = np.fromiter((w for f in found for w in f), dtype=np.int32, count=int(ends[-1]))
+            flat = np.fromiter((get(x, -1) for words in split for x in words), dtype=np.int32, count=int(ends[-1]))
             context_columns(flat, ends - lengths, ends, made, *args)
 
 
@@ -111,7 +108,8 @@ def context_columns(
 ) -> None:
     """Row ``rows[i]`` of ``X``, a candidate whose word ids are ``words[starts[i]:ends[i]]``: the
     idf-weighted share of its words in the previous query and of the previous query's words in
-    it, and the best lift and probability of its words among the previous query's links."""
+    it, and the best lift and probability of its words among the previous query's links.
+    A word id below 0 (a word no label holds) is skipped, a word repeated in a candidate counted once."""
     n_linked = linked.shape[0]
     for i in range(rows.shape[0]):
         total = 0.0
@@ -120,6 +118,15 @@ def context_columns(
         best_prob = 0.0
         for j in range(starts[i], ends[i]):
             w = words[j]
+            if w < 0:
+                continue
+            repeated = False
+            for q in range(starts[i], j):
+                if words[q] == w:
+                    repeated = True
+                    break
+            if repeated:
+                continue
             weight = idf[w]
             total += weight
             for p in prev_words:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numba
 import numpy as np
 
-from autocomplete.candidates import CandidateBatch, Feature, Ranked, Request, Source, concatenate, variant_key
+from autocomplete.candidates import N_FEATURES, CandidateBatch, Feature, Ranked, Request, Source, concatenate, variant_key
 from autocomplete.context import ContextWords
 from indexer.cooccurrence import PairCounts
 from indexer.labels import LabelSet
@@ -36,6 +37,32 @@ def _most_popular_spelling(
             best[s] = log_counts[i]
             out[s] = spellings[i]
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def merge_max(X: np.ndarray, ids: np.ndarray, slot: np.ndarray, features: np.ndarray, label_ids: np.ndarray) -> None:
+    """Row ``slot[i]`` of ``X`` (and ``ids``) takes the element-wise maximum with row ``i`` of
+    ``features`` (and ``label_ids``): every duplicate's row merged into its first one."""
+    for i in range(slot.shape[0]):
+        r = slot[i]
+        for j in range(features.shape[1]):
+            if features[i, j] > X[r, j]:
+                X[r, j] = features[i, j]
+        if label_ids[i] > ids[r]:
+            ids[r] = label_ids[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def fill_pair_counts(X: np.ndarray, ids: np.ndarray, followed: np.ndarray, counts: np.ndarray, column: int) -> None:
+    """``X[i, column] = log(1 + count)`` of each candidate whose label id is in ``followed``
+    (the labels that followed the previous query, a short row: scanned, not searched)."""
+    for i in range(ids.shape[0]):
+        if ids[i] < 0:
+            continue
+        for j in range(followed.shape[0]):
+            if followed[j] == ids[i]:
+                X[i, column] = np.log1p(np.float64(counts[j]))
+                break
 
 
 class LearnedRanker:
@@ -96,8 +123,7 @@ class LearnedRanker:
                     joined.matched_or_default() < 0, joined.features[:, Feature.LOG_COUNT], -np.inf
                 )
                 texts = _most_popular_spelling(texts, slot, joined.texts, counts)
-            np.maximum.at(X, slot, joined.features)
-            np.maximum.at(ids, slot, joined.label_ids)
+            merge_max(X, ids, slot, joined.features, joined.label_ids)
         for i in np.flatnonzero(ids < 0).tolist():  # a generated text may be a logged query
             ids[i] = self.labels.id_of(texts[i])
         is_label = ids >= 0
@@ -106,10 +132,7 @@ class LearnedRanker:
         if self.pairs is not None and request.context:
             followed, counts = self.pairs.row(request.context)
             if len(followed):
-                hit = np.isin(ids, followed) & is_label
-                if hit.any():
-                    lookup = dict(zip(followed.tolist(), counts.tolist()))
-                    X[hit, Feature.PAIR_LOG_COUNT] = np.log1p([lookup[int(j)] for j in ids[hit]])
+                fill_pair_counts(X, ids, followed, counts, int(Feature.PAIR_LOG_COUNT))
         if request.history:
             self._fill_history(X, texts, request)
         if self.context is not None and request.context:
@@ -133,6 +156,16 @@ class LearnedRanker:
             stats = np.array([history[texts[i]] for i in hit], dtype=np.float64)
             X[hit, Feature.HISTORY_LOG_COUNT] = np.log1p(stats[:, 0])
             X[hit, Feature.HISTORY_RECENCY] = 1.0 / (1.0 + stats[:, 1])
+
+    def warm_up(self) -> None:
+        """Compile the merge kernels for the arrays a keystroke passes them (the pair rows are
+        slices of the model's read-only arrays, a type of their own to numba)."""
+        X, ids = np.zeros((1, N_FEATURES), dtype=np.float32), np.zeros(1, dtype=np.int64)
+        merge_max(X, ids, ids.copy(), X.copy(), ids.copy())
+        if self.pairs is not None and len(self.pairs.labels_):
+            fill_pair_counts(X, ids, self.pairs.labels_[:1], self.pairs.counts_[:1], int(Feature.PAIR_LOG_COUNT))
+        if self.model is not None:
+            self.model.score(X)
 
     def rank(self, request: Request, batches: Sequence[CandidateBatch]) -> list[Ranked]:
         if not batches:
