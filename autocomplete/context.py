@@ -88,7 +88,9 @@ class ContextWords:
             split = [texts[i].split() for i in made.tolist()]
             lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
             ends = np.cumsum(lengths)
-            flat = np.fromiter((get(x, -1) for words in split for x in words), dtype=np.int32, count=int(ends[-1]))
+            flat = np.fromiter(
+                (get(x, -1) for words in split for x in words), dtype=np.int32, count=int(ends[-1])
+            )
             context_columns(flat, ends - lengths, ends, made, *args)
 
 

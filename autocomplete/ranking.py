@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING
 import numba
 import numpy as np
 
-from autocomplete.candidates import N_FEATURES, CandidateBatch, Feature, Ranked, Request, Source, concatenate, variant_key
+from autocomplete.candidates import (
+    N_FEATURES,
+    CandidateBatch,
+    Feature,
+    Ranked,
+    Request,
+    Source,
+    concatenate,
+    variant_key,
+)
 from autocomplete.context import ContextWords
 from indexer.cooccurrence import PairCounts
 from indexer.labels import LabelSet
@@ -40,7 +49,9 @@ def _most_popular_spelling(
 
 
 @numba.njit(cache=True, nogil=True)
-def merge_max(X: np.ndarray, ids: np.ndarray, slot: np.ndarray, features: np.ndarray, label_ids: np.ndarray) -> None:
+def merge_max(
+    X: np.ndarray, ids: np.ndarray, slot: np.ndarray, features: np.ndarray, label_ids: np.ndarray
+) -> None:
     """Row ``slot[i]`` of ``X`` (and ``ids``) takes the element-wise maximum with row ``i`` of
     ``features`` (and ``label_ids``): every duplicate's row merged into its first one."""
     for i in range(slot.shape[0]):
@@ -53,7 +64,9 @@ def merge_max(X: np.ndarray, ids: np.ndarray, slot: np.ndarray, features: np.nda
 
 
 @numba.njit(cache=True, nogil=True)
-def fill_pair_counts(X: np.ndarray, ids: np.ndarray, followed: np.ndarray, counts: np.ndarray, column: int) -> None:
+def fill_pair_counts(
+    X: np.ndarray, ids: np.ndarray, followed: np.ndarray, counts: np.ndarray, column: int
+) -> None:
     """``X[i, column] = log(1 + count)`` of each candidate whose label id is in ``followed``
     (the labels that followed the previous query, a short row: scanned, not searched)."""
     for i in range(ids.shape[0]):
@@ -163,7 +176,9 @@ class LearnedRanker:
         X, ids = np.zeros((1, N_FEATURES), dtype=np.float32), np.zeros(1, dtype=np.int64)
         merge_max(X, ids, ids.copy(), X.copy(), ids.copy())
         if self.pairs is not None and len(self.pairs.labels_):
-            fill_pair_counts(X, ids, self.pairs.labels_[:1], self.pairs.counts_[:1], int(Feature.PAIR_LOG_COUNT))
+            fill_pair_counts(
+                X, ids, self.pairs.labels_[:1], self.pairs.counts_[:1], int(Feature.PAIR_LOG_COUNT)
+            )
         if self.model is not None:
             self.model.score(X)
 
