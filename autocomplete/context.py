@@ -24,7 +24,7 @@ import numpy as np
 from autocomplete.candidates import CandidateBatch, Feature, Request, Source
 from autocomplete.generators import label_batch
 from indexer.labels import LabelSet
-from indexer.wordlinks import WordLinks
+from indexer.wordlinks import WordLinks, merged_links
 
 PREV_SHARE, PREV_COVER = int(Feature.PREV_SHARE), int(Feature.PREV_COVER)  # the kernel's columns
 LINK_LIFT, LINK_PROB = int(Feature.LINK_LIFT), int(Feature.LINK_PROB)
@@ -70,6 +70,17 @@ class ContextWords:
             self._cache.popitem(last=False)
         return found
 
+    def warm_up(self) -> None:
+        """Compile the kernels for the model's own (read-only, memory-mapped) arrays."""
+        links = self.links
+        one, none = np.zeros(1, np.int64), np.empty(0, np.float32)
+        words = np.zeros(1, np.int32)
+        X = np.zeros((1, len(Feature)), dtype=np.float32)
+        context_columns(words, one, one + 1, one, links.idf_, words, 1.0, words, none, none, X)
+        context_columns(links.label_words_, one, one + 1, one, links.idf_, words, 1.0, words, none, none, X)
+        if len(links.link_words_):
+            merged_links(one, one + 1, links.link_words_, links.lift_, links.prob_)
+
     def fill(self, X: np.ndarray, texts: Sequence[str], ids: np.ndarray, context: str) -> None:
         """Set the context columns of candidate rows ``X`` (texts ``texts``, label ids ``ids``,
         -1 for a text that is no label)."""
@@ -86,10 +97,11 @@ class ContextWords:
         if len(made):  # texts no label is (generated, after a head): their words looked up here
             get = links.vocab_.get
             split = [texts[i].split() for i in made.tolist()]
+            ids_of = {x: get(x, -1) for x in {x for words in split for x in words}}  # they share words
             lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
             ends = np.cumsum(lengths)
             flat = np.fromiter(
-                (get(x, -1) for words in split for x in words), dtype=np.int32, count=int(ends[-1])
+                (ids_of[x] for words in split for x in words), dtype=np.int32, count=int(ends[-1])
             )
             context_columns(flat, ends - lengths, ends, made, *args)
 
@@ -186,7 +198,4 @@ class SharedWords:
         return label_batch(self.labels, ids[order], counts[order].astype(np.float64), Source.RELATED)
 
     def warm_up(self) -> None:
-        one, none = np.zeros(1, np.int64), np.empty(0, np.float32)
-        words = np.zeros(1, np.int32)
-        X = np.zeros((1, len(Feature)), dtype=np.float32)
-        context_columns(words, one, one + 1, one, self.context.links.idf_, words, 1.0, words, none, none, X)
+        self.context.warm_up()

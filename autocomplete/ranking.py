@@ -179,6 +179,8 @@ class LearnedRanker:
             fill_pair_counts(
                 X, ids, self.pairs.labels_[:1], self.pairs.counts_[:1], int(Feature.PAIR_LOG_COUNT)
             )
+        if self.context is not None:
+            self.context.warm_up()
         if self.model is not None:
             self.model.score(X)
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import marisa_trie
+import numba
 import numpy as np
 from sklearn.base import BaseEstimator
 
@@ -33,6 +34,35 @@ from indexer.modelio import load_array, load_marisa
 
 _NO_IDS = np.empty(0, dtype=np.int32)
 _NO_SCORES = np.empty(0, dtype=np.float32)
+
+
+@numba.njit(cache=True, nogil=True)
+def merged_links(
+    starts: np.ndarray, ends: np.ndarray, link_words: np.ndarray, lift: np.ndarray, prob: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The link rows ``[starts[i], ends[i])`` merged: their distinct words, ascending, each with
+    its largest lift and largest probability."""
+    total = 0
+    for i in range(starts.shape[0]):
+        total += ends[i] - starts[i]
+    rows = np.empty(total, dtype=np.int64)
+    n = 0
+    for i in range(starts.shape[0]):
+        for r in range(starts[i], ends[i]):
+            rows[n] = r
+            n += 1
+    order = np.argsort(link_words[rows], kind="mergesort")
+    ids = np.empty(total, dtype=np.int32)
+    best_lift = np.zeros(total, dtype=np.float32)
+    best_prob = np.zeros(total, dtype=np.float32)
+    m = -1
+    for r in rows[order]:
+        if m < 0 or ids[m] != link_words[r]:
+            m += 1
+            ids[m] = link_words[r]
+        best_lift[m] = max(best_lift[m], lift[r])
+        best_prob[m] = max(best_prob[m], prob[r])
+    return ids[: m + 1].copy(), best_lift[: m + 1].copy(), best_prob[: m + 1].copy()
 
 
 class WordLinks(BaseEstimator):
@@ -167,13 +197,7 @@ class WordLinks(BaseEstimator):
         starts, ends = self.link_indptr_[words], self.link_indptr_[words + 1]
         if not (ends > starts).any():
             return _NO_IDS, _NO_SCORES, _NO_SCORES
-        rows = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist())])
-        ids, slot = np.unique(self.link_words_[rows], return_inverse=True)
-        lift = np.zeros(len(ids), dtype=np.float32)
-        prob = np.zeros(len(ids), dtype=np.float32)
-        np.maximum.at(lift, slot, self.lift_[rows])
-        np.maximum.at(prob, slot, self.prob_[rows])
-        return ids, lift, prob
+        return merged_links(starts, ends, self.link_words_, self.lift_, self.prob_)
 
     def labels_with(self, word: int, lo: int, hi: int) -> np.ndarray:
         """The label ids in ``[lo, hi)`` whose text holds word ``word`` (ascending)."""

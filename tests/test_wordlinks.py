@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexer.errors import ModelFileError
 from indexer.labels import LabelSet
-from indexer.wordlinks import WordLinks
+from indexer.wordlinks import WordLinks, merged_links
 
 LABELS = LabelSet(
     ["garden seeds", "garden tools", "grass seed", "pizza near me", "plants care", "pizza dough"],
@@ -70,3 +72,23 @@ def test_saved_links_load_the_same_and_damage_is_refused(tmp_path):
     np.save(tmp_path / "links" / "lift.npy", np.zeros(1, dtype=np.float32))
     with pytest.raises(ModelFileError, match="links"):
         WordLinks.load(tmp_path / "links", len(LABELS))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 6), st.floats(0, 5), st.floats(0, 1)), min_size=1, max_size=30),
+    st.data(),
+)
+def test_the_links_of_several_words_merge_to_each_words_best_lift_and_probability(links, data):
+    words = np.array([w for w, _, _ in links], dtype=np.int32)
+    lift = np.array([x for _, x, _ in links], dtype=np.float32)
+    prob = np.array([p for _, _, p in links], dtype=np.float32)
+    cut = sorted(data.draw(st.lists(st.integers(0, len(links)), min_size=2, max_size=5)))
+    starts, ends = np.array(cut[:-1], dtype=np.int64), np.array(cut[1:], dtype=np.int64)
+    ids, best_lift, best_prob = merged_links(starts, ends, words, lift, prob)
+    rows = [r for a, b in zip(cut[:-1], cut[1:]) for r in range(a, b)]
+    expected = sorted({int(words[r]) for r in rows})
+    assert ids.tolist() == expected
+    for i, w in enumerate(expected):
+        assert best_lift[i] == max(lift[r] for r in rows if words[r] == w)
+        assert best_prob[i] == max(prob[r] for r in rows if words[r] == w)
