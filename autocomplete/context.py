@@ -46,9 +46,11 @@ _NONE = _Previous(
 class ContextWords:
     """The previous query's words and links, cached per context, and the candidates' columns."""
 
-    def __init__(self, links: WordLinks, cache_size: int = 1024) -> None:
+    def __init__(self, links: WordLinks, cache_size: int = 1024, word_cache_size: int = 1 << 16) -> None:
         self.links = links
         self.cache_size = cache_size
+        self.word_cache_size = word_cache_size
+        self._ids: dict[str, int] = {}
         n_labels = len(links.label_indptr_) - 1
         self._unknown_idf = float(np.log(1.0 + n_labels) + 1.0)  # WordLinks' idf of a word no label holds
         self._cache: OrderedDict[str, _Previous] = OrderedDict()
@@ -81,6 +83,19 @@ class ContextWords:
         if len(links.link_words_):
             merged_links(one, one + 1, links.link_words_, links.lift_, links.prob_)
 
+    def _word_ids(self, words: set[str]) -> dict[str, int]:
+        """The word ids of ``words`` (-1: no label holds it). Made texts share most of their
+        words, keystroke after keystroke, so the ids are kept in a dict the size of a vocabulary
+        cache (emptied when full) rather than asked of the trie each time."""
+        known = self._ids
+        missing = [w for w in words if w not in known]
+        if missing:
+            if len(known) + len(missing) > self.word_cache_size:
+                known.clear()
+            get = self.links.vocab_.get
+            known.update((w, get(w, -1)) for w in missing)
+        return known
+
     def fill(self, X: np.ndarray, texts: Sequence[str], ids: np.ndarray, context: str) -> None:
         """Set the context columns of candidate rows ``X`` (texts ``texts``, label ids ``ids``,
         -1 for a text that is no label)."""
@@ -95,9 +110,8 @@ class ContextWords:
         context_columns(links.label_words_, starts, ends, rows, *args)
         made = np.flatnonzero(ids < 0)
         if len(made):  # texts no label is (generated, after a head): their words looked up here
-            get = links.vocab_.get
             split = [texts[i].split() for i in made.tolist()]
-            ids_of = {x: get(x, -1) for x in {x for words in split for x in words}}  # they share words
+            ids_of = self._word_ids({x for words in split for x in words})
             lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
             ends = np.cumsum(lengths)
             flat = np.fromiter(

@@ -78,6 +78,9 @@ def fill_pair_counts(
                 break
 
 
+_MADE_CACHE = 1 << 16  # generated texts whose label id (or -1) is kept
+
+
 class LearnedRanker:
     """Candidates ranked by a learned scorer over their merged feature rows.
 
@@ -114,6 +117,7 @@ class LearnedRanker:
         self.context = context
         self.live = live
         self._log_counts = np.log1p(np.asarray(labels.counts, dtype=np.float64))
+        self._made_ids: dict[str, int] = {}
 
     def features(
         self, request: Request, batches: Sequence[CandidateBatch]
@@ -137,8 +141,9 @@ class LearnedRanker:
                 )
                 texts = _most_popular_spelling(texts, slot, joined.texts, counts)
             merge_max(X, ids, slot, joined.features, joined.label_ids)
-        for i in np.flatnonzero(ids < 0).tolist():  # a generated text may be a logged query
-            ids[i] = self.labels.id_of(texts[i])
+        made = np.flatnonzero(ids < 0).tolist()
+        if made:  # a generated text may be a logged query
+            ids[made] = self._label_ids([texts[i] for i in made])
         is_label = ids >= 0
         X[is_label, Feature.IS_LABEL] = 1.0
         X[is_label, Feature.LOG_COUNT] = self._log_counts[ids[is_label]]
@@ -159,6 +164,21 @@ class LearnedRanker:
             self.live.fill(texts, X)
         matched = joined.matched_or_default()[rows]
         return texts, [joined.sources[i] for i in rows], X, joined.scores[rows], matched
+
+    def _label_ids(self, texts: list[str]) -> list[int]:
+        """The label id of each text (-1: none). Generated texts come back keystroke after
+        keystroke, so their ids are kept in a bounded dict (emptied when full)."""
+        known = self._made_ids
+        if len(known) + len(texts) > _MADE_CACHE:
+            known.clear()
+        id_of = self.labels.id_of
+        out = []
+        for text in texts:
+            found = known.get(text)
+            if found is None:
+                found = known[text] = id_of(text)
+            out.append(found)
+        return out
 
     @staticmethod
     def _fill_history(X: np.ndarray, texts: list[str], request: Request) -> None:
