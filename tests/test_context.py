@@ -45,6 +45,23 @@ def test_candidates_that_repeat_or_follow_the_previous_querys_words_score_higher
     assert 0 < X[0, Feature.PREV_COVER] < 1  # "plants" of "house plants"
 
 
+def test_a_made_text_scores_as_the_label_with_its_words_whatever_the_word_cache_holds():
+    texts = ["plants care", "garden seeds", "garden garden seeds", "house plants care", "tea xyz"]
+    as_labels = empty_features(2)
+    ContextWords(links()).fill(
+        as_labels, texts[:2], np.array([LABELS.id_of(t) for t in texts[:2]]), "house plants"
+    )
+    for size in (1, 3, 1 << 16):  # a cache emptied at almost every call, or never
+        context = ContextWords(links(), word_cache_size=size)
+        for _ in range(3):
+            X = empty_features(len(texts))
+            context.fill(X, texts, np.full(len(texts), -1), "house plants")
+            np.testing.assert_array_equal(X[:2], as_labels)
+            np.testing.assert_array_equal(X[2], as_labels[1])  # a repeated word counts once
+            np.testing.assert_array_equal(X[3], as_labels[0])  # "house" is in no label: not counted
+            assert X[4, Feature.PREV_SHARE] == 0
+
+
 def test_without_a_previous_query_the_columns_stay_empty():
     X = empty_features(1)
     ContextWords(links()).fill(X, ["garden seeds"], np.array([0]), "")
