@@ -88,13 +88,14 @@ class ContextWords:
         words, keystroke after keystroke, so the ids are kept in a dict the size of a vocabulary
         cache (emptied when full) rather than asked of the trie each time."""
         known = self._ids
-        missing = [w for w in words if w not in known]
-        if missing:
-            if len(known) + len(missing) > self.word_cache_size:
+        found = {w: known[w] for w in words if w in known}
+        if len(found) < len(words):
+            if len(known) + len(words) > self.word_cache_size:
                 known.clear()
             get = self.links.vocab_.get
-            known.update((w, get(w, -1)) for w in missing)
-        return known
+            for w in words - found.keys():
+                found[w] = known[w] = get(w, -1)
+        return found
 
     def fill(self, X: np.ndarray, texts: Sequence[str], ids: np.ndarray, context: str) -> None:
         """Set the context columns of candidate rows ``X`` (texts ``texts``, label ids ``ids``,
