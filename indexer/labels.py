@@ -82,8 +82,10 @@ class LabelSet:
     """
 
     ARRAYS = ("trie_ids", "label_ids", "indptr", "chars", "counts")
+    text_cache_size = 1 << 16
 
     def __init__(self, labels: Sequence[str], counts: Sequence[int] | np.ndarray | None = None) -> None:
+        self._texts: dict[int, str] = {}
         order = sorted(range(len(labels)), key=labels.__getitem__)
         sorted_labels = [labels[i] for i in order]
         if any(a == b for a, b in zip(sorted_labels, sorted_labels[1:])):
@@ -108,11 +110,25 @@ class LabelSet:
         return self.trie.restore_key(int(self.trie_ids[label_id]))
 
     def texts_of(self, ids: np.ndarray) -> list[str]:
-        """The labels ``ids``, decoded from the code point CSR in one go (faster than ``text``
-        one at a time, which asks the trie)."""
+        """The labels ``ids``. Each keystroke asks for a few dozen, mostly the same popular ones
+        again: those decoded lately are kept in a dict of at most ``text_cache_size`` (emptied
+        when full), the others decoded from the code point CSR in one go."""
         ids = np.asarray(ids, dtype=np.int64)
         if not len(ids):
             return []
+        wanted = ids.tolist()
+        known = self._texts
+        out = [known.get(i) for i in wanted]
+        missing = [i for i, text in zip(wanted, out) if text is None]
+        fresh: dict[int, str] = {}
+        if missing:
+            fresh = dict(zip(missing, self._decode(np.array(missing, dtype=np.int64))))
+            if len(known) + len(fresh) > self.text_cache_size:
+                known.clear()
+            known.update(fresh)
+        return [fresh[i] if text is None else text for i, text in zip(wanted, out)]
+
+    def _decode(self, ids: np.ndarray) -> list[str]:
         starts, ends = self.indptr[ids], self.indptr[ids + 1]
         lengths = ends - starts
         gather = np.repeat(ends - np.cumsum(lengths), lengths) + np.arange(int(lengths.sum()))
@@ -145,6 +161,7 @@ class LabelSet:
 
         folder = Path(folder)
         self = cls.__new__(cls)
+        self._texts = {}
         self.trie = load_marisa(folder / "labels.marisa", mmap=mmap)
         for name in cls.ARRAYS:
             setattr(self, name, load_array(folder / f"{name}.npy", mmap=mmap))

@@ -63,3 +63,19 @@ def test_texts_of_decodes_any_ids_like_text(labels):
     ids = np.arange(len(label_set))[::-1]
     assert label_set.texts_of(ids) == [label_set.text(int(i)) for i in ids]
     assert label_set.texts_of(np.empty(0, dtype=np.int64)) == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    asks=st.lists(st.lists(st.integers(0, 7), max_size=6), min_size=1, max_size=8),
+    cache_size=st.integers(1, 9),
+)
+def test_texts_of_answers_the_same_whatever_its_cache_holds(asks, cache_size, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("labels")
+    LabelSet(["rose", "rose bush", "roses", "tulip", "tulips", "lily", "lilac", "é✓"]).save(folder)
+    label_set = LabelSet.load(folder)
+    label_set.text_cache_size = cache_size
+    for ids in asks:  # repeated and overlapping asks, the cache emptied when it overflows
+        ids = np.array(ids, dtype=np.int64)
+        assert label_set.texts_of(ids) == [label_set.text(int(i)) for i in ids]
+        assert len(label_set._texts) <= max(cache_size, 6)  # bounded (an ask holds at most 6 ids)
