@@ -152,7 +152,7 @@ def empty_features(n: int, source: Source | None = None) -> np.ndarray:
     rows = np.empty((n, N_FEATURES), dtype=np.float32)
     rows[:] = _BLANK[source]
     if source is not None:
-        rows[:, Feature.SOURCE_RANK] = 1.0 / (1.0 + np.arange(n, dtype=np.float32))
+        rows[:, Feature.SOURCE_RANK] = 1.0 / (1.0 + np.arange(n))
     return rows
 
 
