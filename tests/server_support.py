@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import redis
 import uvicorn
@@ -52,3 +53,34 @@ def uvicorn_in_thread(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+def worker_pids(parent: int) -> list[int]:
+    """uvicorn's worker processes: the children of ``parent`` started by multiprocessing's spawn."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def workers_loaded(parent: int, workers: int) -> bool:
+    """Every one of ``workers`` uvicorn workers has memory-mapped a model's arrays (loaded it)."""
+    pids = worker_pids(parent)
+    if len(pids) != workers:
+        return False
+    for pid in pids:
+        try:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            return False
+        if ".npy" not in maps:
+            return False
+    return True

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from server_support import own_redis
+from server_support import own_redis, worker_pids
 from websockets.sync.client import connect
 
 from autocomplete.completer import load_completer
@@ -183,22 +183,6 @@ def test_redis_restarted_during_a_replay(live_server, demo_model: Path, query_lo
 
 
 # ---------------------------------------------------------------- a worker killed
-
-
-def worker_pids(parent: int) -> list[int]:
-    """uvicorn's worker processes: the children of ``parent`` started by multiprocessing's spawn."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == parent and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
-    return sorted(found)
 
 
 def client_connections(pid: int, port: int) -> int:

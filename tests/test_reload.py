@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from server_support import workers_loaded
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -130,10 +131,11 @@ def test_sighup_reloads_every_worker_in_place(
     link = tmp_path / "current"
     point(link, mpc_model)
     server = start(live_server, link, tmp_path, workers=workers, AUTOCOMPLETE_RELOAD_POLL_SECONDS="0")
+    wait_for(lambda: workers_loaded(server.process.pid, workers) if workers > 1 else True, 60)
     with connect(server.ws_url) as ws:
         ws.recv(timeout=10)
         before = texts(ws, 1)
-        point(link, other_model)
+        point(link, other_model)  # only once every worker has loaded the first model
         time.sleep(1.5)
         assert served_ids(server) == {model_id(mpc_model)}  # no polling: nothing happens by itself
         os.kill(server.process.pid, signal.SIGHUP)
