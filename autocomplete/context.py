@@ -23,6 +23,7 @@ import numpy as np
 
 from autocomplete.candidates import CandidateBatch, Feature, Request, Source
 from autocomplete.generators import label_batch
+from indexer.caches import through_cache
 from indexer.labels import LabelSet
 from indexer.wordlinks import WordLinks, merged_links
 
@@ -83,20 +84,6 @@ class ContextWords:
         if len(links.link_words_):
             merged_links(one, one + 1, links.link_words_, links.lift_, links.prob_)
 
-    def _word_ids(self, words: set[str]) -> dict[str, int]:
-        """The word ids of ``words`` (-1: no label holds it). Made texts share most of their
-        words, keystroke after keystroke, so the ids are kept in a dict the size of a vocabulary
-        cache (emptied when full) rather than asked of the trie each time."""
-        known = self._ids
-        found = {w: known[w] for w in words if w in known}
-        if len(found) < len(words):
-            if len(known) + len(words) > self.word_cache_size:
-                known.clear()
-            get = self.links.vocab_.get
-            for w in words - found.keys():
-                found[w] = known[w] = get(w, -1)
-        return found
-
     def fill(self, X: np.ndarray, texts: Sequence[str], ids: np.ndarray, context: str) -> None:
         """Set the context columns of candidate rows ``X`` (texts ``texts``, label ids ``ids``,
         -1 for a text that is no label)."""
@@ -112,12 +99,14 @@ class ContextWords:
         made = np.flatnonzero(ids < 0)
         if len(made):  # texts no label is (generated, after a head): their words looked up here
             split = [texts[i].split() for i in made.tolist()]
-            ids_of = self._word_ids({x for words in split for x in words})
             lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
             ends = np.cumsum(lengths)
-            flat = np.fromiter(
-                (ids_of[x] for words in split for x in words), dtype=np.int32, count=int(ends[-1])
-            )
+            get = links.vocab_.get  # made texts share most words, keystroke after keystroke
+            ids_of = through_cache(
+                self._ids, [x for words in split for x in words], lambda m: [get(w, -1) for w in m],
+                self.word_cache_size,
+            )  # fmt: skip
+            flat = np.array(ids_of, dtype=np.int32)
             context_columns(flat, ends - lengths, ends, made, *args)
 
 

@@ -26,6 +26,7 @@ from autocomplete.candidates import (
     variant_key,
 )
 from autocomplete.context import ContextWords
+from indexer.caches import through_cache
 from indexer.cooccurrence import PairCounts
 from indexer.labels import LabelSet
 from indexer.ranking import TreeRanker
@@ -143,7 +144,10 @@ class LearnedRanker:
             merge_max(X, ids, slot, joined.features, joined.label_ids)
         made = np.flatnonzero(ids < 0).tolist()
         if made:  # a generated text may be a logged query
-            ids[made] = self._label_ids([texts[i] for i in made])
+            id_of = self.labels.id_of  # generated texts come back keystroke after keystroke
+            ids[made] = through_cache(
+                self._made_ids, [texts[i] for i in made], lambda m: [id_of(t) for t in m], _MADE_CACHE
+            )
         is_label = ids >= 0
         X[is_label, Feature.IS_LABEL] = 1.0
         X[is_label, Feature.LOG_COUNT] = self._log_counts[ids[is_label]]
@@ -164,21 +168,6 @@ class LearnedRanker:
             self.live.fill(texts, X)
         matched = joined.matched_or_default()[rows]
         return texts, [joined.sources[i] for i in rows], X, joined.scores[rows], matched
-
-    def _label_ids(self, texts: list[str]) -> list[int]:
-        """The label id of each text (-1: none). Generated texts come back keystroke after
-        keystroke, so their ids are kept in a bounded dict (emptied when full)."""
-        known = self._made_ids
-        if len(known) + len(texts) > _MADE_CACHE:
-            known.clear()
-        id_of = self.labels.id_of
-        out = []
-        for text in texts:
-            found = known.get(text)
-            if found is None:
-                found = known[text] = id_of(text)
-            out.append(found)
-        return out
 
     @staticmethod
     def _fill_history(X: np.ndarray, texts: list[str], request: Request) -> None:

@@ -15,6 +15,8 @@ import marisa_trie
 import numba
 import numpy as np
 
+from indexer.caches import through_cache
+
 
 @numba.njit(cache=True)
 def _compare_prefix(indptr: np.ndarray, chars: np.ndarray, label: int, prefix: np.ndarray) -> int:
@@ -116,17 +118,12 @@ class LabelSet:
         ids = np.asarray(ids, dtype=np.int64)
         if not len(ids):
             return []
-        wanted = ids.tolist()
-        known = self._texts
-        out = [known.get(i) for i in wanted]
-        missing = [i for i, text in zip(wanted, out) if text is None]
-        fresh: dict[int, str] = {}
-        if missing:
-            fresh = dict(zip(missing, self._decode(np.array(missing, dtype=np.int64))))
-            if len(known) + len(fresh) > self.text_cache_size:
-                known.clear()
-            known.update(fresh)
-        return [fresh[i] if text is None else text for i, text in zip(wanted, out)]
+        return through_cache(
+            self._texts,
+            ids.tolist(),
+            lambda m: self._decode(np.array(m, dtype=np.int64)),
+            self.text_cache_size,
+        )
 
     def _decode(self, ids: np.ndarray) -> list[str]:
         starts, ends = self.indptr[ids], self.indptr[ids + 1]

@@ -1,0 +1,27 @@
+"""A lookup kept in a plain dict between calls: what the serving path asks again keystroke after
+keystroke (label texts, word ids, label ids of generated texts), bounded by emptying the dict
+when it would grow past its limit (cheaper per call than least-recently-used bookkeeping)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+def through_cache(
+    cache: dict[K, V], keys: Sequence[K], compute: Callable[[list[K]], list[V]], limit: int
+) -> list[V]:
+    """The value of every key: from ``cache``, or computed by one call of ``compute`` on the
+    distinct missing keys and kept (``cache`` is emptied first when it would pass ``limit``)."""
+    out = [cache.get(key) for key in keys]
+    missing = list(dict.fromkeys(key for key, value in zip(keys, out) if value is None))
+    if not missing:
+        return out  # type: ignore[return-value]  # no None left
+    fresh = dict(zip(missing, compute(missing)))
+    if len(cache) + len(fresh) > limit:
+        cache.clear()
+    cache.update(fresh)
+    return [fresh[key] if value is None else value for key, value in zip(keys, out)]
