@@ -103,7 +103,11 @@ class LiveView:
             merged.update(admitted)
             self.labels = sorted(merged)
             self._label_long = np.array([merged[q] for q in self.labels], dtype=np.float64)
-        if len(self.labels) > self.params.max_labels:  # the least popular go, in one pass
+        excess = len(self.labels) - self.params.max_labels
+        if 0 < excess <= 32:  # the usual refresh: the least popular few go, one at a time
+            for _ in range(excess):
+                self._drop_at(int(np.argmin(self._label_long)))
+        elif excess > 0:  # the least popular go, in one pass
             keep = np.sort(
                 np.argpartition(-self._label_long, self.params.max_labels - 1)[: self.params.max_labels]
             )
