@@ -216,14 +216,20 @@ def ranker_training_rows(
     candidate_rows: CandidateRows,
     fit_xmr: Callable[[TrainingData, dict], XmrModel] | None = None,
 ) -> tuple[XmrModel, tuple[np.ndarray, np.ndarray, list[int]]]:
-    """The generators fit without the late training sessions, and the ranker's rows on those.
+    """The generators fit without the late training sessions, and the ranker's rows on those
+(with each person's history before the pair, when the log names people).
 
     With ``[live] simulate`` the late sessions are replayed in time order, each submit counted
     live before the next keystroke is asked (:func:`ranker_stream_examples`): the ranker learns
     live counts and labels as a deployed model meets them after its training."""
     early, late = split_late(data.log, config.ranker.holdout_fraction)
     base = (fit_xmr or xmr_fitter(config))(prepare_log(early, config), {"seconds": {}})
-    histories = histories_before(early.sessions["train"], late, config.context.history_length)
+    # a log of one query per line has no people, so no history to learn from
+    histories = (
+        None
+        if config.log.format == "lines"
+        else histories_before(early.sessions["train"], late, config.context.history_length)
+    )
     if config.live.simulate:
         rows = candidate_rows(base, live=(config.live, config.privacy))
         return base, ranker_stream_examples(rows, late, config.ranker, histories)  # type: ignore[arg-type]
