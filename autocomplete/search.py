@@ -2,7 +2,8 @@
 
 The typed prefix fixes the path through the trie layers, so the search starts at the ancestor, on
 layer ``min(len(prefix), trie_depth)``, of the labels ``[lo, hi)`` that start with the prefix;
-nothing above it is scored. Below it, when the prefix is longer than the trie, only nodes that
+nothing above it is scored (the first trie layer has no scorers at all: an empty prefix starts
+at every one of its nodes). Below it, when the prefix is longer than the trie, only nodes that
 hold at least one of those labels may enter the beam. Each layer keeps the ``beam`` best nodes by
 path score, the product of PECOS's l3-hinge transform ``exp(-max(0, 1 - w.x) ** 3)`` of the node
 scores along the path; label nodes reached are candidates, scored with their own column (PECOS's
@@ -227,10 +228,13 @@ def beam_search(tree, q_idx, q_val, lo, hi, prefix_len, beam, k, dense, mark, st
     pending_scores = np.empty(64, dtype=np.float32)
     n_pending = 0
 
-    cur_nodes = np.empty(1, dtype=np.int64)
-    cur_scores = np.ones(1, dtype=np.float32)
-    cur_nodes[0] = start
-    n_cur = 1
+    if prefix_len == 0 and trie_depth >= 1:  # the first trie layer has no scorers: start at all of it
+        n_cur = child_ptr[start + 1] - child_ptr[start]
+        cur_nodes = np.arange(child_ptr[start], child_ptr[start + 1]).astype(np.int64)
+    else:
+        n_cur = 1
+        cur_nodes = np.full(1, start, dtype=np.int64)
+    cur_scores = np.ones(n_cur, dtype=np.float32)
     while n_cur > 0:  # one layer per pass
         width = 0
         for b in range(n_cur):

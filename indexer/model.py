@@ -40,7 +40,7 @@ from indexer.params import (
 from indexer.popularity import PopularityIndex
 from indexer.ranking import TreeRanker
 from indexer.training import TrainingReport, train_scorers
-from indexer.tree import HybridTree
+from indexer.tree import HybridTree, first_scored_layer
 from indexer.wordlinks import WordLinks
 
 _WEIGHT_ARRAYS = ("data", "indices", "indptr")
@@ -190,7 +190,10 @@ class XmrModel:
 
         t0 = time.perf_counter()
         self.report_ = TrainingReport()
-        self.weights_ = train_scorers(X, y, self.tree_, self.training, progress=progress, report=self.report_)
+        self.weights_ = train_scorers(
+            X, y, self.tree_, self.training, progress=progress, report=self.report_,
+            first_layer=first_scored_layer(self.tree_.n_trie_layers_),
+        )  # fmt: skip
         self.seconds_["scorers"] = time.perf_counter() - t0
         self.popularity_ = PopularityIndex(labels)
         self.n_examples_ = int(X.shape[0])

@@ -40,7 +40,7 @@ from indexer.features import InputVectorizer
 from indexer.labels import LabelSet
 from indexer.params import TrainParams, TreeParams
 from indexer.training import TrainingReport, train_scorers
-from indexer.tree import CLUSTER, LABEL, TRIE, HybridTree, _Layer
+from indexer.tree import CLUSTER, LABEL, TRIE, HybridTree, _Layer, first_scored_layer
 
 
 @dataclasses.dataclass
@@ -285,7 +285,8 @@ def fit_shard(
 def fit_top(
     plan: ShardPlan, X: sp.csr_matrix, y: np.ndarray, training: TrainParams
 ) -> tuple[sp.csc_matrix, TrainingReport]:
-    """The scorers of trie layers ``1 .. d`` over every example (the same as single-process training)."""
+    """The scorers of trie layers ``2 .. d`` over every example (the same as single-process
+    training; the first trie layer has none, :func:`indexer.tree.first_scored_layer`)."""
     top = plan.top
     n_top = int(top.layer_ptr_[plan.depth + 1])
     label_node = top.label_node_.astype(np.int64)
@@ -298,7 +299,10 @@ def fit_top(
         label_node_=label_node,
     )
     report = TrainingReport()
-    return train_scorers(X, y, view, training, progress=False, report=report), report
+    weights = train_scorers(
+        X, y, view, training, progress=False, report=report, first_layer=first_scored_layer(plan.depth)
+    )
+    return weights, report
 
 
 def assemble(

@@ -80,6 +80,12 @@ class _Layer:
         return len(self.lo)
 
 
+def first_scored_layer(n_trie_layers: int) -> int:
+    """The top layer with scorers: any typed character fixes the first trie layer's node, so it
+    has none (an empty prefix starts the beam at every first character, ``autocomplete.search``)."""
+    return 2 if n_trie_layers >= 1 else 1
+
+
 class HybridTree(BaseEstimator):
     """Label tree: ``trie_depth`` character-trie layers, then balanced spherical k-means.
 

@@ -109,11 +109,15 @@ def random_labels(n: int, seed: int, alphabet: str = "abcd", max_len: int = 6) -
 N_FEATURES = 40
 
 
-def random_model(n_nodes: int, seed: int) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
+def random_model(
+    n_nodes: int, seed: int, unscored: np.ndarray | None = None
+) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
+    """Random weights; the root and the ``unscored`` nodes have no scorer."""
     rng = np.random.default_rng(seed)
     weights = sp.random(N_FEATURES, n_nodes, density=0.3, format="csc", random_state=rng, dtype=np.float32)
     weights.data = rng.normal(0.0, 0.6, size=weights.nnz).astype(np.float32)
-    weights.data[weights.indptr[0] : weights.indptr[1]] = 0  # the root has no scorer
+    for v in [0, *([] if unscored is None else unscored)]:
+        weights.data[weights.indptr[v] : weights.indptr[v + 1]] = 0
     weights.eliminate_zeros()
     q_idx = np.sort(rng.choice(N_FEATURES, size=12, replace=False)).astype(np.int32)
     q_val = rng.uniform(0.1, 1.0, size=12).astype(np.float32)
@@ -126,7 +130,9 @@ LABEL_SET = LabelSet(LABELS)
 
 def make_searcher(trie_depth: int, leaf_size: int = 4, seed: int = 0):
     tree = build_tree(LABELS, trie_depth, leaf_size, seed)
-    weights, q_idx, q_val = random_model(len(tree["parent"]), seed)
+    # as trained: below the root, the first trie layer has no scorers either (indexer.tree)
+    first_trie_layer = np.flatnonzero(tree["node_layer"] == 1) if trie_depth >= 1 else None
+    weights, q_idx, q_val = random_model(len(tree["parent"]), seed, first_trie_layer)
     searcher = BeamSearcher(weights, trie_depth=trie_depth, **tree)
     return searcher, tree, weights, q_idx, q_val
 
@@ -191,7 +197,8 @@ def test_narrow_beam_scores_are_true_path_scores(trie_depth, prefix):
 
 def reference_beam(tree, node_scores, lo, hi, prefix_len, trie_depth, beam) -> dict[int, float]:
     """The documented semantics, plainly: start on layer min(len(prefix), trie_depth) above the
-    matches, only nodes holding a match enter the beam, top ``beam`` per layer; no widening."""
+    matches (an empty prefix above a trie: at every node of the first layer, which has no scorer),
+    only nodes holding a match enter the beam, top ``beam`` per layer; no widening."""
     parent, child_ptr, node_label = tree["parent"], tree["child_ptr"], tree["node_label"]
     start = tree["label_node"][lo]
     while tree["node_layer"][start] > min(prefix_len, trie_depth):
@@ -204,6 +211,8 @@ def reference_beam(tree, node_scores, lo, hi, prefix_len, trie_depth, beam) -> d
             v = parent[v]
     found: dict[int, float] = {}
     layer = [(1.0, start)]
+    if prefix_len == 0 and trie_depth >= 1:
+        layer = [(1.0, c) for c in range(child_ptr[start], child_ptr[start + 1])]
     while layer:
         following = []
         for score, v in layer:
