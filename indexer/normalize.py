@@ -12,14 +12,15 @@ import unicodedata
 from collections.abc import Callable
 
 _AOL_SPLIT = re.compile(r"[\s.]+")
-_NON_WORD = re.compile(r"\W+")
+_NON_WORD_OR_SPACE = re.compile(r"[^\w ]+")
 _WHITESPACE = re.compile(r"\s+")
 _INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn"}
 
 
 def normalize_aol(text: str) -> str:
-    tokens = (_NON_WORD.sub("", token) for token in _AOL_SPLIT.split(text))
-    return " ".join(token for token in tokens if token).lower()
+    # the separators become spaces, every other non-word character goes: the same tokens as
+    # stripping each token of them, in two passes over the text rather than one per token
+    return " ".join(_NON_WORD_OR_SPACE.sub("", _AOL_SPLIT.sub(" ", text)).split()).lower()
 
 
 def normalize_unicode(text: str) -> str:

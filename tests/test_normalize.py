@@ -1,4 +1,8 @@
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from indexer.normalize import get_normalizer, normalize_aol, normalize_prefix, normalize_unicode
 
@@ -20,6 +24,17 @@ from indexer.normalize import get_normalizer, normalize_aol, normalize_prefix, n
 )
 def test_aol_normalization_follows_the_benchmark_protocol(raw, expected):
     assert normalize_aol(raw) == expected
+
+
+SEPARATORS_AND_MORE = " .\t\n\u00a0\u2028\x1cab-'_é"  # the odd whitespace, often
+
+
+@given(st.text(st.characters(codec="utf-8"), max_size=40) | st.text(SEPARATORS_AND_MORE, max_size=40))
+def test_aol_normalization_equals_the_protocol_token_by_token(raw):
+    """The protocol as written: split on whitespace and '.', strip each token of non-word
+    characters, drop the empty ones, join with one space, lower-case."""
+    tokens = (re.sub(r"\W+", "", token) for token in re.split(r"[\s.]+", raw))
+    assert normalize_aol(raw) == " ".join(t for t in tokens if t).lower()
 
 
 @pytest.mark.parametrize(
