@@ -46,6 +46,8 @@ def training_examples(
         n = len(nxt)
         if prefixes_per_pair <= 0 or n <= prefixes_per_pair:
             lengths: Sequence[int] = range(1, n + 1)
+        elif prefixes_per_pair == 1:  # what sample draws for one, without its list of n lengths
+            lengths = (rng.randrange(1, n + 1),)
         else:
             lengths = rng.sample(range(1, n + 1), prefixes_per_pair)
         for length in lengths:
