@@ -8,7 +8,6 @@ each row sorted by count (descending, then label id), memory-mapped on load.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,20 +38,17 @@ class PairCounts(BaseEstimator):
     ARRAYS = ("indptr", "labels", "counts")
 
     def fit(self, previous: Sequence[str], following: Sequence[str], labels: LabelSet) -> PairCounts:
-        pairs: Counter[tuple[str, int]] = Counter()
-        for prev, nxt in zip(previous, following):
-            label = labels.id_of(nxt)
-            if prev and label >= 0:
-                pairs[(prev, label)] += 1
-        self.trie_ = marisa_trie.Trie(sorted({prev for prev, _ in pairs}))
-        rows: list[list[tuple[int, int]]] = [[] for _ in range(len(self.trie_))]
-        for (prev, label), count in pairs.items():
-            rows[self.trie_[prev]].append((-count, label))
-        self.indptr_ = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum([len(r) for r in rows], out=self.indptr_[1:])
-        ordered = [item for row in rows for item in sorted(row)]
-        self.labels_ = np.array([label for _, label in ordered], dtype=np.int32)
-        self.counts_ = np.array([-neg for neg, _ in ordered], dtype=np.int32)
+        label = np.fromiter((labels.id_of(n) for n in following), dtype=np.int64, count=len(following))
+        kept = [i for i, prev in enumerate(previous) if prev and label[i] >= 0]
+        self.trie_ = marisa_trie.Trie(sorted({previous[i] for i in kept}))
+        row = np.fromiter((self.trie_[previous[i]] for i in kept), dtype=np.int64, count=len(kept))
+        keys, counts = np.unique(row * len(labels) + label[kept], return_counts=True)
+        rows, ids = keys // len(labels), keys % len(labels)
+        order = np.lexsort((ids, -counts, rows))  # by row, most frequent first, then label id
+        self.indptr_ = np.zeros(len(self.trie_) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(self.trie_)), out=self.indptr_[1:])
+        self.labels_ = ids[order].astype(np.int32)
+        self.counts_ = counts[order].astype(np.int32)
         return self
 
     def row(self, previous: str) -> tuple[np.ndarray, np.ndarray]:
