@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import multiprocessing
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -143,8 +145,13 @@ def fit_model(
     if config.ranker.kind != "lambdarank":
         raise ConfigError(f"ranker.kind must be 'lambdarank' or 'none', got {config.ranker.kind!r}")
     t0 = time.perf_counter()
-    base, (X, y, groups) = ranker_training_rows(data, config, candidate_rows, fit_xmr)
+    # without a refit the base is the model served: its stages (features, tree, scorers, language)
+    # go to the summary, and lie within "ranker", the whole stage
+    base_summary = {"seconds": {}} if config.ranker.refit else data.summary
+    base, (X, y, groups) = ranker_training_rows(data, config, candidate_rows, fit_xmr, base_summary)
+    t1 = time.perf_counter()
     ranker = TreeRanker(params=config.ranker).fit(X, y, groups)
+    seconds["ranker_fit"] = time.perf_counter() - t1
     seconds["ranker"] = time.perf_counter() - t0
     data.summary["ranker_examples"] = {"groups": len(groups), "rows": int(len(y))}
     model = fit_xmr(data, data.summary) if config.ranker.refit else base
@@ -152,17 +159,85 @@ def fit_model(
     return model
 
 
+# From this many training pairs on, the pair counts, word links and language model are fit in a
+# second process while this one fits the XMR scorers (aol1m, 2 cores: 12 s of pure Python that
+# overlap the scorers' single-threaded stages); below it, starting that process costs more.
+GENERATORS_APART_PAIRS = 100_000
+
+
 def xmr_fitter(
     config: TrainConfig, progress: bool = False, fit_scorers: FitScorers | None = None
 ) -> Callable[[TrainingData, dict], XmrModel]:
     """(data, summary) -> the XMR model of ``data`` with every generator the chain reads; the
-    scorers by ``fit_scorers`` (default: :func:`fit_xmr_scorers`, in this process)."""
+    scorers by ``fit_scorers`` (default: :func:`fit_xmr_scorers`, in this process), the other
+    generators beside them (:data:`GENERATORS_APART_PAIRS`)."""
     fit = fit_scorers or fit_xmr_scorers
 
     def fit_xmr(part: TrainingData, summary: dict) -> XmrModel:
-        return with_generators(fit(part, config, progress, summary), part, config, summary)
+        apart = len(part.pairs) >= GENERATORS_APART_PAIRS
+        xmr, generators = fit_beside(lambda: fit(part, config, progress, summary), part, config, apart)
+        summary["seconds"]["generators"] = generators.seconds
+        return generators.attach(xmr)
 
     return fit_xmr
+
+
+@dataclasses.dataclass
+class Generators:
+    """The chain's generators besides the XMR scorers, and the seconds their fit took."""
+
+    pairs: PairCounts
+    links: WordLinks | None
+    language: WordLanguageModel | None
+    seconds: float
+
+    def attach(self, xmr: XmrModel) -> XmrModel:
+        xmr.pairs_, xmr.links_, xmr.language_ = self.pairs, self.links, self.language
+        return xmr
+
+
+def fit_beside(
+    fit: Callable[[], XmrModel], data: TrainingData, config: TrainConfig, apart: bool
+) -> tuple[XmrModel, Generators]:
+    """``fit()`` and :func:`fit_generators` of ``data``; with ``apart`` the generators in a
+    second process (spawned: this one may already run numba's threads) meanwhile."""
+    sessions = data.log.sessions["train"]
+    queries = [q for s in sessions for q in s.queries]
+    query_users = None if config.log.format == "lines" else [s.user for s in sessions for _ in s.queries]
+    args = (data.pairs, data.labels, queries, query_users, config)
+    if not apart:
+        xmr = fit()
+        return xmr, fit_generators(*args)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = pool.submit(fit_generators, *args)
+        xmr = fit()
+        return xmr, pending.result()
+
+
+def fit_generators(
+    pairs: Pairs,
+    labels: LabelSet,
+    queries: list[str],
+    query_users: list[str] | None,
+    config: TrainConfig,
+) -> Generators:
+    """The pair counts, word links and language model the chain's other links read, from the
+    training pairs and the training sessions' queries (with their users, when the log has any)."""
+    t0 = time.perf_counter()
+    counts = PairCounts().fit(pairs.previous, pairs.next, labels)
+    links = language = None
+    if config.context.enabled:
+        ctx = config.context
+        links = WordLinks(
+            min_pairs=ctx.min_pairs, min_users=config.privacy.min_users, per_word=ctx.per_word
+        ).fit(pairs.previous, pairs.next, labels, pairs.users)
+    if config.language.enabled:
+        lang = config.language
+        language = WordLanguageModel(
+            order=lang.order, min_users=config.privacy.min_users, blocklist=config.privacy.blocklist,
+            discount=lang.discount,
+        ).fit(queries, query_users)  # fmt: skip
+    return Generators(counts, links, language, time.perf_counter() - t0)
 
 
 def fit_xmr_scorers(data: TrainingData, config: TrainConfig, progress: bool, summary: dict) -> XmrModel:
@@ -186,44 +261,24 @@ def fit_xmr_scorers(data: TrainingData, config: TrainConfig, progress: bool, sum
     return xmr
 
 
-def with_generators(xmr: XmrModel, data: TrainingData, config: TrainConfig, summary: dict) -> XmrModel:
-    """``xmr`` with the pair counts, word links and language model the chain's other links read."""
-    seconds = summary["seconds"]
-    t0 = time.perf_counter()
-    xmr.pairs_ = PairCounts().fit(data.pairs.previous, data.pairs.next, data.labels)
-    if config.context.enabled:
-        ctx = config.context
-        xmr.links_ = WordLinks(
-            min_pairs=ctx.min_pairs, min_users=config.privacy.min_users, per_word=ctx.per_word
-        ).fit(data.pairs.previous, data.pairs.next, data.labels, data.pairs.users)
-    if config.language.enabled:
-        sessions = data.log.sessions["train"]
-        lang = config.language
-        xmr.language_ = WordLanguageModel(
-            order=lang.order, min_users=config.privacy.min_users, blocklist=config.privacy.blocklist,
-            discount=lang.discount,
-        ).fit(
-            [q for s in sessions for q in s.queries],
-            None if config.log.format == "lines" else [s.user for s in sessions for _ in s.queries],
-        )  # fmt: skip
-    seconds["language"] = time.perf_counter() - t0
-    return xmr
-
-
 def ranker_training_rows(
     data: TrainingData,
     config: TrainConfig,
     candidate_rows: CandidateRows,
     fit_xmr: Callable[[TrainingData, dict], XmrModel] | None = None,
+    summary: dict | None = None,
 ) -> tuple[XmrModel, tuple[np.ndarray, np.ndarray, list[int]]]:
     """The generators fit without the late training sessions, and the ranker's rows on those
-(with each person's history before the pair, when the log names people).
+(with each person's history before the pair, when the log names people). The base's stage
+seconds and shapes go to ``summary`` (default: nowhere), with ``ranker_rows``: the rows' time.
 
     With ``[live] simulate`` the late sessions are replayed in time order, each submit counted
     live before the next keystroke is asked (:func:`ranker_stream_examples`): the ranker learns
     live counts and labels as a deployed model meets them after its training."""
+    summary = summary if summary is not None else {"seconds": {}}
     early, late = split_late(data.log, config.ranker.holdout_fraction)
-    base = (fit_xmr or xmr_fitter(config))(prepare_log(early, config), {"seconds": {}})
+    base = (fit_xmr or xmr_fitter(config))(prepare_log(early, config), summary)
+    t0 = time.perf_counter()
     # a log of one query per line has no people, so no history to learn from
     histories = (
         None
@@ -232,12 +287,15 @@ def ranker_training_rows(
     )
     if config.live.simulate:
         rows = candidate_rows(base, live=(config.live, config.privacy))
-        return base, ranker_stream_examples(rows, late, config.ranker, histories)  # type: ignore[arg-type]
-    late_pairs = Pairs([], [], [])
-    for session in late:
-        late_pairs.previous.extend(session.queries[:-1])
-        late_pairs.next.extend(session.queries[1:])
-    return base, ranker_examples(candidate_rows(base), late_pairs, config.ranker, histories)
+        examples = ranker_stream_examples(rows, late, config.ranker, histories)  # type: ignore[arg-type]
+    else:
+        late_pairs = Pairs([], [], [])
+        for session in late:
+            late_pairs.previous.extend(session.queries[:-1])
+            late_pairs.next.extend(session.queries[1:])
+        examples = ranker_examples(candidate_rows(base), late_pairs, config.ranker, histories)
+    summary["seconds"]["ranker_rows"] = time.perf_counter() - t0
+    return base, examples
 
 
 def split_late(log: QueryLog, fraction: float) -> tuple[QueryLog, list[Session]]:

@@ -3,9 +3,12 @@ from pathlib import Path
 import numpy as np
 
 from indexer.config import load_train_config
+from indexer.cooccurrence import PairCounts
+from indexer.language import WordLanguageModel
 from indexer.params import RankerParams
-from indexer.pipeline import ranker_stream_examples, split_late
+from indexer.pipeline import fit_beside, prepare, ranker_stream_examples, split_late
 from indexer.querylog import QueryLog, Session, read_query_log
+from indexer.wordlinks import WordLinks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,4 +91,25 @@ def test_several_logs_are_read_as_one(synthetic_log, tmp_path):
     for split in ("train", "valid", "test"):
         assert sorted((s.user, s.queries) for s in parts.sessions[split]) == sorted(
             (s.user, s.queries) for s in whole.sessions[split]
+        )
+
+
+def test_generators_fit_in_a_second_process_equal_those_fit_in_this_one(synthetic_log):
+    config = load_train_config(ROOT / "configs" / "demo.toml")
+    data = prepare(synthetic_log, config)
+    fitted = []
+    for apart in (False, True):
+        model, generators = fit_beside(lambda: "the scorers", data, config, apart)
+        assert model == "the scorers" and generators.seconds > 0
+        fitted.append(generators)
+    here, there = fitted
+    assert there.links is not None and there.language is not None
+    for name in PairCounts.ARRAYS:
+        np.testing.assert_array_equal(getattr(here.pairs, f"{name}_"), getattr(there.pairs, f"{name}_"))
+    assert here.pairs.trie_.items() == there.pairs.trie_.items()
+    for name in WordLinks.ARRAYS:
+        np.testing.assert_array_equal(getattr(here.links, f"{name}_"), getattr(there.links, f"{name}_"))
+    for name in WordLanguageModel.ARRAYS:
+        np.testing.assert_array_equal(
+            getattr(here.language, f"{name}_"), getattr(there.language, f"{name}_")
         )
