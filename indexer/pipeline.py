@@ -149,6 +149,7 @@ def fit_model(
     # go to the summary, and lie within "ranker", the whole stage
     base_summary = {"seconds": {}} if config.ranker.refit else data.summary
     base, (X, y, groups) = ranker_training_rows(data, config, candidate_rows, fit_xmr, base_summary)
+    seconds["ranker_rows"] = base_summary["seconds"]["ranker_rows"]
     t1 = time.perf_counter()
     ranker = TreeRanker(params=config.ranker).fit(X, y, groups)
     seconds["ranker_fit"] = time.perf_counter() - t1
