@@ -145,8 +145,8 @@ def fit_model(
     if config.ranker.kind != "lambdarank":
         raise ConfigError(f"ranker.kind must be 'lambdarank' or 'none', got {config.ranker.kind!r}")
     t0 = time.perf_counter()
-    # without a refit the base is the model served: its stages (features, tree, scorers, language)
-    # go to the summary, and lie within "ranker", the whole stage
+    # without a refit the base is the model served: its stages (features, tree, scorers,
+    # generators) go to the summary, and lie within "ranker", the whole stage
     base_summary = {"seconds": {}} if config.ranker.refit else data.summary
     base, (X, y, groups) = ranker_training_rows(data, config, candidate_rows, fit_xmr, base_summary)
     seconds["ranker_rows"] = base_summary["seconds"]["ranker_rows"]
@@ -162,7 +162,7 @@ def fit_model(
 
 # From this many training pairs on, the pair counts, word links and language model are fit in a
 # second process while this one fits the XMR scorers (aol1m, 2 cores: 12 s of pure Python that
-# overlap the scorers' single-threaded stages); below it, starting that process costs more.
+# overlap the features and the tree); below it, starting that process costs more than it saves.
 GENERATORS_APART_PAIRS = 100_000
 
 
@@ -270,8 +270,8 @@ def ranker_training_rows(
     summary: dict | None = None,
 ) -> tuple[XmrModel, tuple[np.ndarray, np.ndarray, list[int]]]:
     """The generators fit without the late training sessions, and the ranker's rows on those
-(with each person's history before the pair, when the log names people). The base's stage
-seconds and shapes go to ``summary`` (default: nowhere), with ``ranker_rows``: the rows' time.
+    (with each person's history before the pair, when the log names people). The base's stage
+    seconds and shapes go to ``summary`` (default: nowhere), with ``ranker_rows``: the rows' time.
 
     With ``[live] simulate`` the late sessions are replayed in time order, each submit counted
     live before the next keystroke is asked (:func:`ranker_stream_examples`): the ranker learns

@@ -84,6 +84,17 @@ def test_unseen_tails_can_be_switched_off(demo_model):
     assert "tail" not in {c.source for c in result}
 
 
+def test_an_empty_box_after_a_query_offers_what_followed_it_without_first_layer_scorers(completer, model):
+    tree, weights = model.tree_, model.weights_.tocsc()
+    first_layer = range(int(tree.layer_ptr_[1]), int(tree.layer_ptr_[2]))
+    assert all(weights.indptr[v + 1] == weights.indptr[v] for v in first_layer)  # never trained
+    assert weights.indptr[tree.layer_ptr_[3]] > weights.indptr[tree.layer_ptr_[2]]  # the layer below is
+    ids, _ = model.pairs_.row("house plants")
+    followed = set(model.labels.texts_of(ids))
+    answer = [c.text for c in completer.complete("", ["house plants"], 10)]
+    assert len(answer) == 10 and followed & set(answer[:3])
+
+
 def test_no_context_and_unknown_context_still_answer(completer):
     assert completer.complete("ro", [], 3)
     assert completer.complete("ro", ["zzzz qqqq never seen"], 3)
