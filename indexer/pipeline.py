@@ -149,7 +149,6 @@ def fit_model(
     # generators) go to the summary, and lie within "ranker", the whole stage
     base_summary = {"seconds": {}} if config.ranker.refit else data.summary
     base, (X, y, groups) = ranker_training_rows(data, config, candidate_rows, fit_xmr, base_summary)
-    seconds["ranker_rows"] = base_summary["seconds"]["ranker_rows"]
     t1 = time.perf_counter()
     ranker = TreeRanker(params=config.ranker).fit(X, y, groups)
     seconds["ranker_fit"] = time.perf_counter() - t1
@@ -202,7 +201,7 @@ def fit_beside(
 ) -> tuple[XmrModel, Generators]:
     """``fit()`` and :func:`fit_generators` of ``data``; with ``apart`` the generators in a
     second process (spawned: this one may already run numba's threads) meanwhile."""
-    sessions = data.log.sessions["train"]
+    sessions = data.log.sessions["train"] if config.language.enabled else []  # only the LM reads them
     queries = [q for s in sessions for q in s.queries]
     query_users = None if config.log.format == "lines" else [s.user for s in sessions for _ in s.queries]
     args = (data.pairs, data.labels, queries, query_users, config)
@@ -271,7 +270,7 @@ def ranker_training_rows(
 ) -> tuple[XmrModel, tuple[np.ndarray, np.ndarray, list[int]]]:
     """The generators fit without the late training sessions, and the ranker's rows on those
     (with each person's history before the pair, when the log names people). The base's stage
-    seconds and shapes go to ``summary`` (default: nowhere), with ``ranker_rows``: the rows' time.
+    seconds and shapes go to ``summary`` (default: nowhere), the rows' to ``data.summary``.
 
     With ``[live] simulate`` the late sessions are replayed in time order, each submit counted
     live before the next keystroke is asked (:func:`ranker_stream_examples`): the ranker learns
@@ -295,7 +294,7 @@ def ranker_training_rows(
             late_pairs.previous.extend(session.queries[:-1])
             late_pairs.next.extend(session.queries[1:])
         examples = ranker_examples(candidate_rows(base), late_pairs, config.ranker, histories)
-    summary["seconds"]["ranker_rows"] = time.perf_counter() - t0
+    data.summary["seconds"]["ranker_rows"] = time.perf_counter() - t0
     return base, examples
 
 
