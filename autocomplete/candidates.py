@@ -14,7 +14,7 @@ import dataclasses
 import enum
 import re
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -181,6 +181,14 @@ class CandidateGenerator(Protocol):
     def warm_up(self) -> None: ...
 
 
+@runtime_checkable
+class PreparesContext(Protocol):
+    """A link (or ranker) with work that depends on the previous query only: done once when a
+    query is submitted (:meth:`CandidateChain.prepare`), not at every keystroke after it."""
+
+    def prepare(self, context: str) -> None: ...
+
+
 _PUNCTUATION = re.compile(r"[^\w\s]+")
 
 
@@ -266,6 +274,14 @@ class CandidateChain:
 
     def run(self, request: Request) -> list[Ranked]:
         return self.ranker.rank(request, self.batches(request))
+
+    def prepare(self, context: str) -> None:
+        """Do the work of the keystrokes after ``context`` (a normalized submitted query) that
+        depends on it alone; each part keeps it in a bounded cache of its own."""
+        if context:
+            for part in (*self.generators, self.ranker):
+                if isinstance(part, PreparesContext):
+                    part.prepare(context)
 
     def warm_up(self) -> None:
         for generator in self.generators:

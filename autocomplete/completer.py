@@ -71,6 +71,8 @@ class Completer(Protocol):
 
     def normalize_query(self, query: str) -> str: ...
 
+    def prepare(self, previous: Sequence[str]) -> None: ...
+
     def warm_up(self) -> None: ...
 
 
@@ -108,6 +110,12 @@ class ChainCompleter:
         context = previous[-1] if previous else ""
         request = self.chain.request(self.normalize_prefix(prefix), context, k, history)
         return [Completion(*ranked) for ranked in self.chain.run(request)]
+
+    def prepare(self, previous: Sequence[str]) -> None:
+        """A query was just submitted (``previous``: the session's queries, normalized, most
+        recent last): do now what the next keystrokes would otherwise do first."""
+        if previous:
+            self.chain.prepare(previous[-1])
 
     def warm_up(self) -> None:
         self.chain.warm_up()

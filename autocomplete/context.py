@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from itertools import chain
 from typing import NamedTuple
 
 import numba
@@ -98,12 +99,12 @@ class ContextWords:
         context_columns(links.label_words_, starts, ends, rows, *args)
         made = np.flatnonzero(ids < 0)
         if len(made):  # texts no label is (generated, after a head): their words looked up here
-            split = [texts[i].split() for i in made.tolist()]
+            split = list(map(str.split, map(texts.__getitem__, made.tolist())))
             lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
             ends = np.cumsum(lengths)
             get = links.vocab_.get  # made texts share most words, keystroke after keystroke
             ids_of = through_cache(
-                self._ids, [x for words in split for x in words], lambda m: [get(w, -1) for w in m],
+                self._ids, list(chain.from_iterable(split)), lambda m: [get(w, -1) for w in m],
                 self.word_cache_size,
             )  # fmt: skip
             flat = np.array(ids_of, dtype=np.int32)

@@ -49,6 +49,10 @@ def label_batch(
     )
 
 
+_CONTEXT_CACHE = 1024  # previous queries whose input columns a worker keeps
+_NO_VECTOR = (np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32))
+
+
 class XmrScorer:
     """The model's ranking of a label range: beam search, then ``log score + w * log(1 + count)``."""
 
@@ -60,15 +64,17 @@ class XmrScorer:
         self._bias_index = np.array([self.searcher.n_features - 1], dtype=np.int32)
         self._bias_value = np.array([model.training.bias], dtype=np.float32)
         self.log_counts = np.log1p(np.asarray(self.labels.counts, dtype=np.float64))
+        self._context_parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def ranked(
         self, typed: str, context: str, lo: int, hi: int, n: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The best ``n`` labels of ``[lo, hi)``: ids, their re-ranked score relative to the best
         (1 for the first), and their log model score."""
-        indices, data = self.model.vectorizer_.transform_one(typed, context)
-        indices = np.concatenate((indices, self._bias_index))
-        data = np.concatenate((data, self._bias_value))
+        indices, data = self.model.vectorizer_.transform_one(typed)
+        tail_indices, tail_data = self.context_part(context)
+        indices = np.concatenate((indices, tail_indices))
+        data = np.concatenate((data, tail_data))
         pool = max(n, self.search.candidates)
         ids, scores = self.searcher.search(indices, data, lo, hi, len(typed), self.search.beam_width, pool)
         if not len(ids):
@@ -77,6 +83,21 @@ class XmrScorer:
         ranked = log_scores + self.search.popularity_weight * self.log_counts[ids]
         order = np.argsort(-ranked, kind="stable")[:n]
         return ids[order], np.exp(ranked[order] - ranked[order[0]]), log_scores[order]
+
+    def context_part(self, context: str) -> tuple[np.ndarray, np.ndarray]:
+        """The input vector's columns that come after the typed text's: the previous query's
+        (kept per context: it changes only when a query is submitted) and the bias."""
+        found = self._context_parts.get(context)
+        if found is None:
+            if len(self._context_parts) >= _CONTEXT_CACHE:
+                self._context_parts.clear()
+            indices, data = self.model.vectorizer_.previous_vector(context) if context else _NO_VECTOR
+            found = (
+                np.concatenate((indices, self._bias_index)),
+                np.concatenate((data, self._bias_value)),
+            )
+            self._context_parts[context] = found
+        return found
 
     def batch(
         self, request: Request, typed: str, lo: int, hi: int, n: int, head: str, source: Source
@@ -128,6 +149,9 @@ class ExactPrefix:
             return None
         n = max(self.pool, request.k)
         return self.scorer.batch(request, request.typed, request.lo, request.hi, n, "", Source.EXACT)
+
+    def prepare(self, context: str) -> None:
+        self.scorer.context_part(context)  # the tails' link shares the scorer
 
     def warm_up(self) -> None:
         self.scorer.warm_up()

@@ -179,6 +179,10 @@ class LearnedRanker:
             X[hit, Feature.HISTORY_LOG_COUNT] = np.log1p(stats[:, 0])
             X[hit, Feature.HISTORY_RECENCY] = 1.0 / (1.0 + stats[:, 1])
 
+    def prepare(self, context: str) -> None:
+        if self.context is not None:
+            self.context.previous(context)
+
     def warm_up(self) -> None:
         """Compile the merge kernels for the arrays a keystroke passes them (the pair rows are
         slices of the model's read-only arrays, a type of their own to numba)."""

@@ -443,6 +443,8 @@ async def submit_endpoint(request: Request) -> Response:
         service.sessions.record(session, query, key), service.histories.record(identity.user, query, key)
     )
     service.count_live(session, query, submit)
+    if submit.stored is True:
+        service.prepare(query)
     body = protocol.submitted(text, submit.stored)
     body["session"] = session
     return _respond(service, body, session, requested, from_cookie, identity)

@@ -101,6 +101,15 @@ class Service:
         self.metrics.answered(found)
         return found, seconds * 1000.0
 
+    def prepare(self, query: str) -> None:
+        """A query just submitted becomes the next keystrokes' context: the model does its share
+        of them now. A failure costs nothing but that head start (logged by class only: a message
+        may quote the query)."""
+        try:
+            self.model.current.prepare([query])
+        except Exception as exc:
+            logger.error("the completer failed to prepare a context: %s", type(exc).__name__)
+
     def count_live(self, session: str, query: str, submit: Submit) -> None:
         """A submit the store took (now, or later from the outbox) also counts live."""
         live = self.live

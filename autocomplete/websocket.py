@@ -482,6 +482,8 @@ async def _answer_frames(
                 service.histories.record(history.user, query, item.key),
             )
             context.submitted(query, submit.stored)
+            if submit.stored is True:
+                service.prepare(query)
             _count_submit(service, submit)
             service.count_live(context.session, query, submit)
             if submit.done is not None:

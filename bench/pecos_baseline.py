@@ -68,6 +68,9 @@ class PecosCompleter:
                     break
         return out
 
+    def prepare(self, previous: Sequence[str]) -> None:
+        return None  # nothing is kept per context
+
     def warm_up(self) -> None:
         self.complete("a", ["warm up"], 10)
 

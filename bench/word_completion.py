@@ -51,6 +51,9 @@ class WordCompletionCompleter:
             texts += popular_or_tail(self.popularity, typed, k - len(texts), texts)
         return [Completion(t, 1.0 / (i + 1), "words") for i, t in enumerate(texts)]
 
+    def prepare(self, previous: Sequence[str]) -> None:
+        return None  # nothing is kept per context
+
     def warm_up(self) -> None:
         self.complete("a", ["warm up"], 10)
         self.complete("zzzz qq", [], 10)

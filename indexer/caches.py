@@ -16,10 +16,10 @@ def through_cache(
 ) -> list[V]:
     """The value of every key: from ``cache``, or computed by one call of ``compute`` on the
     distinct missing keys and kept (``cache`` is emptied first when it would pass ``limit``)."""
-    out = [cache.get(key) for key in keys]
+    out = list(map(cache.get, keys))
+    if None not in out:
+        return out  # type: ignore[return-value]  # every key was kept
     missing = list(dict.fromkeys(key for key, value in zip(keys, out) if value is None))
-    if not missing:
-        return out  # type: ignore[return-value]  # no None left
     fresh = dict(zip(missing, compute(missing)))
     if len(cache) + len(fresh) > limit:
         cache.clear()

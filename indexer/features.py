@@ -157,15 +157,21 @@ class InputVectorizer(BaseEstimator):
         fitted-check, which would cost more than the vector.)"""
         idx, val = self.prefix_._vector(prefix)
         weight = self.prefix_weight
-        data = [v * weight for v in val]
-        if previous:
-            idx_prev, val_prev = self.previous_._vector(previous)
-            if idx_prev:
-                offset = self.n_prefix_features_
-                weight = self.previous_weight
-                idx = idx + [j + offset for j in idx_prev]
-                data += [v * weight for v in val_prev]
-        return np.array(idx, dtype=np.int32), np.array(data, dtype=np.float32)
+        indices, data = np.array(idx, dtype=np.int32), np.array([v * weight for v in val], dtype=np.float32)
+        if not previous:
+            return indices, data
+        idx_prev, data_prev = self.previous_vector(previous)
+        return np.concatenate((indices, idx_prev)), np.concatenate((data, data_prev))
+
+    def previous_vector(self, previous: str) -> tuple[np.ndarray, np.ndarray]:
+        """The previous query's part of :meth:`transform_one` (its columns come after every prefix
+        column), for a caller that keeps it while the person types."""
+        idx, val = self.previous_._vector(previous)
+        offset, weight = self.n_prefix_features_, self.previous_weight
+        return (
+            np.array([j + offset for j in idx], dtype=np.int32),
+            np.array([v * weight for v in val], dtype=np.float32),
+        )
 
     def save(self, folder: str | Path) -> None:
         """``params.json`` here, the blocks in the subfolders ``prefix/`` and ``previous/``."""

@@ -19,12 +19,16 @@ class EchoCompleter:
         self.delay = delay
         self.calls: list[tuple[str, tuple[str, ...]]] = []
         self.histories: list[History] = []  # the history each call was given
+        self.prepared: list[tuple[str, ...]] = []  # the contexts prepared at submits
 
     def normalize_prefix(self, prefix: str) -> str:
         return prefix.lower()
 
     def normalize_query(self, query: str) -> str:
         return query
+
+    def prepare(self, previous: Sequence[str]) -> None:
+        self.prepared.append(tuple(previous))
 
     def warm_up(self) -> None:
         return None
@@ -66,6 +70,9 @@ class SpyCompleter:
 
     def normalize_query(self, query: str) -> str:
         return self.completer.normalize_query(query)
+
+    def prepare(self, previous: Sequence[str]) -> None:
+        self.completer.prepare(previous)
 
     def warm_up(self) -> None:
         self.completer.warm_up()

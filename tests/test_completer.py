@@ -30,6 +30,14 @@ def test_the_previous_query_changes_the_best_completion(completer):
     assert after_garden != after_music
 
 
+def test_a_prepared_context_answers_exactly_as_a_cold_one(demo_model):
+    cold, prepared = load_completer(demo_model), load_completer(demo_model)
+    for previous in (["house plants"], ["guitar chords"], ["cheap flights to paris"]):
+        prepared.prepare(previous)
+        for typed in ("", "r", "ro", "rose of j", "cheap fl", "flights to zz"):
+            assert prepared.complete(typed, previous, 10) == cold.complete(typed, previous, 10)
+
+
 def test_every_completion_starts_with_the_normalized_prefix_and_is_unique(completer):
     for typed in ("R", "ro", "Rose ", "rock band", "running  sh", "tomato"):
         result = completer.complete(typed, ["cheap flights"], 10)

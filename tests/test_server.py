@@ -77,6 +77,31 @@ def test_submit_becomes_the_context_of_the_next_inputs(echo_client: TestClient) 
         assert ws.receive_json()["items"][0]["text"] == "ro after garden hose"
 
 
+def test_a_submitted_query_is_prepared_as_the_next_inputs_context() -> None:
+    completer = EchoCompleter()
+    with client_for(completer) as client:
+        with client.websocket_connect("/v1/ws") as ws:
+            hello(ws)
+            ws.send_json({"type": "submit", "text": "garden hose"})
+            assert ws.receive_json()["stored"] is True
+        client.post("/v1/submit", json={"text": "house plants"})
+    assert completer.prepared == [("garden hose",), ("house plants",)]
+
+
+class _PrepareFails(EchoCompleter):
+    def prepare(self, previous) -> None:
+        raise RuntimeError("the model broke")
+
+
+def test_a_failed_prepare_loses_neither_the_submit_nor_the_next_answer() -> None:
+    with client_for(_PrepareFails()) as client, client.websocket_connect("/v1/ws") as ws:
+        hello(ws)
+        ws.send_json({"type": "submit", "text": "garden hose"})
+        assert ws.receive_json() == {"type": "submitted", "text": "garden hose", "stored": True}
+        ws.send_json({"type": "input", "seq": 1, "text": "ro"})
+        assert ws.receive_json()["items"][0]["text"] == "ro after garden hose"
+
+
 @pytest.mark.parametrize(("refresh", "seen"), [(0.0, "tulips"), (3600.0, "roses")])
 def test_another_tabs_submit_becomes_context_after_the_refresh_interval(refresh: float, seen: str) -> None:
     with client_for(EchoCompleter(), context_refresh_seconds=refresh) as client:

@@ -257,7 +257,9 @@ def evaluate(
         rr = per_example(examples, answers, k)["rr"]
         rr_blind = per_example(examples, blind, k)["rr"]
         report["context_gain"] = context_gain(rr, rr_blind, example_masks(examples, seen), resamples, seed)
-    report["latency_ms"] = measure_latency(completer.complete, examples, k, latency_warmup, latency_calls)
+    complete, prepare = completer.complete, completer.prepare
+    report["latency_ms"] = measure_latency(complete, examples, k, latency_warmup, latency_calls, prepare)
+    report["latency_cold_ms"] = measure_latency(complete, examples, k, 0, latency_calls)
     return report
 
 
@@ -353,9 +355,17 @@ def score_keystrokes(
 
 
 def measure_latency(
-    complete: Callable[..., object], examples: Examples, k: int, warmup: int, calls: int
+    complete: Callable[..., object],
+    examples: Examples,
+    k: int,
+    warmup: int,
+    calls: int,
+    prepare: Callable[[list[str]], None] | None = None,
 ) -> dict[str, float | None]:
-    """Single-query latency: one call at a time over the examples, after a warm-up."""
+    """Single-query latency: one call at a time over the examples, after a warm-up. With
+    ``prepare``, each timed keystroke comes after its previous query was prepared (untimed), as
+    the server prepares it when the query is submitted; without, every timed keystroke is the
+    first the completer sees of its context."""
     n = len(examples)
     if n == 0 or calls <= 0:
         return latency_summary([])
@@ -368,6 +378,8 @@ def measure_latency(
         j = (i * 7919) % n  # a fixed stride, so the timed inputs spread over the whole split
         prev = [examples.previous[j]] if examples.previous[j] else []
         history = examples.history_of(j)
+        if prepare is not None:
+            prepare(prev)
         t0 = clock()
         ask(complete, examples.prefix[j], prev, k, history)
         timings[i] = clock() - t0
