@@ -153,6 +153,9 @@ class _Table:
         texts = self.table.get((context, prefix), self.table.get(("*", prefix), []))
         return [Completion(t, 1.0) for t in texts[:k]]
 
+    def prepare(self, previous):
+        return None
+
 
 def test_the_keystroke_pass_stops_typing_a_query_once_it_is_accepted():
     completer = _Table({("garden", "r"): ["rose"], ("*", "tu"): ["a", "b", "c", "d", "e", "tulip"]})
