@@ -96,6 +96,7 @@ def check_replay_equals_eval(ws_url: str, model_folder: Path, plan: ReplayPlan, 
     report, tally = run_replay(ws_url, plan, concurrency=concurrency, speed="max", k=10)
     offline = evaluate(model, plan.examples, k=10, latency_calls=0)
     offline.pop("latency_ms")
+    offline.pop("latency_cold_ms")
     assert report["violations"] == {} and report["inputs"]["errors"] == {}
     assert report["inputs"]["scored"] == len(plan.examples) == offline["examples"]
     assert tally.answers == expected_answers(model, plan)  # the same completions, example by example
@@ -148,6 +149,7 @@ def test_each_session_gets_its_own_previous_query_as_context(query_log: QueryLog
     assert tally.answers == expected_answers(EchoCompleter(), plan)
     offline = evaluate(EchoCompleter(), plan.examples, latency_calls=0)
     offline.pop("latency_ms")
+    offline.pop("latency_cold_ms")
     assert report["quality"] == offline
 
 
