@@ -77,7 +77,7 @@ def reloads(server, result: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "the condition did not hold in time"
