@@ -27,6 +27,7 @@ from autocomplete.fuzzy import fuzzy_ranges, top_in_ranges
 from autocomplete.fuzzy import warm_up as fuzzy_warm_up
 from autocomplete.generation import Candidates, Generator
 from autocomplete.search import BeamSearcher
+from indexer.caches import through_cache
 from indexer.cooccurrence import PairCounts
 from indexer.labels import LabelSet, encode, prefix_range
 from indexer.model import XmrModel
@@ -87,17 +88,16 @@ class XmrScorer:
     def context_part(self, context: str) -> tuple[np.ndarray, np.ndarray]:
         """The input vector's columns that come after the typed text's: the previous query's
         (kept per context: it changes only when a query is submitted) and the bias."""
-        found = self._context_parts.get(context)
-        if found is None:
-            if len(self._context_parts) >= _CONTEXT_CACHE:
-                self._context_parts.clear()
+        return through_cache(self._context_parts, [context], self._context_columns, _CONTEXT_CACHE)[0]
+
+    def _context_columns(self, contexts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for context in contexts:
             indices, data = self.model.vectorizer_.previous_vector(context) if context else _NO_VECTOR
-            found = (
-                np.concatenate((indices, self._bias_index)),
-                np.concatenate((data, self._bias_value)),
+            out.append(
+                (np.concatenate((indices, self._bias_index)), np.concatenate((data, self._bias_value)))
             )
-            self._context_parts[context] = found
-        return found
+        return out
 
     def batch(
         self, request: Request, typed: str, lo: int, hi: int, n: int, head: str, source: Source

@@ -301,7 +301,8 @@ def markdown_table(report: dict) -> str:
             f"| {r['system']} | {r['strict_mrr']:.4f} | {r['mrr']:.4f} | {r['seen']['mrr']:.4f} | "
             f"{r['unseen']['mrr']:.4f} | {r['bleu']:.3f} | {r['success_at_10']:.3f} | "
             f"{r['empty_rate']:.1%} | "
-            f"{_f(lat['p50'])} | {_f(lat['p99'])} | {_f(cold.get('p99'))} | {r['train_seconds']:.1f} | {size} | {by_length} |"
+            f"{_f(lat['p50'])} | {_f(lat['p99'])} | {_f(cold.get('p99'))} | "
+            f"{r['train_seconds']:.1f} | {size} | {by_length} |"
         )
     seen_rate = systems[0]["seen_rate"] if systems else 0.0
     lines += ["", f"Seen examples: {seen_rate:.1%}."]
