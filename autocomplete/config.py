@@ -195,6 +195,13 @@ class ServeConfig:
             )
         if not self.allowed_hosts:
             raise ConfigError('serve.allowed_hosts must not be empty; ["*"] allows any Host header')
+        for pattern in self.allowed_hosts:
+            wildcard = pattern.startswith("*") and pattern != "*"
+            if "*" in pattern[1:] or (wildcard and not pattern.startswith("*.")):
+                raise ConfigError(
+                    f"serve.allowed_hosts: {pattern!r} is not a host name; a wildcard is '*' (any) "
+                    "or like '*.example.com' (its subdomains)"
+                )
         if self.log_level not in ("critical", "error", "warning", "info", "debug"):
             raise ConfigError(
                 f"serve.log_level must be one of critical/error/warning/info/debug, got {self.log_level!r}"

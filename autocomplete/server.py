@@ -25,7 +25,6 @@ from starlette import status
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -40,6 +39,7 @@ from autocomplete.cors import ListedOriginsCORS
 from autocomplete.exclusions import Exclusions, LiveExclusions
 from autocomplete.history import Histories, Identity
 from autocomplete.holder import ModelHolder
+from autocomplete.hosts import AllowedHosts
 from autocomplete.limits import is_loopback
 from autocomplete.livefeed import LiveFeed, LiveStore
 from autocomplete.metrics import CONTENT_TYPE, ServiceMetrics
@@ -177,9 +177,7 @@ def create_app(
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
     # Host allow-list first: a page on a rebound DNS name reaches nothing, websocket included
-    middleware: list[Middleware] = [
-        Middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts), www_redirect=False)
-    ]
+    middleware: list[Middleware] = [Middleware(AllowedHosts, allowed=config.allowed_hosts)]
     if config.allowed_origins:  # pages of other origins may use the HTTP fallback
         middleware.append(Middleware(ListedOriginsCORS, allowed=config.allowed_origins))
     # inside CORS, so that a refused body's 413 carries its headers

@@ -43,6 +43,8 @@ def test_toml_values_then_environment_overrides(tmp_path: Path) -> None:
         ("[serve]\nallowed_origins = [1]\n", {}, "serve.allowed_origins"),
         ("[serve]\nk = 30\n", {}, "max_k"),
         ("[serve]\nmax_frame_bytes = 0\n", {}, "max_frame_bytes"),
+        ('[serve]\nallowed_hosts = ["shop.*"]\n', {}, "allowed_hosts"),
+        ('[serve]\nallowed_hosts = ["*shop.example"]\n', {}, "allowed_hosts"),
         ("", {"AUTOCOMPLETE_K": "ten"}, "AUTOCOMPLETE_K"),
         ("", {"AUTOCOMPLETE_COOKIE_SECURE": "maybe"}, "AUTOCOMPLETE_COOKIE_SECURE"),
     ],

@@ -470,10 +470,13 @@ def test_the_widget_sends_its_session_in_the_subprotocol_header(echo_client: Tes
         assert ws.receive_json()["items"][0]["text"] == "x after roses"
 
 
-def test_hosts_outside_the_allow_list_are_refused() -> None:
-    with client_for(EchoCompleter(), allowed_hosts=("autocomplete.example",)) as client:
-        assert client.get("/healthz").status_code == 400  # Host: testserver
-        assert client.get("/healthz", headers={"host": "autocomplete.example"}).status_code == 200
+def test_hosts_outside_the_allow_list_are_refused_with_the_json_error() -> None:
+    with client_for(EchoCompleter(), allowed_hosts=("autocomplete.example", "*.shop.example")) as client:
+        for host in ("testserver", "autocomplete.example.evil", "shop.example", "!!", "a b", "x.example/a"):
+            refused = client.get("/healthz", headers={"host": host})
+            assert refused.status_code == 400 and refused.json()["code"] == "bad_host", host
+        for host in ("autocomplete.example", "AUTOCOMPLETE.example:8080", "eu.shop.example"):
+            assert client.get("/healthz", headers={"host": host}).status_code == 200, host
         with pytest.raises(WebSocketDisconnect), client.websocket_connect("/v1/ws") as ws:
             ws.receive_json()
 
