@@ -197,8 +197,9 @@ def test_close_codes_and_error_bodies_match_the_protocol_doc(server: ServerProce
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
-    status, _, body = http_get(server.port, "/healthz", headers={"Host": "rebound.example"})
-    assert status == 400  # DNS rebinding: a Host that is not ours
+    for host in ("rebound.example", "?!*#"):  # DNS rebinding: a Host that is not ours; garbage
+        status, headers, body = http_get(server.port, "/healthz", headers={"Host": host})
+        assert (status, headers["content-type"], body["code"]) == (400, "application/json", "bad_host")
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         body_bytes = b'{"text": "' + b"a" * 6000 + b'"}'
         sock.sendall(
