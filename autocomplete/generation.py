@@ -62,6 +62,7 @@ from indexer.privacy import Blocklist
 # a successor row cut to a word range is selected from directly up to this many entries, else walked
 # in probability order
 _SCAN = 48
+_CACHE_WORDS_KEPT = 1024  # previous queries whose word ids a worker keeps
 UNKNOWN_LOGP = math.log(1e-7)  # what a word the language model does not know costs in :meth:`Generator.score`
 
 
@@ -606,6 +607,7 @@ class Generator:
         self.reserve = reserve
         self.cache_weight = float(cache_weight)
         self._no_cache = np.empty(0, dtype=np.int64)
+        self._cache_words: dict[str, np.ndarray] = {}
         self.min_end_fraction = float(min_end_fraction)
         self.blocklist = Blocklist(
             frozenset(model.blocklist_words_),
@@ -642,8 +644,7 @@ class Generator:
         base = np.array([self._bos] + [get(w, -1) for w in complete[-self._width :]], dtype=np.int64)
         cache = self._no_cache
         if previous and self.cache_weight > 0.0:
-            cache = np.unique(np.fromiter((get(w, -1) for w in previous.split(" ")), np.int64))
-            cache = cache[cache >= 0]
+            cache = self.cache_words(previous)
         seqs, logp, end, n_new, completed, counts, backoffs = generate_ids(
             self.arrays,
             base,
@@ -669,6 +670,19 @@ class Generator:
                     a[keep] for a in (logp, end, n_new, completed, counts, backoffs)
                 )
         return Candidates(texts, logp, end, n_new, completed, counts, backoffs)
+
+    def cache_words(self, previous: str) -> np.ndarray:
+        """The cache component's word ids of ``previous`` (sorted, distinct, known words only),
+        kept per previous query: it changes only when a query is submitted."""
+        found = self._cache_words.get(previous)
+        if found is None:
+            get = self._ids.get
+            found = np.unique(np.fromiter((get(w, -1) for w in previous.split(" ")), np.int64))
+            found = found[found >= 0]
+            if len(self._cache_words) >= _CACHE_WORDS_KEPT:
+                self._cache_words.clear()
+            self._cache_words[previous] = found
+        return found
 
     def complete_word(
         self, words: list[str], partial: str, m: int, exclude: str = ""

@@ -274,6 +274,10 @@ class Generated:
         scores = made.logprob[pick] + made.end_logprob[pick]
         return CandidateBatch(texts, [Source.GENERATED] * n, scores, features, np.full(n, -1))
 
+    def prepare(self, context: str) -> None:
+        if self.context_limit > 0:
+            self.generator.cache_words(context)
+
     def warm_up(self) -> None:
         self.generator.warm_up()
         if self.context_limit > 0:

@@ -129,6 +129,11 @@ def test_the_previous_query_cache_proposes_its_words_with_the_mixed_probability(
             history.append(word)
         assert logp == pytest.approx(expected, rel=1e-9)
         assert end == pytest.approx(math.log(0.7 * model.probability("</s>", history[-2:])), rel=1e-9)
+    words = model.vocabulary_.texts()
+    ids = cached.cache_words("rome hotels unknownword rome")  # as kept at submit time
+    assert sorted(words[i] for i in ids) == ["hotels", "rome"] and list(ids) == sorted(ids)
+    again = cached.generate("cheap r", 10, previous="rome hotels unknownword")
+    assert again.text == out.text and list(again.logprob) == list(out.logprob)
 
 
 def test_word_completion_over_a_wide_range_is_the_exact_top_by_probability():
