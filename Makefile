@@ -59,8 +59,8 @@ $(AXE): tests/js/package.json tests/js/package-lock.json
 	touch $@
 axe: $(AXE)
 
-# Two test processes: most server tests wait on subprocesses, and each process compiles its own
-# numba kernels on a fresh clone (827 s on one process, 428 s on two, on a 2-core machine).
+# Two test processes: most server tests wait on subprocesses (a fresh clone, 2 cores: 834 s of
+# pytest on one process, 691 s on two, most of the rest each process compiling numba kernels).
 test: install-dev redis chromium axe
 	$(PY) -m pytest -q -n 2
 

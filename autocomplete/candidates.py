@@ -258,7 +258,7 @@ class CandidateChain:
         self.labels = labels
         self.generators = tuple(generators)
         self.ranker = ranker
-        # found once: isinstance against a runtime-checkable Protocol costs ~100 us a part
+        # found once: isinstance against a runtime-checkable Protocol costs ~35 us a part
         self._preparers = [p for p in (*self.generators, ranker) if isinstance(p, PreparesContext)]
 
     def request(self, typed: str, context: str, k: int, history: History = NO_HISTORY) -> Request:
