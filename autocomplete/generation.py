@@ -48,6 +48,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from indexer.caches import through_cache
 from indexer.labels import encode, prefix_range
 from indexer.language import (
     LanguageArrays,
@@ -674,15 +675,15 @@ class Generator:
     def cache_words(self, previous: str) -> np.ndarray:
         """The cache component's word ids of ``previous`` (sorted, distinct, known words only),
         kept per previous query: it changes only when a query is submitted."""
-        found = self._cache_words.get(previous)
-        if found is None:
-            get = self._ids.get
-            found = np.unique(np.fromiter((get(w, -1) for w in previous.split(" ")), np.int64))
-            found = found[found >= 0]
-            if len(self._cache_words) >= _CACHE_WORDS_KEPT:
-                self._cache_words.clear()
-            self._cache_words[previous] = found
-        return found
+        return through_cache(self._cache_words, [previous], self._word_ids, _CACHE_WORDS_KEPT)[0]
+
+    def _word_ids(self, texts: list[str]) -> list[np.ndarray]:
+        get = self._ids.get
+        out = []
+        for text in texts:
+            ids = np.unique(np.fromiter((get(w, -1) for w in text.split(" ")), np.int64))
+            out.append(ids[ids >= 0])
+        return out
 
     def complete_word(
         self, words: list[str], partial: str, m: int, exclude: str = ""

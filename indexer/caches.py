@@ -5,6 +5,8 @@ when it would grow past its limit (cheaper per call than least-recently-used boo
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from itertools import repeat
+from operator import is_not
 from typing import TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -17,7 +19,7 @@ def through_cache(
     """The value of every key: from ``cache``, or computed by one call of ``compute`` on the
     distinct missing keys and kept (``cache`` is emptied first when it would pass ``limit``)."""
     out = list(map(cache.get, keys))
-    if None not in out:
+    if all(map(is_not, out, repeat(None))):  # by identity: values may be arrays
         return out  # type: ignore[return-value]  # every key was kept
     missing = list(dict.fromkeys(key for key, value in zip(keys, out) if value is None))
     fresh = dict(zip(missing, compute(missing)))

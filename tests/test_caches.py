@@ -26,3 +26,18 @@ def test_every_answer_is_the_computed_value_and_only_the_missing_keys_are_comput
         assert computed == ([missing] if missing else [])  # one call, each missing key once
         largest = max(largest, len(missing))
         assert len(cache) <= max(limit, largest)
+
+
+def test_array_values_are_kept_and_returned_as_computed():
+    import numpy as np
+
+    cache: dict[str, np.ndarray] = {}
+    computed: list[list[str]] = []
+
+    def compute(missing: list[str]) -> list[np.ndarray]:
+        computed.append(missing)
+        return [np.arange(len(k)) for k in missing]
+
+    first = through_cache(cache, ["ab", "abc"], compute, 8)
+    again = through_cache(cache, ["abc", "ab"], compute, 8)
+    assert computed == [["ab", "abc"]] and again[0] is first[1] and again[1] is first[0]
