@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator
 
 from indexer.errors import ModelFileError
 from indexer.labels import LabelSet
-from indexer.modelio import load_array, load_marisa
+from indexer.modelio import freeze, load_array, load_marisa
 
 _EMPTY = np.empty(0, dtype=np.int32)
 
@@ -49,6 +49,7 @@ class PairCounts(BaseEstimator):
         np.cumsum(np.bincount(rows, minlength=len(self.trie_)), out=self.indptr_[1:])
         self.labels_ = ids[order].astype(np.int32)
         self.counts_ = counts[order].astype(np.int32)
+        freeze(*(getattr(self, f"{name}_") for name in self.ARRAYS))
         return self
 
     def row(self, previous: str) -> tuple[np.ndarray, np.ndarray]:

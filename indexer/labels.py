@@ -16,6 +16,7 @@ import numba
 import numpy as np
 
 from indexer.caches import through_cache
+from indexer.modelio import freeze
 
 
 @numba.njit(cache=True)
@@ -104,6 +105,7 @@ class LabelSet:
             self.counts = np.ones(len(sorted_labels), dtype=np.int64)
         else:
             self.counts = np.asarray(counts, dtype=np.int64)[order]
+        freeze(*(getattr(self, name) for name in self.ARRAYS))
 
     def __len__(self) -> int:
         return int(self.indptr.shape[0] - 1)

@@ -49,7 +49,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from indexer.labels import LabelSet
-from indexer.modelio import ModelFileError, load_array, read_params, save_params
+from indexer.modelio import ModelFileError, freeze, load_array, read_params, save_params
 from indexer.popularity import build_sparse_table
 from indexer.privacy import Blocklist
 
@@ -459,6 +459,7 @@ class WordLanguageModel(BaseEstimator):
 
     def _make_arrays(self) -> LanguageArrays:
         arrays = {name: np.ascontiguousarray(getattr(self, f"{name}_")) for name in self.ARRAYS}
+        freeze(*arrays.values())
         return LanguageArrays(
             vocab_indptr=np.ascontiguousarray(self.vocabulary_.indptr),
             vocab_chars=np.ascontiguousarray(self.vocabulary_.chars),

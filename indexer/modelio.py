@@ -69,6 +69,14 @@ def read_params(folder: str | Path, kind: str | None = None) -> dict[str, Any]:
     return body
 
 
+def freeze(*arrays: np.ndarray) -> None:
+    """Make fitted arrays read-only, as memory-mapped ones are: numba compiles a kernel once per
+    argument type and read-only is a type of its own, so a model just fitted and the same model
+    loaded from its folder then share every compiled kernel (numba's on-disk cache included)."""
+    for array in arrays:
+        array.flags.writeable = False
+
+
 def load_array(path: str | Path, mmap: bool = True) -> np.ndarray:
     """One ``.npy`` array, memory-mapped read-only unless ``mmap`` is false. A mapped array comes
     as a plain ``ndarray`` view of the ``np.memmap`` (its ``base``): indexing a memmap goes through

@@ -16,7 +16,7 @@ import numpy as np
 
 from indexer.errors import ModelFileError
 from indexer.labels import LabelSet, encode, prefix_range
-from indexer.modelio import load_array
+from indexer.modelio import freeze, load_array
 
 
 @numba.njit(cache=True)
@@ -96,7 +96,10 @@ class PopularityIndex:
 
     def __init__(self, labels: LabelSet, table: np.ndarray | None = None) -> None:
         self.labels = labels
-        self.table = build_sparse_table(np.asarray(labels.counts)) if table is None else table
+        if table is None:
+            table = build_sparse_table(np.asarray(labels.counts))
+            freeze(table)
+        self.table = table
 
     def top_ids(self, normalized_prefix: str, k: int) -> np.ndarray:
         """Label ids of the ``k`` most popular labels starting with an already normalized prefix."""

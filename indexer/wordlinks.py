@@ -30,7 +30,7 @@ from sklearn.base import BaseEstimator
 
 from indexer.errors import ModelFileError
 from indexer.labels import LabelSet
-from indexer.modelio import load_array, load_marisa
+from indexer.modelio import freeze, load_array, load_marisa
 
 _NO_IDS = np.empty(0, dtype=np.int32)
 _NO_SCORES = np.empty(0, dtype=np.float32)
@@ -120,6 +120,7 @@ class WordLinks(BaseEstimator):
         np.cumsum(df, out=self.post_indptr_[1:])
         self.idf_ = np.log((1.0 + len(rows)) / (1.0 + df)).astype(np.float32) + 1.0
         self._fit_links(previous, following, users, index)
+        freeze(*(getattr(self, f"{name}_") for name in self.ARRAYS))
         return self
 
     def _fit_links(
