@@ -135,22 +135,30 @@ class CandidateBatch:
         return len(self.texts)
 
 
-def _blank_row(source: Source | None) -> np.ndarray:
-    row = np.zeros(N_FEATURES, dtype=np.float32)
-    row[[Feature.MODEL_LOG_SCORE, Feature.LM_LOGPROB, Feature.LM_END_LOGPROB]] = MISSING_LOG
+_TEMPLATE_ROWS = 256  # candidates of one source in one batch, beyond which rows are built, not copied
+
+
+def _template(source: Source | None) -> np.ndarray:
+    """Rows with no values yet: log columns at MISSING_LOG, the source set, SOURCE_RANK by position."""
+    rows = np.zeros((_TEMPLATE_ROWS, N_FEATURES), dtype=np.float32)
+    rows[:, [Feature.MODEL_LOG_SCORE, Feature.LM_LOGPROB, Feature.LM_END_LOGPROB]] = MISSING_LOG
     if source is not None:
-        row[FROM[source]] = 1.0
-    return row
+        rows[:, FROM[source]] = 1.0
+        rows[:, Feature.SOURCE_RANK] = 1.0 / (1.0 + np.arange(_TEMPLATE_ROWS))
+    return rows
 
 
-_BLANK = {source: _blank_row(source) for source in (None, *FROM)}  # per keystroke: copied, not built
+_TEMPLATES = {source: _template(source) for source in (None, *FROM)}  # per keystroke: copied, not built
 
 
 def empty_features(n: int, source: Source | None = None) -> np.ndarray:
     """Feature rows of ``n`` candidates: no values yet, log columns at MISSING_LOG, the source set,
     and SOURCE_RANK from their order."""
+    template = _TEMPLATES[source]
+    if n <= _TEMPLATE_ROWS:
+        return template[:n].copy()
     rows = np.empty((n, N_FEATURES), dtype=np.float32)
-    rows[:] = _BLANK[source]
+    rows[:] = template[0]
     if source is not None:
         rows[:, Feature.SOURCE_RANK] = 1.0 / (1.0 + np.arange(n))
     return rows

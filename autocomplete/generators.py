@@ -42,7 +42,7 @@ def label_batch(
     ids = np.asarray(ids, dtype=np.int64)
     features = empty_features(len(ids), source)
     features[:, Feature.HEAD_CHARS] = len(head)
-    features[:, Feature.LOG_COUNT] = np.log1p(labels.counts[ids].astype(np.float64))
+    features[:, Feature.LOG_COUNT] = labels.log_counts[ids]
     texts = [head + text for text in labels.texts_of(ids)] if head else labels.texts_of(ids)
     label_ids = np.full(len(ids), -1, dtype=np.int64) if head else ids
     return CandidateBatch(
@@ -64,7 +64,7 @@ class XmrScorer:
         self.search = model.search
         self._bias_index = np.array([self.searcher.n_features - 1], dtype=np.int32)
         self._bias_value = np.array([model.training.bias], dtype=np.float32)
-        self.log_counts = np.log1p(np.asarray(self.labels.counts, dtype=np.float64))
+        self.log_counts = self.labels.log_counts
         self._context_parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def ranked(

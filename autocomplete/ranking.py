@@ -29,6 +29,7 @@ from autocomplete.context import ContextWords
 from indexer.caches import through_cache
 from indexer.cooccurrence import PairCounts
 from indexer.labels import LabelSet
+from indexer.modelio import freeze
 from indexer.ranking import TreeRanker
 
 if TYPE_CHECKING:
@@ -64,21 +65,43 @@ def merge_max(
             ids[r] = label_ids[i]
 
 
+IS_LABEL, LOG_COUNT, PAIR_LOG_COUNT = int(Feature.IS_LABEL), int(Feature.LOG_COUNT), int(Feature.PAIR_LOG_COUNT)
+CHARS_ADDED, TYPED_CHARS = int(Feature.CHARS_ADDED), int(Feature.TYPED_CHARS)
+HAS_CONTEXT, ECHO = int(Feature.HAS_CONTEXT), int(Feature.ECHO)
+
+
 @numba.njit(cache=True, nogil=True)
-def fill_pair_counts(
-    X: np.ndarray, ids: np.ndarray, followed: np.ndarray, counts: np.ndarray, column: int
+def fill_common(
+    X: np.ndarray,
+    ids: np.ndarray,
+    log_counts: np.ndarray,
+    followed: np.ndarray,
+    counts: np.ndarray,
+    lengths: np.ndarray,
+    typed_chars: int,
+    has_context: bool,
 ) -> None:
-    """``X[i, column] = log(1 + count)`` of each candidate whose label id is in ``followed``
-    (the labels that followed the previous query, a short row: scanned, not searched)."""
+    """The columns every candidate has: whether it is a label and how popular, ``log(1 + count)``
+    of it after the previous query (``followed``/``counts``: the labels that followed it, a short
+    row: scanned, not searched), and its length against the typed text."""
     for i in range(ids.shape[0]):
-        if ids[i] < 0:
-            continue
-        for j in range(followed.shape[0]):
-            if followed[j] == ids[i]:
-                X[i, column] = np.log1p(np.float64(counts[j]))
-                break
+        label = ids[i]
+        if label >= 0:
+            X[i, IS_LABEL] = 1.0
+            X[i, LOG_COUNT] = log_counts[label]
+            for j in range(followed.shape[0]):
+                if followed[j] == label:
+                    X[i, PAIR_LOG_COUNT] = np.log1p(np.float64(counts[j]))
+                    break
+        added = lengths[i] - typed_chars
+        X[i, CHARS_ADDED] = added
+        X[i, TYPED_CHARS] = typed_chars
+        X[i, HAS_CONTEXT] = 1.0 if has_context else 0.0
+        X[i, ECHO] = 1.0 if added == 0 else 0.0
 
 
+_NO_PAIRS = (np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32))
+freeze(*_NO_PAIRS)
 _MADE_CACHE = 1 << 16  # generated texts whose label id (or -1) is kept
 
 
@@ -117,8 +140,10 @@ class LearnedRanker:
         self.fold_variants = fold_variants
         self.context = context
         self.live = live
-        self._log_counts = np.log1p(np.asarray(labels.counts, dtype=np.float64))
+        self._log_counts = labels.log_counts
         self._made_ids: dict[str, int] = {}
+        # no previous query: an empty row of the pair arrays (read-only, one kernel type for both)
+        self._no_pairs = (pairs.labels_[:0], pairs.counts_[:0]) if pairs is not None else _NO_PAIRS
 
     def features(
         self, request: Request, batches: Sequence[CandidateBatch]
@@ -148,22 +173,17 @@ class LearnedRanker:
             ids[made] = through_cache(
                 self._made_ids, [texts[i] for i in made], lambda m: [id_of(t) for t in m], _MADE_CACHE
             )
-        is_label = ids >= 0
-        X[is_label, Feature.IS_LABEL] = 1.0
-        X[is_label, Feature.LOG_COUNT] = self._log_counts[ids[is_label]]
+        followed, counts = self._no_pairs
         if self.pairs is not None and request.context:
-            followed, counts = self.pairs.row(request.context)
-            if len(followed):
-                fill_pair_counts(X, ids, followed, counts, int(Feature.PAIR_LOG_COUNT))
+            row = self.pairs.row(request.context)
+            if len(row[0]):
+                followed, counts = row
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        fill_common(X, ids, self._log_counts, followed, counts, lengths, len(request.typed), bool(request.context))
         if request.history:
             self._fill_history(X, texts, request)
         if self.context is not None and request.context:
             self.context.fill(X, texts, ids, request.context)
-        lengths = np.fromiter((len(t) for t in texts), dtype=np.float32, count=len(texts))
-        X[:, Feature.CHARS_ADDED] = lengths - len(request.typed)
-        X[:, Feature.TYPED_CHARS] = len(request.typed)
-        X[:, Feature.HAS_CONTEXT] = float(bool(request.context))
-        X[:, Feature.ECHO] = X[:, Feature.CHARS_ADDED] == 0
         if self.live is not None:
             self.live.fill(texts, X)
         matched = joined.matched_or_default()[rows]
@@ -188,10 +208,7 @@ class LearnedRanker:
         slices of the model's read-only arrays, a type of their own to numba)."""
         X, ids = np.zeros((1, N_FEATURES), dtype=np.float32), np.zeros(1, dtype=np.int64)
         merge_max(X, ids, ids.copy(), X.copy(), ids.copy())
-        if self.pairs is not None and len(self.pairs.labels_):
-            fill_pair_counts(
-                X, ids, self.pairs.labels_[:1], self.pairs.counts_[:1], int(Feature.PAIR_LOG_COUNT)
-            )
+        fill_common(X, ids, self._log_counts, *self._no_pairs, ids.copy(), 1, True)
         if self.context is not None:
             self.context.warm_up()
         if self.model is not None:

@@ -8,6 +8,8 @@ lookups and id -> text) and as a code point CSR that numba kernels read.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -109,6 +111,13 @@ class LabelSet:
 
     def __len__(self) -> int:
         return int(self.indptr.shape[0] - 1)
+
+    @functools.cached_property
+    def log_counts(self) -> np.ndarray:
+        """``log(1 + count)`` of every label (float64), the form the serving path reads."""
+        out = np.log1p(np.asarray(self.counts, dtype=np.float64))
+        out.flags.writeable = False
+        return out
 
     def text(self, label_id: int) -> str:
         return self.trie.restore_key(int(self.trie_ids[label_id]))
