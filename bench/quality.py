@@ -52,7 +52,7 @@ from indexer.pipeline import TrainingData, build_model, folder_bytes, prepare
 from indexer.querylog import Pairs, is_new_user, read_query_log
 from indexer.typos import typo_examples
 
-TODAY = ["ranker.kind=none", "language.enabled=false"]  # the chain before the learned ranker
+TODAY = ["ranker.kind=none", "language.enabled=false", "search.unseen_tails=1"]  # the chain before the learned ranker
 SYSTEMS: dict[str, list[str]] = {
     "mpc": [],
     "cooccurrence": [],
