@@ -22,11 +22,13 @@ many new words it holds, so the ranker can weigh an edit against what the model 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from autocomplete.candidates import CandidateBatch, Feature, Request, Source, empty_features
 from autocomplete.generation import Generator
+from indexer.caches import through_cache
 
 MAX_WORDS = 8  # a longer previous query is edited in its first 8 words only (spans grow as n^2)
 
@@ -34,26 +36,12 @@ MAX_WORDS = 8  # a longer previous query is edited in its first 8 words only (sp
 CompleteWord = Callable[[list[str], str, str], list[tuple[str, float]]]  # (words, partial, exclude)
 
 
-def edits(
-    previous: str, typed: str, complete_word: CompleteWord | None = None
-) -> list[tuple[str, int, int, float]]:
-    """The one-edit reformulations of ``previous`` that start with ``typed`` (both normalized),
-    as (text, previous words left out, new words, log P of the new word or 0), without repeats
-    and never ``previous`` itself. ``complete_word(words, partial, exclude)`` gives the likely
-    (word, log P) completions of an unfinished word; None: no replace / insert of one."""
+def drops(previous: str) -> list[tuple[str, int]]:
+    """Every span of the previous query's words and the query with one span of words left out,
+    as (text, previous words left out), spans first, without repeats and never ``previous``
+    itself. They depend on the previous query alone: the link keeps them, scored, per context."""
     prev = previous.split(" ")[:MAX_WORDS]
     n = len(prev)
-    typed_words = typed.split(" ")
-    done, partial = typed_words[:-1], typed_words[-1]
-    out: dict[str, tuple[int, int, float]] = {}
-
-    def add_text(text: str, dropped: int, added: int, logp: float = 0.0) -> None:
-        if text != previous and text not in out and text.startswith(typed):
-            out[text] = (dropped, added, logp)
-
-    def add(words: list[str], dropped: int, added: int, logp: float = 0.0) -> None:
-        add_text(" ".join(words), dropped, added, logp)
-
     starts, ends, at = [], [], 0  # character offsets of the words in the edited text
     for word in prev:
         starts.append(at)
@@ -61,23 +49,36 @@ def edits(
         ends.append(at)
         at += 1
     text = previous[: ends[-1]]
-    size = len(typed)
+    out: dict[str, int] = {}
     for i in range(n):  # the spans of words i..j-1
-        if text.startswith(typed, starts[i]):
-            for j in range(i + 1, n + 1):
-                if ends[j - 1] - starts[i] >= size:
-                    add_text(text[starts[i] : ends[j - 1]], n - (j - i), 0)
+        for j in range(i + 1, n + 1):
+            out.setdefault(text[starts[i] : ends[j - 1]], n - (j - i))
     for i in range(1, n):  # words i..j-1 left out (from the first word on, that is a span)
-        cut = ends[i - 1]
-        if cut >= size:
-            if not text.startswith(typed):
-                break
-            for j in range(i + 1, n + 1):
-                add_text(text[:cut] + text[ends[j - 1] :], j - i, 0)
-        elif text.startswith(typed[:cut]):
-            for j in range(i + 1, n + 1):
-                if text.startswith(typed[cut:], ends[j - 1]):
-                    add_text(text[:cut] + text[ends[j - 1] :], j - i, 0)
+        for j in range(i + 1, n + 1):
+            out.setdefault(text[: ends[i - 1]] + text[ends[j - 1] :], j - i)
+    out.pop(previous, None)
+    return list(out.items())
+
+
+def new_words(
+    previous: str, typed: str, complete_word: CompleteWord | None = None
+) -> list[tuple[str, int, int, float]]:
+    """The reformulations of ``previous`` with one new word, as (text, previous words left out,
+    new words, log P of the new word or 0): where the typed words first differ from the previous
+    query at word ``j``, the typed word ``j`` (or, while it is unfinished, the completions
+    ``complete_word(words, partial, exclude)`` gives; None: none) replaces word ``j`` or goes in
+    front of it, and the rest of the previous query carries over."""
+    prev = previous.split(" ")[:MAX_WORDS]
+    n = len(prev)
+    typed_words = typed.split(" ")
+    done, partial = typed_words[:-1], typed_words[-1]
+    out: dict[str, tuple[int, int, float]] = {}
+
+    def add(words: list[str], dropped: int, added: int, logp: float = 0.0) -> None:
+        text = " ".join(words)
+        if text != previous and text not in out and text.startswith(typed):
+            out[text] = (dropped, added, logp)
+
     d = 0  # the first typed word that differs from the previous query's
     while d < len(done) and d < n and done[d] == prev[d]:
         d += 1
@@ -92,6 +93,29 @@ def edits(
     return [(text, *values) for text, values in out.items()]
 
 
+def edits(
+    previous: str, typed: str, complete_word: CompleteWord | None = None
+) -> list[tuple[str, int, int, float]]:
+    """The one-edit reformulations of ``previous`` that start with ``typed`` (both normalized),
+    as (text, previous words left out, new words, log P of the new word or 0), without repeats
+    and never ``previous`` itself: the :func:`drops` that start with it, then the :func:`new_words`."""
+    out = [(text, dropped, 0, 0.0) for text, dropped in drops(previous) if text.startswith(typed)]
+    kept = {m[0] for m in out}
+    return out + [m for m in new_words(previous, typed, complete_word) if m[0] not in kept]
+
+
+class _Drops(NamedTuple):
+    """A previous query's :func:`drops` the blocklist lets through, with their LM scores."""
+
+    texts: list[str]
+    dropped: np.ndarray  # float32
+    logp: np.ndarray  # float64, log P(words | <s>); zeros without a language model
+    end: np.ndarray  # float64, log P(</s> | words)
+
+
+_DROPS_KEPT = 1024  # previous queries whose scored drops a worker keeps
+
+
 class Reformulations:
     """Up to ``n`` one-edit reformulations of the previous query that start with the typed text,
     the likeliest first under the word language model (``generator``; None: drops only, in the
@@ -101,32 +125,59 @@ class Reformulations:
         self.generator = generator
         self.n = n
         self.words = words
+        self._drops: dict[str, _Drops] = {}
 
     def _complete(self, done: list[str], partial: str, exclude: str) -> list[tuple[str, float]]:
         assert self.generator is not None
         return self.generator.complete_word(done, partial, self.words, exclude)
 
+    def prepare(self, context: str) -> None:
+        self._drops_of(context)
+
+    def _drops_of(self, context: str) -> _Drops:
+        return through_cache(self._drops, [context], self._score_drops, _DROPS_KEPT)[0]
+
+    def _score_drops(self, contexts: list[str]) -> list[_Drops]:
+        out = []
+        for context in contexts:
+            made = [m for m in drops(context) if not self._blocked(m[0])]
+            texts = [m[0] for m in made]
+            dropped = np.array([m[1] for m in made], dtype=np.float32)
+            if self.generator is not None and texts:
+                logp, end = self.generator.score(texts)
+            else:
+                logp = end = np.zeros(len(texts))
+            out.append(_Drops(texts, dropped, logp, end))
+        return out
+
+    def _blocked(self, text: str) -> bool:
+        blocklist = self.generator.blocklist if self.generator is not None else None
+        return blocklist is not None and bool(blocklist.words or blocklist.patterns) and blocklist.blocks(text)
+
     def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
-        if self.n <= 0 or not request.context or not request.typed.strip():
+        typed = request.typed
+        if self.n <= 0 or not request.context or not typed.strip():
             return None
+        kept = self._drops_of(request.context)
+        rows = [i for i, text in enumerate(kept.texts) if text.startswith(typed)]
+        texts = [kept.texts[i] for i in rows]
         use_lm = self.generator is not None and self.words > 0
-        made = edits(request.context, request.typed, self._complete if use_lm else None)
-        if not made:
+        made = new_words(request.context, typed, self._complete if use_lm else None)
+        made = [m for m in made if not self._blocked(m[0]) and m[0] not in texts]
+        if not texts and not made:
             return None
-        texts = [m[0] for m in made]
+        texts += [m[0] for m in made]
         features = empty_features(len(texts), Source.REFORMULATED)
-        features[:, Feature.REFORM_DROPPED] = [m[1] for m in made]
-        features[:, Feature.REFORM_ADDED] = [m[2] for m in made]
+        features[: len(rows), Feature.REFORM_DROPPED] = kept.dropped[rows]
+        features[len(rows) :, Feature.REFORM_DROPPED] = [m[1] for m in made]
+        features[len(rows) :, Feature.REFORM_ADDED] = [m[2] for m in made]
         if self.generator is not None:
-            if self.generator.blocklist.words or self.generator.blocklist.patterns:
-                keep = [i for i, t in enumerate(texts) if not self.generator.blocklist.blocks(t)]
-                texts, features = [texts[i] for i in keep], features[keep]
-                if not texts:
-                    return None
-            done = request.typed.rsplit(" ", 1)[0] if " " in request.typed else ""
-            logp, end = self.generator.score([*texts, done] if done else texts)
+            done = typed.rsplit(" ", 1)[0] if " " in typed else ""
+            asked = [m[0] for m in made] + ([done] if done else [])
+            logp, end = self.generator.score(asked) if asked else (np.empty(0), np.empty(0))
             typed_logp = logp[-1] if done else 0.0
-            logp, end = logp[: len(texts)], end[: len(texts)]
+            logp = np.concatenate((kept.logp[rows], logp[: len(made)]))
+            end = np.concatenate((kept.end[rows], end[: len(made)]))
             features[:, Feature.LM_LOGPROB] = logp - typed_logp
             features[:, Feature.LM_END_LOGPROB] = end
             scores = logp + end
