@@ -181,26 +181,82 @@ class SharedWords:
         self.n = n
         self.linked = linked
         self.min_idf = min_idf
+        self._words: dict[str, np.ndarray] = {}
 
     def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
         if not request.context or self.n <= 0 or request.hi - request.lo <= sum(len(b) for b in found):
             return None
-        prev = self.context.previous(request.context)
-        links = self.context.links
-        words = prev.words[links.idf_[prev.words] >= self.min_idf]
-        if len(prev.linked) and self.linked > 0:
-            strongest = np.argsort(-prev.lift * prev.prob, kind="stable")[: self.linked]
-            words = np.union1d(words, prev.linked[strongest])
+        words = self._words_of(request.context)
         if not len(words):
             return None
-        ids = np.unique(
-            np.concatenate([links.labels_with(int(w), request.lo, request.hi) for w in words.tolist()])
+        links = self.context.links
+        ids = most_counted(
+            links.postings_, links.post_indptr_, words, self.labels.counts, request.lo, request.hi, self.n
         )
         if not len(ids):
             return None
-        counts = self.labels.counts[ids]
-        order = np.argsort(-counts, kind="stable")[: self.n]
-        return label_batch(self.labels, ids[order], counts[order].astype(np.float64), Source.RELATED)
+        return label_batch(self.labels, ids, self.labels.counts[ids].astype(np.float64), Source.RELATED)
+
+    def prepare(self, context: str) -> None:
+        self._words_of(context)
+
+    def _words_of(self, context: str) -> np.ndarray:
+        return through_cache(self._words, [context], self._pick_words, _WORDS_KEPT)[0]
+
+    def _pick_words(self, contexts: list[str]) -> list[np.ndarray]:
+        """The previous query's words of idf at least ``min_idf`` and its ``linked`` strongest
+        linked words (ascending ids), per context: they depend on it alone."""
+        idf = self.context.links.idf_
+        out = []
+        for context in contexts:
+            prev = self.context.previous(context)
+            words = prev.words[idf[prev.words] >= self.min_idf]
+            if len(prev.linked) and self.linked > 0:
+                strongest = np.argsort(-prev.lift * prev.prob, kind="stable")[: self.linked]
+                words = np.union1d(words, prev.linked[strongest])
+            out.append(words.astype(np.int64))
+        return out
 
     def warm_up(self) -> None:
         self.context.warm_up()
+        links, one = self.context.links, np.zeros(1, dtype=np.int64)
+        most_counted(links.postings_, links.post_indptr_, one, self.labels.counts, 0, 1, 1)
+
+
+_WORDS_KEPT = 1024  # previous queries whose chosen words a worker keeps
+
+
+@numba.njit(cache=True, nogil=True)
+def most_counted(
+    postings: np.ndarray, indptr: np.ndarray, words: np.ndarray, counts: np.ndarray, lo: int, hi: int, n: int
+) -> np.ndarray:
+    """The ``n`` label ids of ``[lo, hi)`` holding any of ``words`` with the largest ``counts``,
+    most counted first, ties by ascending id (``postings[indptr[w]:indptr[w + 1]]``: the
+    ascending label ids holding word ``w``). A label met again through another word is either
+    among the kept ones already or was beaten before, so no set of seen labels is needed."""
+    top = np.empty(n, dtype=np.int64)
+    kept = 0
+    for w in words:
+        a, b = indptr[w], indptr[w + 1]
+        a = a + np.searchsorted(postings[a:b], lo)
+        b = a + np.searchsorted(postings[a:b], hi)
+        for q in range(a, b):
+            label = postings[q]
+            c = counts[label]
+            if kept == n and (c < counts[top[n - 1]] or (c == counts[top[n - 1]] and label > top[n - 1])):
+                continue
+            again = False
+            for r in range(kept):
+                if top[r] == label:
+                    again = True
+                    break
+            if again:
+                continue
+            pos = kept if kept < n else n - 1
+            if kept < n:
+                kept += 1
+            while pos > 0 and (counts[top[pos - 1]] < c or (counts[top[pos - 1]] == c and top[pos - 1] > label)):
+                top[pos] = top[pos - 1]
+                pos -= 1
+            top[pos] = label
+    return top[:kept]

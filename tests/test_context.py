@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autocomplete.candidates import Feature, Request, Source, empty_features
-from autocomplete.context import ContextWords, SharedWords
+from autocomplete.context import ContextWords, SharedWords, most_counted
 from autocomplete.generators import FromHistory
 from indexer.labels import LabelSet, encode, prefix_range
 from indexer.wordlinks import WordLinks
@@ -75,6 +77,25 @@ def test_the_related_link_finds_linked_labels_of_a_wide_prefix():
     assert set(batch.sources) == {Source.RELATED}
     assert "gas prices" not in batch.texts  # popular, but nothing links it to plants
     assert related.generate(request("g", ""), []) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    holders=st.lists(st.lists(st.integers(0, 29), max_size=12), min_size=1, max_size=5),
+    counts=st.lists(st.integers(0, 4), min_size=30, max_size=30),
+    bounds=st.tuples(st.integers(0, 30), st.integers(0, 30)),
+    n=st.integers(1, 6),
+)
+def test_the_related_labels_are_the_most_counted_holders_of_any_word_in_the_range(holders, counts, bounds, n):
+    rows = [sorted(set(r)) for r in holders]
+    postings = np.array([i for r in rows for i in r], dtype=np.int64)
+    indptr = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
+    counts = np.array(counts, dtype=np.int64)
+    lo, hi = min(bounds), max(bounds)
+    held = np.unique([i for r in rows for i in r if lo <= i < hi]).astype(np.int64)
+    expected = held[np.argsort(-counts[held], kind="stable")][:n]
+    words = np.arange(len(rows), dtype=np.int64)
+    np.testing.assert_array_equal(most_counted(postings, indptr, words, counts, lo, hi, n), expected)
 
 
 def test_history_proposes_the_persons_queries_of_the_prefix_most_used_and_recent_first():
