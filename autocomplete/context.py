@@ -255,7 +255,9 @@ def most_counted(
             pos = kept if kept < n else n - 1
             if kept < n:
                 kept += 1
-            while pos > 0 and (counts[top[pos - 1]] < c or (counts[top[pos - 1]] == c and top[pos - 1] > label)):
+            while pos > 0 and (
+                counts[top[pos - 1]] < c or (counts[top[pos - 1]] == c and top[pos - 1] > label)
+            ):
                 top[pos] = top[pos - 1]
                 pos -= 1
             top[pos] = label

@@ -65,7 +65,11 @@ def merge_max(
             ids[r] = label_ids[i]
 
 
-IS_LABEL, LOG_COUNT, PAIR_LOG_COUNT = int(Feature.IS_LABEL), int(Feature.LOG_COUNT), int(Feature.PAIR_LOG_COUNT)
+IS_LABEL, LOG_COUNT, PAIR_LOG_COUNT = (
+    int(Feature.IS_LABEL),
+    int(Feature.LOG_COUNT),
+    int(Feature.PAIR_LOG_COUNT),
+)
 CHARS_ADDED, TYPED_CHARS = int(Feature.CHARS_ADDED), int(Feature.TYPED_CHARS)
 HAS_CONTEXT, ECHO = int(Feature.HAS_CONTEXT), int(Feature.ECHO)
 
@@ -179,7 +183,9 @@ class LearnedRanker:
             if len(row[0]):
                 followed, counts = row
         lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-        fill_common(X, ids, self._log_counts, followed, counts, lengths, len(request.typed), bool(request.context))
+        fill_common(
+            X, ids, self._log_counts, followed, counts, lengths, len(request.typed), bool(request.context)
+        )
         if request.history:
             self._fill_history(X, texts, request)
         if self.context is not None and request.context:

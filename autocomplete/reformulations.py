@@ -152,7 +152,9 @@ class Reformulations:
 
     def _blocked(self, text: str) -> bool:
         blocklist = self.generator.blocklist if self.generator is not None else None
-        return blocklist is not None and bool(blocklist.words or blocklist.patterns) and blocklist.blocks(text)
+        return (
+            blocklist is not None and bool(blocklist.words or blocklist.patterns) and blocklist.blocks(text)
+        )
 
     def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
         typed = request.typed

@@ -52,7 +52,8 @@ from indexer.pipeline import TrainingData, build_model, folder_bytes, prepare
 from indexer.querylog import Pairs, is_new_user, read_query_log
 from indexer.typos import typo_examples
 
-TODAY = ["ranker.kind=none", "language.enabled=false", "search.unseen_tails=1"]  # the chain before the learned ranker
+# the chain before the learned ranker (with the tails link the learned chain no longer has)
+TODAY = ["ranker.kind=none", "language.enabled=false", "search.unseen_tails=1"]
 SYSTEMS: dict[str, list[str]] = {
     "mpc": [],
     "cooccurrence": [],

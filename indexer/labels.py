@@ -9,7 +9,6 @@ lookups and id -> text) and as a code point CSR that numba kernels read.
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Sequence
 from pathlib import Path
 
