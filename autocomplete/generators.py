@@ -227,6 +227,11 @@ class UnseenTails:
         self.scorer.warm_up()
 
 
+# typed texts whose generated completions (without the previous query: they depend on the typed
+# text alone) a worker keeps; the short prefixes everyone types first, the dearest to generate, hit
+_PLAIN_KEPT = 1 << 14
+
+
 class Generated:
     """Queries nobody may have typed whole: the typed words, the unfinished one completed from
     the vocabulary, then up to a few more words, from the word language model; with a previous
@@ -238,11 +243,13 @@ class Generated:
         self.generator = generator
         self.limit = limit
         self.context_limit = context_limit if generator.cache_weight > 0.0 else 0
+        self._plain: dict[str, Candidates] = {}
 
     def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
         if self.limit <= 0 or not request.typed.strip():
             return None
-        plain = self._batch(self.generator.generate(request.typed, self.limit), cached=False)
+        made = through_cache(self._plain, [request.typed], self._generate_plain, _PLAIN_KEPT)[0]
+        plain = self._batch(made, cached=False)
         if not request.context or self.context_limit <= 0:
             return plain
         partial = request.typed.rsplit(" ", 1)[-1]
@@ -256,6 +263,9 @@ class Generated:
         cached = self._batch(made, cached=True, rows=keep)
         parts = [b for b in (plain, cached) if b is not None]
         return concatenate(parts) if parts else None
+
+    def _generate_plain(self, typed: list[str]) -> list[Candidates]:
+        return [self.generator.generate(t, self.limit) for t in typed]
 
     @staticmethod
     def _batch(made: Candidates, cached: bool, rows: list[int] | None = None) -> CandidateBatch | None:

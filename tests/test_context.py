@@ -120,3 +120,18 @@ def test_after_a_previous_query_its_words_come_back_in_generated_completions():
     mixed = generated.generate(request("indoor p", "house plants"), [])
     assert mixed.texts[0] == "indoor pools" and "indoor plants" in mixed.texts[1:]
     assert mixed.features[1:, Feature.LM_CACHED].all()
+
+
+def test_a_typed_text_seen_before_gets_the_same_completions_without_running_the_language_model_again():
+    from autocomplete.generation import Generator
+    from autocomplete.generators import Generated
+    from indexer.language import WordLanguageModel
+
+    generator = Generator(WordLanguageModel(order=3).fit(["indoor plants", "indoor pools"] * 3))
+    generated = Generated(generator, 2)
+    first = generated.generate(request("indoor p", "house plants"), [])
+    runs = []
+    generator.generate = lambda *args, **kwargs: runs.append(args)  # type: ignore[method-assign]
+    again = generated.generate(request("indoor p", "cheap flights"), [])  # another person, same text
+    assert runs == [] and again.texts == first.texts
+    np.testing.assert_array_equal(again.features, first.features)
