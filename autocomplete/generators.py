@@ -51,6 +51,7 @@ def label_batch(
 
 
 _CONTEXT_CACHE = 1024  # previous queries whose input columns a worker keeps
+_TYPED_CACHE = 1 << 14  # typed texts whose input columns a worker keeps
 _NO_VECTOR = (np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32))
 
 
@@ -66,13 +67,14 @@ class XmrScorer:
         self._bias_value = np.array([model.training.bias], dtype=np.float32)
         self.log_counts = self.labels.log_counts
         self._context_parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._typed_parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def ranked(
         self, typed: str, context: str, lo: int, hi: int, n: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The best ``n`` labels of ``[lo, hi)``: ids, their re-ranked score relative to the best
         (1 for the first), and their log model score."""
-        indices, data = self.model.vectorizer_.transform_one(typed)
+        indices, data = through_cache(self._typed_parts, [typed], self._typed_columns, _TYPED_CACHE)[0]
         tail_indices, tail_data = self.context_part(context)
         indices = np.concatenate((indices, tail_indices))
         data = np.concatenate((data, tail_data))
@@ -84,6 +86,10 @@ class XmrScorer:
         ranked = log_scores + self.search.popularity_weight * self.log_counts[ids]
         order = np.argsort(-ranked, kind="stable")[:n]
         return ids[order], np.exp(ranked[order] - ranked[order[0]]), log_scores[order]
+
+    def _typed_columns(self, typed: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The input vector's typed-text columns (the same for everyone who types it)."""
+        return [self.model.vectorizer_.transform_one(t) for t in typed]
 
     def context_part(self, context: str) -> tuple[np.ndarray, np.ndarray]:
         """The input vector's columns that come after the typed text's: the previous query's
