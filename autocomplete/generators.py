@@ -301,6 +301,7 @@ class Generated:
 
 
 _FUZZY_WALKS = 3  # walks per keystroke at most: the whole text and its two longest tails
+_NOTHING_KEPT = 1 << 14  # texts known to have no label prefix near them that a worker keeps
 
 
 class FuzzyPrefix:
@@ -310,6 +311,12 @@ class FuzzyPrefix:
     typed head kept in front (as :class:`UnseenTails` does for exact tails). Each candidate says
     how many of its leading characters stand for the typed text (``matched``).
 
+    A text one character longer than one that is known to have nothing within the same edits is
+    not walked: appending a character never brings a label prefix closer (an alignment of the
+    longer text, cut where the shorter one ends, aligns a shorter label prefix with it for no
+    more). So as someone types on past the last logged query, a walk that found nothing is not
+    repeated at every keystroke; the answers are the same.
+
     ``asked`` counts the keystrokes that walked the trie at all, ``walks`` the walks (at most three
     per keystroke), so a benchmark can say how often the walk ran."""
 
@@ -318,6 +325,7 @@ class FuzzyPrefix:
         self.params = params
         self.asked = 0
         self.walks = 0
+        self._nothing_within: dict[str, int] = {}  # text -> edits within which no label prefix is
 
     def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
         p, typed = self.params, request.typed
@@ -336,9 +344,16 @@ class FuzzyPrefix:
 
     def _near(self, tail: str, head: str, request: Request) -> CandidateBatch | None:
         p, labels = self.params, self.popularity.labels
+        edits = p.max_distance(len(tail))
+        nothing = self._nothing_within
+        if nothing.get(tail[:-1], -1) >= edits:
+            self._keep_nothing(tail, edits)
+            return None
         self.walks += 1
         ranges = fuzzy_ranges(labels.indptr, labels.chars, tail, p)
         if not len(ranges.lo):
+            if not ranges.truncated:  # the whole trie within ``edits`` was seen: nothing there
+                self._keep_nothing(tail, edits)
             return None
         ids, cost, matched = top_in_ranges(
             self.popularity.table, labels.counts, ranges.lo, ranges.hi, ranges.cost, ranges.matched_len,
@@ -353,6 +368,11 @@ class FuzzyPrefix:
         batch.features[:, Feature.EDIT_COST] = cost
         batch.matched = (matched + len(head)).astype(np.int32)
         return batch
+
+    def _keep_nothing(self, text: str, edits: int) -> None:
+        if len(self._nothing_within) >= _NOTHING_KEPT:
+            self._nothing_within.clear()
+        self._nothing_within[text] = edits
 
     def warm_up(self) -> None:
         labels = self.popularity.labels

@@ -106,3 +106,27 @@ def test_a_typo_in_the_last_words_of_an_unseen_query_is_corrected_after_the_type
     chain = CandidateChain(labels, [FuzzyPrefix(PopularityIndex(labels), FuzzyParams())], ChainOrderRanker())
     text, _, source, matched = chain.run(chain.request("my own hosue pl", "", 5))[0]
     assert (text, source, matched) == ("my own house plants", Source.FUZZY, len("my own house pl"))
+
+
+def test_typing_on_past_every_logged_query_answers_as_a_fresh_walk_would_without_walking_again():
+    from autocomplete.generators import FuzzyPrefix
+    from indexer.params import FuzzyParams
+    from indexer.popularity import PopularityIndex
+
+    labels = LabelSet(["house plants", "house music", "horse riding", "hotels in paris"], [5, 3, 1, 2])
+    popularity, params = PopularityIndex(labels), FuzzyParams(one_typo=3)
+    typing = FuzzyPrefix(popularity, params)
+    text = "hosue plnats for a sunny window"
+    for n in range(1, len(text) + 1):
+        request = CandidateChain(labels, [], ChainOrderRanker()).request(text[:n], "", 5)
+        fresh = FuzzyPrefix(popularity, params).generate(request, [])
+        kept = typing.generate(request, [])
+        assert (kept is None) == (fresh is None)
+        if fresh is not None:
+            assert kept.texts == fresh.texts and kept.matched.tolist() == fresh.matched.tolist()
+    fresh_walks = 0
+    for n in range(1, len(text) + 1):
+        link = FuzzyPrefix(popularity, params)
+        link.generate(CandidateChain(labels, [], ChainOrderRanker()).request(text[:n], "", 5), [])
+        fresh_walks += link.walks
+    assert typing.walks < fresh_walks / 2
