@@ -442,9 +442,10 @@ def top_in_ranges(
 
 def warm_up(indptr: np.ndarray, chars: np.ndarray, table: np.ndarray, counts: np.ndarray) -> None:
     """Compile the kernels for these very arrays (memory-mapped ones are read-only, a type of
-    their own to numba) before the first request: a walk with each pass and a top-k pick."""
+    their own to numba) before the first request: a walk with each pass and a top-k pick, by cost
+    as :class:`~autocomplete.generators.FuzzyPrefix` asks for it."""
     params = FuzzyParams()
     first = chr(int(chars[0])) if chars.shape[0] else "a"
     for typed in ("", first + "bcdefghij", "\x00bcd"):
         r = fuzzy_ranges(indptr, chars, typed, params)
-        top_in_ranges(table, counts, r.lo, r.hi, r.cost, r.matched_len, 10)
+        top_in_ranges(table, counts, r.lo, r.hi, r.cost, r.matched_len, 10, True)

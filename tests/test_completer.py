@@ -126,3 +126,48 @@ def test_a_damaged_model_file_is_refused_by_name(demo_model, tmp_path, victim):
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     with pytest.raises(ModelFileError, match=victim.split("/")[-1]):
         load_completer(broken)
+
+
+_COMPILES = """
+import json, sys
+from numba.core.registry import CPUDispatcher
+from autocomplete.completer import load_completer
+
+completer = load_completer(sys.argv[1])
+
+def signatures():
+    return {
+        f"{name}.{attr}": len(value.signatures)
+        for name, module in list(sys.modules.items())
+        if name.split(".")[0] in ("autocomplete", "indexer")
+        for attr, value in list(vars(module).items())
+        if isinstance(value, CPUDispatcher)
+    }
+
+before = signatures()
+labels = completer.chain.labels.texts()
+queries = labels[:: max(1, len(labels) // 12)][:12]
+typos = [q[0] + q[2] + q[1] + q[3:] if len(q) > 3 else q for q in queries]
+unseen = ["zzqx " + q for q in queries[:4]] + ["qqqqqqqqqqqqqqqqqqqq"]
+history = {q: (2, 1.0) for q in queries[:6]}
+for i, text in enumerate(queries + typos + unseen):
+    previous = [queries[(i - 1) % len(queries)]] if i % 3 else []
+    completer.prepare(previous)
+    for n in range(1, len(text) + 1):
+        completer.complete(text[:n], previous, 10, history if i % 2 else {})
+after = signatures()
+print(json.dumps({k: (before.get(k, 0), v) for k, v in after.items() if v != before.get(k, 0)}))
+"""
+
+
+def test_after_loading_no_keystroke_compiles_a_kernel(demo_model):
+    """A fresh worker warms every kernel up at load: no request, typo, unseen text, context or
+    history among them, waits for numba (a compile is tens of milliseconds to seconds)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _COMPILES, str(demo_model)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {}
