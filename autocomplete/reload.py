@@ -29,7 +29,7 @@ from typing import Any
 import indexer
 from autocomplete.completer import Completer, load_completer
 from autocomplete.exclusions import LiveExclusions
-from autocomplete.holder import ModelHolder
+from autocomplete.holder import ModelHolder, freeze_heap
 from autocomplete.live import LiveView
 from autocomplete.metrics import ServiceMetrics
 from indexer.errors import AutocompleteError, ModelFileError
@@ -132,6 +132,7 @@ class ModelReloader:
                 logger.exception("loading the new model failed")
                 return self._refused(reason, f"{type(exc).__name__}: {exc}", current)
             self.retired = self.holder.swap(loaded)
+            freeze_heap()
             seconds = time.perf_counter() - start
             self.metrics.reloads.labels("loaded").inc()
             self.metrics.serving(loaded.info, replaced=current.info)

@@ -38,7 +38,7 @@ from autocomplete.config import ServeConfig, load_serve_config
 from autocomplete.cors import ListedOriginsCORS
 from autocomplete.exclusions import Exclusions, LiveExclusions
 from autocomplete.history import Histories, Identity
-from autocomplete.holder import ModelHolder
+from autocomplete.holder import ModelHolder, freeze_heap
 from autocomplete.hosts import AllowedHosts
 from autocomplete.limits import is_loopback
 from autocomplete.livefeed import LiveFeed, LiveStore
@@ -126,6 +126,7 @@ def create_app(
         histories = await _histories(config, history_store, metrics)
         limits = Service.limits_of(config)
         holder = ModelHolder(loaded)
+        freeze_heap()  # no traffic yet
         reloader = None
         if source is not None:
             reloader = ModelReloader(

@@ -171,3 +171,19 @@ def test_after_loading_no_keystroke_compiles_a_kernel(demo_model):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {}
+
+
+def test_a_dropped_completer_is_freed_without_the_cyclic_collector(demo_model):
+    """What lets a worker freeze its heap after loading (``autocomplete.holder.freeze_heap``): the
+    model it replaces later is still freed, by reference counting alone."""
+    import gc
+
+    loaded = load_completer(demo_model)
+    loaded.complete("a", ["warm up"], 10)
+    gc.collect()
+    gc.disable()
+    try:
+        del loaded
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
