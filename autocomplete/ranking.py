@@ -214,7 +214,8 @@ class LearnedRanker:
         slices of the model's read-only arrays, a type of their own to numba)."""
         X, ids = np.zeros((1, N_FEATURES), dtype=np.float32), np.zeros(1, dtype=np.int64)
         merge_max(X, ids, ids.copy(), X.copy(), ids.copy())
-        fill_common(X, ids, self._log_counts, *self._no_pairs, ids.copy(), 1, True)
+        followed, counts = self._no_pairs
+        fill_common(X, ids, self._log_counts, followed, counts, ids.copy(), 1, True)
         if self.context is not None:
             self.context.warm_up()
         if self.model is not None:
