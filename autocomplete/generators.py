@@ -345,8 +345,7 @@ class FuzzyPrefix:
     def _near(self, tail: str, head: str, request: Request) -> CandidateBatch | None:
         p, labels = self.params, self.popularity.labels
         edits = p.max_distance(len(tail))
-        nothing = self._nothing_within
-        if nothing.get(tail[:-1], -1) >= edits:
+        if self._nothing_within.get(tail[:-1], -1) >= edits:
             self._keep_nothing(tail, edits)
             return None
         self.walks += 1

@@ -115,7 +115,7 @@ class LabelSet:
     def log_counts(self) -> np.ndarray:
         """``log(1 + count)`` of every label (float64), the form the serving path reads."""
         out = np.log1p(np.asarray(self.counts, dtype=np.float64))
-        out.flags.writeable = False
+        freeze(out)
         return out
 
     def text(self, label_id: int) -> str:
