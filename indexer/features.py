@@ -155,9 +155,8 @@ class InputVectorizer(BaseEstimator):
         """One keystroke's vector: (indices int32, data float32), sorted by index, equal to its
         :meth:`transform` row. Strings must already be normalized. (Per keystroke: no sklearn
         fitted-check, which would cost more than the vector.)"""
-        idx, val = self.prefix_._vector(prefix)
-        weight = self.prefix_weight
-        indices, data = np.array(idx, dtype=np.int32), np.array([v * weight for v in val], dtype=np.float32)
+        indices, data = self.prefix_.row(prefix)
+        data *= np.float32(self.prefix_weight)  # as the batch rows are scaled: in float32
         if not previous:
             return indices, data
         idx_prev, data_prev = self.previous_vector(previous)

@@ -56,7 +56,7 @@ def space_table() -> np.ndarray:
     return np.array([chr(c).isspace() for c in range(0x3001)], dtype=np.bool_)
 
 
-_SPACE = space_table()
+SPACE = space_table()  # what the kernels split words on
 
 
 def code_points(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -411,7 +411,7 @@ def char_grams(
     chars, text_ptr = code_points(texts)
     longest = int(np.diff(text_ptr).max(initial=0)) + 2
     weights = np.asarray(weights_of(longest), dtype=np.float64)
-    grams = Grams(*char_ngrams(chars, text_ptr, _SPACE, ngram_min, ngram_max, weights))
+    grams = Grams(*char_ngrams(chars, text_ptr, SPACE, ngram_min, ngram_max, weights))
     strings: list[str | None] = [None] * len(grams.first_text)
     for g in np.flatnonzero(grams.emitted).tolist():
         text = texts[grams.first_text[g]]
@@ -423,7 +423,7 @@ def char_grams(
 def word_grams(texts: Sequence[str], ngram_max: int) -> tuple[Grams, list[str | None]]:
     """:func:`word_ngrams` of distinct ``texts``, and the string of each id (words joined by one space)."""
     chars, text_ptr = code_points(texts)
-    grams = Grams(*word_ngrams(chars, text_ptr, _SPACE, ngram_max))
+    grams = Grams(*word_ngrams(chars, text_ptr, SPACE, ngram_max))
     strings: list[str | None] = []
     append = strings.append
     for t, a, b, ok in zip(
@@ -432,6 +432,96 @@ def word_grams(texts: Sequence[str], ngram_max: int) -> tuple[Grams, list[str | 
         piece = texts[t][a:b]
         append(piece if ok else " ".join(piece.split()))
     return grams, strings
+
+
+KEYED_GRAM_LENGTH = 3  # character n-grams up to this long have an exact int64 key, 21 bits a code point
+
+
+def gram_key(gram: str) -> int:
+    """The int64 key :func:`prefix_row` looks a character n-gram up by (at most
+    ``KEYED_GRAM_LENGTH`` code points; each stored plus one, so lengths never collide)."""
+    key = 0
+    for ch in gram:
+        key = (key << 21) | (ord(ch) + 1)
+    return key
+
+
+@numba.njit(cache=True, nogil=True)
+def prefix_row(
+    chars: np.ndarray,
+    space: np.ndarray,
+    ngram_min: int,
+    ngram_max: int,
+    weights: np.ndarray,
+    keys: np.ndarray,
+    key_columns: np.ndarray,
+    idf: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One text's position-weighted character n-gram TF-IDF row, the per-keystroke form of
+    :func:`char_ngrams` then :func:`tfidf_rows`, to the last bit: sorted int32 columns and float32
+    values. ``keys`` (ascending, by :func:`gram_key`) and ``key_columns``: the vocabulary;
+    ``weights[s]``: the weight of n-grams starting at padded position ``s`` (longest word + 1
+    entries); n-grams up to ``KEYED_GRAM_LENGTH`` long."""
+    n = chars.shape[0]
+    bound = (ngram_max - ngram_min + 1) * 2 * n + 1
+    cols = np.empty(bound, dtype=np.int64)
+    counts = np.empty(bound, dtype=np.float64)
+    padded = np.empty(n + 1, dtype=np.int64)
+    m = 0
+    i = 0
+    while i < n:
+        while i < n and _is_space(space, chars[i]):
+            i += 1
+        if i >= n:
+            break
+        j = i
+        while j < n and not _is_space(space, chars[j]):
+            j += 1
+        padded[0] = 32
+        for q in range(i, j):
+            padded[q - i + 1] = chars[q]
+        length = j - i + 1
+        for g in range(ngram_min, ngram_max + 1):
+            for start in range(1 if g == 1 else 0, length - g + 1):
+                key = np.int64(0)
+                for q in range(start, start + g):
+                    key = (key << 21) | (padded[q] + 1)
+                at = np.searchsorted(keys, key)
+                if at == keys.shape[0] or keys[at] != key:
+                    continue
+                column = key_columns[at]
+                r = 0
+                while r < m and cols[r] != column:
+                    r += 1
+                if r == m:
+                    cols[m] = column
+                    counts[m] = weights[start]
+                    m += 1
+                else:
+                    counts[r] += weights[start]
+        i = j
+    vals = np.empty(m, dtype=np.float64)
+    order = np.empty(m, dtype=np.int64)
+    for q in range(m):  # insertion sort by column, as tfidf_rows
+        c = cols[q]
+        v = counts[q] * idf[c]
+        s = q
+        while s > 0 and order[s - 1] > c:
+            order[s] = order[s - 1]
+            vals[s] = vals[s - 1]
+            s -= 1
+        order[s] = c
+        vals[s] = v
+    total = 0.0
+    for q in range(m):
+        total += vals[q] * vals[q]
+    norm = np.sqrt(total) if total != 0.0 else 1.0
+    indices = np.empty(m, dtype=np.int32)
+    data = np.empty(m, dtype=np.float32)
+    for q in range(m):
+        indices[q] = order[q]
+        data[q] = np.float32(vals[q] / norm)
+    return indices, data
 
 
 @numba.njit(cache=True, nogil=True)

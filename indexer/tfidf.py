@@ -10,8 +10,10 @@ of a word (0-based; n-grams that start with the marker count as position 0) weig
 Both blocks use scikit-learn's TF-IDF conventions (smooth idf ``ln((1 + n) / (1 + df)) + 1``,
 L2 row norm), columns in sorted term order, so they can be checked against scikit-learn. Batch
 transforms take the n-grams of all distinct texts in one numba pass (:mod:`indexer.ngrams`) and
-build a CSR float32 matrix with sorted indices; ``transform_one`` serves one keystroke in pure
-Python (a few tens of microseconds) from ``_terms``, which the kernels follow term for term.
+build a CSR float32 matrix with sorted indices. One keystroke's prefix row comes from one kernel
+call, :meth:`PrefixNgramVectorizer.row` (a few microseconds; n-grams looked up by an integer key,
+so up to three code points long), bit for bit the batch row; longer n-grams and the previous
+query's words take the pure-Python ``_terms``, which the kernels follow term for term.
 
 A vocabulary is saved as a memory-mapped marisa-trie of its terms plus the column of each trie
 key id, so a large previous-query vocabulary costs megabytes on disk and loads in milliseconds.
@@ -33,8 +35,17 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from indexer.modelio import ModelFileError, load_array, load_marisa, read_params, save_params
-from indexer.ngrams import Grams, char_grams, tfidf_rows, word_grams
+from indexer.modelio import ModelFileError, freeze, load_array, load_marisa, read_params, save_params
+from indexer.ngrams import (
+    KEYED_GRAM_LENGTH,
+    SPACE,
+    Grams,
+    char_grams,
+    gram_key,
+    prefix_row,
+    tfidf_rows,
+    word_grams,
+)
 
 _WEIGHT_TABLE = 256
 # the saved layout of a block: 2 = terms.marisa + columns.npy (1 was a fixed-width terms.npy)
@@ -317,6 +328,35 @@ class PrefixNgramVectorizer(_TfidfBlock):
     def _prepare(self) -> None:
         weights = self._position_weights(_WEIGHT_TABLE)
         self._padded_weights = [weights[0]] + weights
+        self._weight_array = np.array(self._padded_weights, dtype=np.float64)
+        freeze(self._weight_array)
+
+    def _index_vocabulary(self) -> None:
+        """Also the vocabulary as sorted n-gram keys for :func:`indexer.ngrams.prefix_row` (when
+        every n-gram is short enough to have one)."""
+        super()._index_vocabulary()
+        self._keys: np.ndarray | None = None
+        if self.ngram_max <= KEYED_GRAM_LENGTH:
+            column = self._column
+            pairs = sorted((gram_key(term), column[key_id]) for term, key_id in self.term_trie_.iteritems())
+            self._keys = np.array([k for k, _ in pairs], dtype=np.int64)
+            self._key_columns = np.array([c for _, c in pairs], dtype=np.int64)
+            self._key_idf = np.asarray(self.idf_, dtype=np.float64).view()
+            freeze(self._keys, self._key_columns, self._key_idf)  # one kernel type, fitted or loaded
+
+    def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """One text's row, the per-keystroke path: sorted int32 columns and float32 values, equal
+        to :meth:`transform`'s row to the last bit."""
+        if self._keys is None:  # n-grams longer than a key holds: the pure-Python terms
+            idx, val = self._vector(text)
+            return np.array(idx, dtype=np.int32), np.array(val, dtype=np.float32)
+        chars = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.int32)
+        weights = self._weight_array
+        if chars.shape[0] + 2 > weights.shape[0]:  # a word longer than the table
+            weights = np.asarray(self._padded_position_weights(chars.shape[0] + 2), dtype=np.float64)
+            freeze(weights)
+        vocabulary = (self._keys, self._key_columns, self._key_idf)
+        return prefix_row(chars, SPACE, self.ngram_min, self.ngram_max, weights, *vocabulary)
 
     def _position_weights(self, length: int) -> list[float]:
         return [(1.0 + i) ** -float(self.position_decay) for i in range(length)]

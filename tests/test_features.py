@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
@@ -95,6 +95,25 @@ def test_prefix_vectorizer_matches_scikit_learn_pipeline(ngram_min, ngram_max, d
     got = vec.transform(test)
     assert isinstance(got, sp.csr_matrix) and got.dtype == np.float32 and got.has_sorted_indices
     np.testing.assert_allclose(got.toarray(), expected, rtol=1e-6, atol=1e-7)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    shape=st.sampled_from([(1, 3, 1.0), (1, 1, 0.0), (2, 3, 0.5), (3, 3, 2.0), (2, 4, 0.5)]),
+    text=st.text(st.sampled_from("ro ckbné日\t\x00"), max_size=300),
+)
+@example(shape=(1, 3, 1.0), text="b" * 300)
+def test_the_keystroke_row_is_the_batch_row(shape, text):
+    """The per-keystroke kernel (n-grams up to 3 long; longer ones take the pure-Python terms)
+    gives the batch row exactly, words longer than the position weight table included."""
+    ngram_min, ngram_max, decay = shape
+    vec = PrefixNgramVectorizer(ngram_min=ngram_min, ngram_max=ngram_max, position_decay=decay)
+    vec.fit([*CORPUS, "rocknéé rr", "b" * 300])
+    idx, val = vec.row(text)
+    expected = vec.transform([text])
+    assert idx.dtype == np.int32 and val.dtype == np.float32
+    np.testing.assert_array_equal(idx, expected.indices)
+    np.testing.assert_allclose(val, expected.data, rtol=0 if ngram_max <= 3 else 1e-6)
 
 
 def test_earlier_ngrams_weigh_more_and_word_starts_are_marked():
@@ -206,7 +225,7 @@ def test_transform_one_equals_batch_row(loaded, prefix, previous):
         assert idx.dtype == np.int32 and val.dtype == np.float32
         assert np.all(np.diff(idx) > 0)
         np.testing.assert_array_equal(idx, row.indices)
-        np.testing.assert_allclose(val, row.data, rtol=1e-6)
+        np.testing.assert_array_equal(val, row.data)  # the rows the model was trained on, to the bit
         again = vec.transform([prefix], [previous])
         np.testing.assert_array_equal(again.indices, row.indices)
         np.testing.assert_array_equal(again.data, row.data)
