@@ -43,6 +43,16 @@ def test_a_generated_text_that_is_a_logged_query_gets_its_count():
     assert X[0, Feature.IS_LABEL] == 1.0 and X[0, Feature.LOG_COUNT] == np.float32(np.log1p(1))
 
 
+def test_past_the_last_logged_query_only_a_text_after_a_head_can_be_one():
+    """With no label starting with the typed text, a made text that starts with it is no label;
+    one made after a head of the typed text (a corrected tail) still may be."""
+    ranker = LearnedRanker(LABELS, None, None)
+    made = batch(["roses xyz", "roses"], Source.GENERATED, [-1, -1])
+    texts, _, X, _, _ = ranker.features(Request("roses x", "", 10, 3, 3), [made])
+    assert texts == ["roses xyz", "roses"]
+    assert X[0, Feature.IS_LABEL] == 0.0 and X[1, Feature.IS_LABEL] == 1.0
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.sampled_from(["rose bush", "rose garden", "roses", "rose hips"]), min_size=1, max_size=12))
 def test_every_text_is_kept_once_in_first_seen_order(texts):
