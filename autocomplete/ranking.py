@@ -172,7 +172,7 @@ class LearnedRanker:
                 texts = _most_popular_spelling(texts, slot, joined.texts, counts)
             merge_max(X, ids, slot, joined.features, joined.label_ids)
         made = np.flatnonzero(ids < 0).tolist()
-        if made and request.lo == request.hi:  # no label starts with the typed text: nor is one that does
+        if made and request.lo == request.hi:  # no label starts with the typed text: a text that does is none
             typed = request.typed
             made = [i for i in made if not texts[i].startswith(typed)]
         if made:  # a generated text may be a logged query

@@ -346,7 +346,7 @@ class PrefixNgramVectorizer(_TfidfBlock):
 
     def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """One text's row, the per-keystroke path: sorted int32 columns and float32 values, equal
-        to :meth:`transform`'s row to the last bit."""
+        to :meth:`transform`'s row (to the last bit with n-grams of at most three code points)."""
         if self._keys is None:  # n-grams longer than a key holds: the pure-Python terms
             idx, val = self._vector(text)
             return np.array(idx, dtype=np.int32), np.array(val, dtype=np.float32)
