@@ -106,6 +106,17 @@ def _is_space(space: np.ndarray, c: int) -> bool:
     return c >= 0 and c < space.shape[0] and space[c]
 
 
+@numba.njit(cache=True, inline="always")
+def _next_word(space: np.ndarray, chars: np.ndarray, i: int, end: int) -> tuple[int, int]:
+    """The next word of ``chars[i:end]``: its (start, stop); start == end when there is none."""
+    while i < end and _is_space(space, chars[i]):
+        i += 1
+    j = i
+    while j < end and not _is_space(space, chars[j]):
+        j += 1
+    return i, j
+
+
 @numba.njit(cache=True, nogil=True)
 def char_ngrams(
     chars: np.ndarray,
@@ -130,14 +141,10 @@ def char_ngrams(
         i = text_ptr[t]
         end = text_ptr[t + 1]
         total = 0
-        while i < end:
-            while i < end and _is_space(space, chars[i]):
-                i += 1
+        while True:
+            i, j = _next_word(space, chars, i, end)
             if i >= end:
                 break
-            j = i
-            while j < end and not _is_space(space, chars[j]):
-                j += 1
             length = j - i + 1
             longest = max(longest, length)
             for n in range(ngram_min, ngram_max + 1):
@@ -171,14 +178,10 @@ def char_ngrams(
         t0 = text_ptr[t]
         i = t0
         end = text_ptr[t + 1]
-        while i < end:
-            while i < end and _is_space(space, chars[i]):
-                i += 1
+        while True:
+            i, j = _next_word(space, chars, i, end)
             if i >= end:
                 break
-            j = i
-            while j < end and not _is_space(space, chars[j]):
-                j += 1
             length = j - i + 1
             padded[0] = 32
             for s in range(1, length):
@@ -275,13 +278,11 @@ def word_ngrams(
         i = text_ptr[t]
         end = text_ptr[t + 1]
         words = 0
-        while i < end:
-            while i < end and _is_space(space, chars[i]):
-                i += 1
+        while True:
+            i, j = _next_word(space, chars, i, end)
             if i >= end:
                 break
-            while i < end and not _is_space(space, chars[i]):
-                i += 1
+            i = j
             words += 1
         most_words = max(most_words, words)
         total = 0
@@ -469,14 +470,10 @@ def prefix_row(
     padded = np.empty(n + 1, dtype=np.int64)
     m = 0
     i = 0
-    while i < n:
-        while i < n and _is_space(space, chars[i]):
-            i += 1
+    while True:
+        i, j = _next_word(space, chars, i, n)
         if i >= n:
             break
-        j = i
-        while j < n and not _is_space(space, chars[j]):
-            j += 1
         padded[0] = 32
         for q in range(i, j):
             padded[q - i + 1] = chars[q]
