@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from itertools import chain
 from typing import NamedTuple
 
 import numba
@@ -77,12 +76,15 @@ class ContextWords:
     def warm_up(self) -> None:
         """Compile the kernels for the model's own (read-only, memory-mapped) arrays."""
         links = self.links
-        one, none = np.zeros(1, np.int64), np.empty(0, np.float32)
-        words = np.zeros(1, np.int32)
-        X = np.zeros((1, len(Feature)), dtype=np.float32)
-        context_columns(words, one, one + 1, one, links.idf_, words, 1.0, words, none, none, X)
-        context_columns(links.label_words_, one, one + 1, one, links.idf_, words, 1.0, words, none, none, X)
+        none, words = np.empty(0, np.float32), np.zeros(1, np.int32)
+        X = np.zeros((2, len(Feature)), dtype=np.float32)
+        ids, ends = np.array([0, -1], dtype=np.int64), np.ones(1, dtype=np.int64)
+        context_columns(
+            links.label_indptr_, links.label_words_, ids, words, ends, links.idf_, words, 1.0, words,
+            none, none, X,
+        )  # fmt: skip
         if len(links.link_words_):
+            one = np.zeros(1, np.int64)
             merged_links(one, one + 1, links.link_words_, links.lift_, links.prob_)
 
     def fill(self, X: np.ndarray, texts: Sequence[str], ids: np.ndarray, context: str) -> None:
@@ -92,31 +94,32 @@ class ContextWords:
         if not len(prev.words) or not len(texts):
             return
         links = self.links
-        rows = np.flatnonzero(ids >= 0)
-        label_ids = ids[rows]
-        args = (links.idf_, prev.words, prev.idf_sum, prev.linked, prev.lift, prev.prob, X)
-        starts, ends = links.label_indptr_[label_ids], links.label_indptr_[label_ids + 1]
-        context_columns(links.label_words_, starts, ends, rows, *args)
-        made = np.flatnonzero(ids < 0)
-        if len(made):  # texts no label is (generated, after a head): their words looked up here
-            split = list(map(str.split, map(texts.__getitem__, made.tolist())))
-            lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
-            ends = np.cumsum(lengths)
-            get = links.vocab_.get  # made texts share most words, keystroke after keystroke
-            ids_of = through_cache(
-                self._ids, list(chain.from_iterable(split)), lambda m: [get(w, -1) for w in m],
-                self.word_cache_size,
-            )  # fmt: skip
-            flat = np.array(ids_of, dtype=np.int32)
-            context_columns(flat, ends - lengths, ends, made, *args)
+        made_words: list[int] = []  # the words of the texts no label is (generated, after a head)
+        made_ends: list[int] = []
+        cache, get = self._ids, links.vocab_.get  # made texts share most words, keystroke after keystroke
+        for i in np.flatnonzero(ids < 0).tolist():
+            for word in texts[i].split():
+                found = cache.get(word)
+                if found is None:
+                    if len(cache) >= self.word_cache_size:
+                        cache.clear()
+                    found = cache[word] = get(word, -1)
+                made_words.append(found)
+            made_ends.append(len(made_words))
+        context_columns(
+            links.label_indptr_, links.label_words_, ids, np.array(made_words, dtype=np.int32),
+            np.array(made_ends, dtype=np.int64), links.idf_, prev.words, prev.idf_sum, prev.linked,
+            prev.lift, prev.prob, X,
+        )  # fmt: skip
 
 
 @numba.njit(cache=True, nogil=True)
 def context_columns(
-    words: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    rows: np.ndarray,
+    label_indptr: np.ndarray,
+    label_words: np.ndarray,
+    ids: np.ndarray,
+    made_words: np.ndarray,
+    made_ends: np.ndarray,
     idf: np.ndarray,
     prev_words: np.ndarray,
     prev_idf_sum: float,
@@ -125,48 +128,60 @@ def context_columns(
     prob: np.ndarray,
     X: np.ndarray,
 ) -> None:
-    """Row ``rows[i]`` of ``X``, a candidate whose word ids are ``words[starts[i]:ends[i]]``: the
-    idf-weighted share of its words in the previous query and of the previous query's words in
-    it, and the best lift and probability of its words among the previous query's links.
-    A word id below 0 (a word no label holds) is skipped, a word repeated in a candidate counted once."""
+    """Row ``i`` of ``X``, a candidate that is label ``ids[i]`` (its words ``label_words`` of
+    the CSR ``label_indptr``) or no label (``ids[i] < 0``: the next of the texts whose words are
+    ``made_words``, the ``j``-th ending at ``made_ends[j]``): the idf-weighted share of its words
+    in the previous query and of the previous query's words in it, and the best lift and
+    probability of its words among the previous query's links. A word id below 0 (a word no
+    label holds) is skipped, a word repeated in a candidate counted once."""
+    made = 0
+    for i in range(ids.shape[0]):
+        if ids[i] >= 0:
+            words, start, end = label_words, label_indptr[ids[i]], label_indptr[ids[i] + 1]
+        else:
+            words, start, end = made_words, made_ends[made - 1] if made > 0 else 0, made_ends[made]
+            made += 1
+        _fill_row(words, start, end, idf, prev_words, prev_idf_sum, linked, lift, prob, X, i)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _fill_row(words, start, end, idf, prev_words, prev_idf_sum, linked, lift, prob, X, r):  # type: ignore[no-untyped-def]
     n_linked = linked.shape[0]
-    for i in range(rows.shape[0]):
-        total = 0.0
-        shared = 0.0
-        best_lift = 0.0
-        best_prob = 0.0
-        for j in range(starts[i], ends[i]):
-            w = words[j]
-            if w < 0:
-                continue
-            repeated = False
-            for q in range(starts[i], j):
-                if words[q] == w:
-                    repeated = True
-                    break
-            if repeated:
-                continue
-            weight = idf[w]
-            total += weight
-            for p in prev_words:
-                if p == w:
-                    shared += weight
-                    break
-            lo, hi = 0, n_linked
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if linked[mid] < w:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo < n_linked and linked[lo] == w:
-                best_lift = max(best_lift, lift[lo])
-                best_prob = max(best_prob, prob[lo])
-        r = rows[i]
-        X[r, PREV_SHARE] = shared / total if total > 0 else 0.0
-        X[r, PREV_COVER] = shared / prev_idf_sum if prev_idf_sum > 0 else 0.0
-        X[r, LINK_LIFT] = best_lift
-        X[r, LINK_PROB] = best_prob
+    total = 0.0
+    shared = 0.0
+    best_lift = 0.0
+    best_prob = 0.0
+    for j in range(start, end):
+        w = words[j]
+        if w < 0:
+            continue
+        repeated = False
+        for q in range(start, j):
+            if words[q] == w:
+                repeated = True
+                break
+        if repeated:
+            continue
+        weight = idf[w]
+        total += weight
+        for p in prev_words:
+            if p == w:
+                shared += weight
+                break
+        lo, hi = 0, n_linked
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if linked[mid] < w:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < n_linked and linked[lo] == w:
+            best_lift = max(best_lift, lift[lo])
+            best_prob = max(best_prob, prob[lo])
+    X[r, PREV_SHARE] = shared / total if total > 0 else 0.0
+    X[r, PREV_COVER] = shared / prev_idf_sum if prev_idf_sum > 0 else 0.0
+    X[r, LINK_LIFT] = best_lift
+    X[r, LINK_PROB] = best_prob
 
 
 class SharedWords:

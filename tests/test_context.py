@@ -62,6 +62,10 @@ def test_a_made_text_scores_as_the_label_with_its_words_whatever_the_word_cache_
             np.testing.assert_array_equal(X[2], as_labels[1])  # a repeated word counts once
             np.testing.assert_array_equal(X[3], as_labels[0])  # "house" is in no label: not counted
             assert X[4, Feature.PREV_SHARE] == 0
+        mixed = empty_features(4)  # labels and made texts interleaved in one keystroke's pool
+        ids = np.array([-1, LABELS.id_of(texts[0]), -1, LABELS.id_of(texts[1])])
+        context.fill(mixed, [texts[3], texts[0], texts[2], texts[1]], ids, "house plants")
+        np.testing.assert_array_equal(mixed, as_labels[[0, 0, 1, 1]])
 
 
 def test_without_a_previous_query_the_columns_stay_empty():
