@@ -146,6 +146,7 @@ def context_columns(
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _fill_row(words, start, end, idf, prev_words, prev_idf_sum, linked, lift, prob, X, r):  # type: ignore[no-untyped-def]
+    """Row ``r`` of ``X`` for the candidate whose word ids are ``words[start:end]``."""
     n_linked = linked.shape[0]
     total = 0.0
     shared = 0.0
