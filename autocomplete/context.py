@@ -25,6 +25,7 @@ from autocomplete.candidates import CandidateBatch, Feature, Request, Source
 from autocomplete.generators import label_batch
 from indexer.caches import through_cache
 from indexer.labels import LabelSet
+from indexer.language import lower_bound
 from indexer.wordlinks import WordLinks, merged_links
 
 PREV_SHARE, PREV_COVER = int(Feature.PREV_SHARE), int(Feature.PREV_COVER)  # the kernel's columns
@@ -169,13 +170,7 @@ def _fill_row(words, start, end, idf, prev_words, prev_idf_sum, linked, lift, pr
             if p == w:
                 shared += weight
                 break
-        lo, hi = 0, n_linked
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if linked[mid] < w:
-                lo = mid + 1
-            else:
-                hi = mid
+        lo = lower_bound(linked, 0, n_linked, w)
         if lo < n_linked and linked[lo] == w:
             best_lift = max(best_lift, lift[lo])
             best_prob = max(best_prob, prob[lo])

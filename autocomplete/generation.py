@@ -55,6 +55,7 @@ from indexer.language import (
     WordLanguageModel,
     context_entries,
     find_entry,
+    lower_bound,
     word_prob,
 )
 from indexer.popularity import top_k_in_range
@@ -98,25 +99,14 @@ def _top_in_unigrams(lm: LanguageArrays, lo: int, hi: int, m: int, out: np.ndarr
 
 
 @numba.njit(cache=True, inline="always")
-def _lower_bound(word: np.ndarray, lo: int, hi: int, token: int) -> int:
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if word[mid] < token:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@numba.njit(cache=True, inline="always")
 def _row_in_range(lm: LanguageArrays, e: int, lo: int, hi: int, m: int, out: np.ndarray, n: int) -> int:
     """Append the (up to) ``m`` successors of entry ``e`` with a word in ``[lo, hi)`` that have
     the largest discounted term: a short cut of the row is selected directly, a long one walked in
     probability order."""
     s = lm.ptr[e]
     t = lm.ptr[e + 1]
-    p = _lower_bound(lm.word, s, t, lo)
-    q = _lower_bound(lm.word, p, t, hi)
+    p = lower_bound(lm.word, s, t, lo)
+    q = lower_bound(lm.word, p, t, hi)
     if q - p <= m:
         for i in range(p, q):
             out[n] = lm.word[i]
@@ -211,7 +201,7 @@ def top_words(
         end = lm.ptr[e + 1]
         gamma = lm.backoff[e]
         for i in range(u):
-            start = _lower_bound(lm.word, start, end, cand[i])
+            start = lower_bound(lm.word, start, end, cand[i])
             p = gamma * probs[i]
             if start < end and lm.word[start] == cand[i]:
                 p += lm.prob[start]

@@ -79,18 +79,23 @@ class LanguageArrays(NamedTuple):
 
 
 @numba.njit(cache=True, inline="always")
+def lower_bound(values: np.ndarray, lo: int, hi: int, value: int) -> int:
+    """The first position in ``[lo, hi)`` of the ascending ``values`` not below ``value`` (``hi``: none)."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if values[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True, inline="always")
 def find_entry(ptr: np.ndarray, word: np.ndarray, entry: int, token: int) -> int:
     """The entry of (``entry``'s n-gram, ``token``), or -1 when that n-gram is not kept."""
     if token < 0:
         return -1
-    lo = ptr[entry]
-    hi = ptr[entry + 1]
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if word[mid] < token:
-            lo = mid + 1
-        else:
-            hi = mid
+    lo = lower_bound(word, ptr[entry], ptr[entry + 1], token)
     if lo < ptr[entry + 1] and word[lo] == token:
         return lo
     return -1
