@@ -58,6 +58,23 @@ def prefix_range(indptr: np.ndarray, chars: np.ndarray, prefix: np.ndarray) -> t
     return first, lo
 
 
+@numba.njit(cache=True, nogil=True)
+def gather_codepoints(indptr: np.ndarray, chars: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The code points of labels ``ids`` one after another, and where each label ends in them."""
+    ends = np.empty(ids.shape[0], dtype=np.int64)
+    total = 0
+    for i in range(ids.shape[0]):
+        total += indptr[ids[i] + 1] - indptr[ids[i]]
+        ends[i] = total
+    flat = np.empty(total, dtype=np.int32)
+    at = 0
+    for i in range(ids.shape[0]):
+        for p in range(indptr[ids[i]], indptr[ids[i] + 1]):
+            flat[at] = chars[p]
+            at += 1
+    return flat, ends
+
+
 def encode(text: str) -> np.ndarray:
     """A string as int32 code points, the form kernels take."""
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.int32)
@@ -136,15 +153,10 @@ class LabelSet:
         )
 
     def _decode(self, ids: np.ndarray) -> list[str]:
-        starts, ends = self.indptr[ids], self.indptr[ids + 1]
-        lengths = ends - starts
-        gather = np.repeat(ends - np.cumsum(lengths), lengths) + np.arange(int(lengths.sum()))
-        joined = np.asarray(self.chars)[gather].tobytes().decode("utf-32-le")
-        out, at = [], 0
-        for n in lengths.tolist():
-            out.append(joined[at : at + n])
-            at += n
-        return out
+        flat, ends = gather_codepoints(self.indptr, self.chars, ids)
+        joined = flat.tobytes().decode("utf-32-le")
+        ends = ends.tolist()
+        return [joined[a:b] for a, b in zip([0, *ends[:-1]], ends)]
 
     def texts(self) -> list[str]:
         """All labels in id order."""
