@@ -51,18 +51,27 @@ def _most_popular_spelling(
 
 
 @numba.njit(cache=True, nogil=True)
-def merge_max(
-    X: np.ndarray, ids: np.ndarray, slot: np.ndarray, features: np.ndarray, label_ids: np.ndarray
-) -> None:
-    """Row ``slot[i]`` of ``X`` (and ``ids``) takes the element-wise maximum with row ``i`` of
-    ``features`` (and ``label_ids``): every duplicate's row merged into its first one."""
+def merge_rows(
+    slot: np.ndarray, n_slots: int, features: np.ndarray, label_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One row per distinct candidate: row ``s`` is the element-wise maximum of the ``features``
+    rows ``i`` with ``slot[i] == s`` (and of their ``label_ids``); ``first[s]``: the first such ``i``."""
+    X = np.empty((n_slots, features.shape[1]), dtype=features.dtype)
+    ids = np.empty(n_slots, dtype=label_ids.dtype)
+    first = np.full(n_slots, -1, dtype=np.int64)
     for i in range(slot.shape[0]):
         r = slot[i]
+        if first[r] < 0:
+            first[r] = i
+            X[r] = features[i]
+            ids[r] = label_ids[i]
+            continue
         for j in range(features.shape[1]):
             if features[i, j] > X[r, j]:
                 X[r, j] = features[i, j]
         if label_ids[i] > ids[r]:
             ids[r] = label_ids[i]
+    return X, ids, first
 
 
 IS_LABEL, LOG_COUNT, PAIR_LOG_COUNT = (
@@ -156,21 +165,19 @@ class LearnedRanker:
         matched spans (-1: the text starts with the typed text)."""
         joined = concatenate(batches)
         keys = [variant_key(t) for t in joined.texts] if self.fold_variants else joined.texts
-        first: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            first.setdefault(key, i)
-        rows = np.fromiter(first.values(), dtype=np.int64, count=len(first))
-        texts = [joined.texts[i] for i in rows]
-        X = joined.features[rows].copy()
-        ids = joined.label_ids[rows].copy()
-        if len(rows) < len(keys):  # merge each duplicate's row into its first one
-            slot = np.searchsorted(rows, np.array([first[key] for key in keys]))
-            if self.fold_variants:  # show each query in its most popular logged spelling
+        slot_of: dict[str, int] = {}
+        slot = np.array([slot_of.setdefault(key, len(slot_of)) for key in keys], dtype=np.int64)
+        X, ids, first = merge_rows(slot, len(slot_of), joined.features, joined.label_ids)
+        rows = first.tolist()
+        if not self.fold_variants:
+            texts = list(slot_of)  # the distinct texts, first proposal first
+        else:  # show each query in its most popular logged spelling
+            texts = [joined.texts[i] for i in rows]
+            if len(rows) < len(keys):
                 counts = np.where(
                     joined.matched_or_default() < 0, joined.features[:, Feature.LOG_COUNT], -np.inf
                 )
                 texts = _most_popular_spelling(texts, slot, joined.texts, counts)
-            merge_max(X, ids, slot, joined.features, joined.label_ids)
         made = np.flatnonzero(ids < 0).tolist()
         if made and request.lo == request.hi:  # no label starts with the typed text: a text that does is none
             typed = request.typed
@@ -195,8 +202,8 @@ class LearnedRanker:
             self.context.fill(X, texts, ids, request.context)
         if self.live is not None:
             self.live.fill(texts, X)
-        matched = joined.matched_or_default()[rows]
-        return texts, [joined.sources[i] for i in rows], X, joined.scores[rows], matched
+        matched = joined.matched_or_default()[first]
+        return texts, [joined.sources[i] for i in rows], X, joined.scores[first], matched
 
     @staticmethod
     def _fill_history(X: np.ndarray, texts: list[str], request: Request) -> None:
@@ -215,8 +222,8 @@ class LearnedRanker:
     def warm_up(self) -> None:
         """Compile the merge kernels for the arrays a keystroke passes them (the pair rows are
         slices of the model's read-only arrays, a type of their own to numba)."""
-        X, ids = np.zeros((1, N_FEATURES), dtype=np.float32), np.zeros(1, dtype=np.int64)
-        merge_max(X, ids, ids.copy(), X.copy(), ids.copy())
+        ids = np.zeros(1, dtype=np.int64)
+        X, ids, _ = merge_rows(ids, 1, np.zeros((1, N_FEATURES), dtype=np.float32), ids)
         followed, counts = self._no_pairs
         fill_common(X, ids, self._log_counts, followed, counts, ids.copy(), 1, True)
         if self.context is not None:
@@ -235,4 +242,5 @@ class LearnedRanker:
             raw = self.model.score(X)
             order = np.argsort(-raw, kind="stable")[: request.k]
             scores = np.exp(raw[order] - raw[order[0]])
-        return [(texts[i], float(s), sources[i], int(matched[i])) for i, s in zip(order, scores)]
+        spans = matched[order].tolist()
+        return [(texts[i], s, sources[i], m) for i, s, m in zip(order.tolist(), scores.tolist(), spans)]
