@@ -26,7 +26,7 @@ from autocomplete.candidates import CandidateBatch, Feature, Request, Source, co
 from autocomplete.fuzzy import fuzzy_ranges, top_in_ranges
 from autocomplete.fuzzy import warm_up as fuzzy_warm_up
 from autocomplete.generation import Candidates, Generator
-from autocomplete.search import BeamSearcher
+from autocomplete.search import BeamSearcher, rerank_by_count
 from indexer.caches import through_cache
 from indexer.cooccurrence import PairCounts
 from indexer.labels import LabelSet, encode, prefix_range
@@ -83,9 +83,10 @@ class XmrScorer:
         if not len(ids):
             return ids, np.empty(0), np.empty(0)
         log_scores = np.log(np.maximum(scores, 1e-30))
-        ranked = log_scores + self.search.popularity_weight * self.log_counts[ids]
-        order = np.argsort(-ranked, kind="stable")[:n]
-        return ids[order], np.exp(ranked[order] - ranked[order[0]]), log_scores[order]
+        ids, ranked, log_scores = rerank_by_count(
+            ids, log_scores, self.log_counts, self.search.popularity_weight, n
+        )
+        return ids, np.exp(ranked - ranked[0]), log_scores
 
     def _typed_columns(self, typed: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """The input vector's typed-text columns (the same for everyone who types it)."""

@@ -294,6 +294,19 @@ def beam_search(tree, q_idx, q_val, lo, hi, prefix_len, beam, k, dense, mark, st
     return top_labels[:n_top].copy(), top_scores[:n_top].copy()
 
 
+@numba.njit(cache=True, nogil=True)
+def rerank_by_count(
+    ids: np.ndarray, log_scores: np.ndarray, log_counts: np.ndarray, weight: float, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The best ``n`` of the labels ``ids`` by ``log_scores + weight * log_counts[ids]`` (ties
+    keep their order): their ids, that sum (float64) and their log score."""
+    ranked = np.empty(ids.shape[0], dtype=np.float64)
+    for i in range(ids.shape[0]):
+        ranked[i] = np.float64(log_scores[i]) + weight * log_counts[ids[i]]
+    order = np.argsort(-ranked, kind="mergesort")[:n]
+    return ids[order], ranked[order], log_scores[order]
+
+
 def _frozen(array: Any, dtype: Any) -> np.ndarray:
     """A read-only, C-contiguous plain ndarray view (a copy only when the dtype differs), so every
     model compiles to one kernel specialization whether its arrays are memory-mapped or not."""
