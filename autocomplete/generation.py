@@ -476,6 +476,38 @@ def generate_ids(
     return fin_seq[:n_fin], fin_logp[:n_fin], fin_end[:n_fin], n_new, completed, completed_count, backoffs
 
 
+@numba.njit(cache=True, nogil=True)
+def spell(
+    vocab_indptr: np.ndarray, vocab_chars: np.ndarray, seqs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The words of each row of ``seqs`` (token ids, -1 skipped) as code points, one space between
+    two words, the rows one after another; and where each row ends in them."""
+    ends = np.empty(seqs.shape[0], dtype=np.int64)
+    total = 0
+    for r in range(seqs.shape[0]):
+        words = 0
+        for t in seqs[r]:
+            if t >= 0:
+                total += vocab_indptr[t + 1] - vocab_indptr[t] + (1 if words else 0)
+                words += 1
+        ends[r] = total
+    flat = np.empty(total, dtype=np.int32)
+    at = 0
+    for r in range(seqs.shape[0]):
+        words = 0
+        for t in seqs[r]:
+            if t < 0:
+                continue
+            if words:
+                flat[at] = 32  # " "
+                at += 1
+            for p in range(vocab_indptr[t], vocab_indptr[t + 1]):
+                flat[at] = vocab_chars[p]
+                at += 1
+            words += 1
+    return flat, ends
+
+
 @numba.njit(cache=True)
 def word_completions(
     lm: LanguageArrays,
@@ -651,8 +683,9 @@ class Generator:
             self.cache_weight,
         )
         head = typed[: len(typed) - len(partial)]
-        vocab = self._words
-        texts = [head + " ".join([vocab[t] for t in row if t >= 0]) for row in seqs.tolist()]
+        flat, ends = spell(self.arrays.vocab_indptr, self.arrays.vocab_chars, seqs)
+        joined, ends = flat.tobytes().decode("utf-32-le"), ends.tolist()
+        texts = [head + joined[a:b] for a, b in zip([0, *ends[:-1]], ends)]
         if self.blocklist.patterns:
             keep = [i for i, text in enumerate(texts) if not self.blocklist.blocks(text)]
             if len(keep) < len(texts):
