@@ -59,7 +59,9 @@ def prefix_range(indptr: np.ndarray, chars: np.ndarray, prefix: np.ndarray) -> t
 
 
 @numba.njit(cache=True, nogil=True)
-def gather_codepoints(indptr: np.ndarray, chars: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gather_codepoints(
+    indptr: np.ndarray, chars: np.ndarray, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The code points of labels ``ids`` one after another, and where each label ends in them."""
     ends = np.empty(ids.shape[0], dtype=np.int64)
     total = 0
