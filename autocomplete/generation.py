@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import repeat
 from typing import NamedTuple
 
 import numba
@@ -725,12 +726,15 @@ class Generator:
     def score(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """log P(words | ``<s>``) and log P(``</s>`` | words) of each normalized text; an unknown
         word counts :data:`UNKNOWN_LOGP`."""
-        get = self._ids.get
-        ids = [[get(w, -1) for w in text.split(" ")] for text in texts]
-        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
-        ends = np.cumsum(lengths)
-        tokens = np.fromiter((t for row in ids for t in row), dtype=np.int64, count=int(lengths.sum()))
-        return sequence_logprobs(self.arrays, tokens, ends - lengths, ends, UNKNOWN_LOGP)
+        get, unknown = self._ids.get, repeat(-1)
+        tokens: list[int] = []
+        ends: list[int] = []
+        for text in texts:
+            tokens.extend(map(get, text.split(" "), unknown))
+            ends.append(len(tokens))
+        starts = np.array([0, *ends[:-1]] if ends else [], dtype=np.int64)
+        tokens_, ends_ = np.array(tokens, dtype=np.int64), np.array(ends, dtype=np.int64)
+        return sequence_logprobs(self.arrays, tokens_, starts, ends_, UNKNOWN_LOGP)
 
     def warm_up(self) -> None:
         """Compile every kernel (numba caches them on disk after the first process)."""

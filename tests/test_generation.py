@@ -84,6 +84,8 @@ def test_scores_of_given_texts_are_the_model_log_probabilities(generator):
         assert logp[i] + end[i] == pytest.approx(model.log_probability(text))
     unknown, _ = generator.score(["trail zzzunknown"])
     assert unknown[0] < logp[0]
+    nothing, no_end = generator.score([])
+    assert len(nothing) == len(no_end) == 0
 
 
 def test_features_are_the_model_probabilities(generator):
