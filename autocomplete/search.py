@@ -45,8 +45,9 @@ def _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, node):  # type: ignore
     """l3-hinge of the dot product of node ``node``'s weight column with the query.
 
     A short column is scanned against the scattered query ``dense``; a long one (the upper
-    k-means layers hold thousands of weights) is searched for each query feature in turn, the
-    search starting after the previous hit. Both add the same products in feature order.
+    k-means layers hold thousands of weights) is searched for each query feature in turn,
+    galloping from the previous hit (the query's few features are far apart in a long column,
+    so the hits are too). Both add the same products in feature order.
     """
     start = w_ptr[node]
     end = w_ptr[node + 1]
@@ -57,7 +58,13 @@ def _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, node):  # type: ignore
     else:
         for t in range(q_idx.shape[0]):
             feature = q_idx[t]
-            a, b = start, end
+            a, b, step = start, start, 1  # gallop from the last hit, then halve
+            while b < end and w_idx[b] < feature:
+                a = b + 1
+                b = start + step
+                step *= 2
+            if b > end:
+                b = end
             while a < b:
                 mid = (a + b) >> 1
                 if w_idx[mid] < feature:
