@@ -56,6 +56,7 @@ from indexer.language import (
     WordLanguageModel,
     context_entries,
     find_entry,
+    gallop,
     lower_bound,
     word_prob,
 )
@@ -202,7 +203,7 @@ def top_words(
         end = lm.ptr[e + 1]
         gamma = lm.backoff[e]
         for i in range(u):
-            start = lower_bound(lm.word, start, end, cand[i])
+            start = gallop(lm.word, start, end, cand[i])
             p = gamma * probs[i]
             if start < end and lm.word[start] == cand[i]:
                 p += lm.prob[start]

@@ -21,6 +21,8 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from indexer.language import gallop
+
 _EMPTY_LABELS = np.empty(0, dtype=np.int32)
 _EMPTY_SCORES = np.empty(0, dtype=np.float32)
 _EMPTY_LABELS.flags.writeable = False
@@ -58,19 +60,7 @@ def _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, node):  # type: ignore
     else:
         for t in range(q_idx.shape[0]):
             feature = q_idx[t]
-            a, b, step = start, start, 1  # gallop from the last hit, then halve
-            while b < end and w_idx[b] < feature:
-                a = b + 1
-                b = start + step
-                step *= 2
-            if b > end:
-                b = end
-            while a < b:
-                mid = (a + b) >> 1
-                if w_idx[mid] < feature:
-                    a = mid + 1
-                else:
-                    b = mid
+            a = gallop(w_idx, start, end, feature)
             if a == end:
                 break
             if w_idx[a] == feature:

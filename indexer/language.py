@@ -91,6 +91,18 @@ def lower_bound(values: np.ndarray, lo: int, hi: int, value: int) -> int:
 
 
 @numba.njit(cache=True, inline="always")
+def gallop(values: np.ndarray, lo: int, hi: int, value: int) -> int:
+    """:func:`lower_bound` for a ``value`` expected near ``lo``: steps of 1, 2, 4, ... from ``lo``,
+    then a bisection of the last step (fewer reads than bisecting ``[lo, hi)`` when it is near)."""
+    a, b, step = lo, lo, 1
+    while b < hi and values[b] < value:
+        a = b + 1
+        b = lo + step
+        step *= 2
+    return lower_bound(values, a, min(b, hi), value)
+
+
+@numba.njit(cache=True, inline="always")
 def find_entry(ptr: np.ndarray, word: np.ndarray, entry: int, token: int) -> int:
     """The entry of (``entry``'s n-gram, ``token``), or -1 when that n-gram is not kept."""
     if token < 0:
