@@ -45,11 +45,12 @@ def score_trees(feature, threshold, left, right, value, roots, X):  # type: igno
         total = 0.0
         for t in range(roots.shape[0]):
             node = roots[t]
-            while feature[node] >= 0:
-                if np.float64(X[i, feature[node]]) <= threshold[node]:
-                    node = left[node]
-                else:
-                    node = right[node]
+            f = feature[node]
+            while f >= 0:
+                # both children read before one is picked: a select, not a branch the data mispredicts
+                go_left, to_left, to_right = np.float64(X[i, f]) <= threshold[node], left[node], right[node]
+                node = to_left if go_left else to_right
+                f = feature[node]
             total += value[node]
         out[i] = total
     return out
