@@ -310,8 +310,8 @@ def test_scratch_is_left_clean_between_searches(first_stamp):
         expected = make_searcher(1, seed=3)[0].search(idx, val, lo, hi, len(prefix), beam=2, k=6)
         np.testing.assert_array_equal(got[0], expected[0])
         np.testing.assert_array_equal(got[1], expected[1])
-    dense, _, _ = searcher._scratch()
-    assert not dense.any()
+    dense, bits, _, _ = searcher._scratch()
+    assert not dense.any() and not bits.any()
 
 
 def test_memory_mapped_model_arrays_are_accepted(tmp_path):
