@@ -275,23 +275,11 @@ def _history(base: np.ndarray, seq: np.ndarray, length: int, width: int, out: np
 
 
 @numba.njit(cache=True, inline="always")
-def _backoff_steps(
-    lm: LanguageArrays, base: np.ndarray, seq: np.ndarray, width: int, contexts: np.ndarray, hist: np.ndarray
-) -> int:
-    """How many generated tokens of ``seq`` (then ``</s>``) are not a kept successor of all the
-    history the model looks at (the last ``order - 1`` tokens): 0 = every step was seen in
-    training with its full context, each backoff to a shorter context counts one."""
-    length = 0
-    while length < seq.shape[0] and seq[length] >= 0:
-        length += 1
-    steps = 0
-    for i in range(length + 1):
-        token = seq[i] if i < length else lm.n_words + 1
-        h = _history(base, seq, i, width, hist)
-        n_ctx = context_entries(lm, hist[:h], contexts)
-        if n_ctx < h or find_entry(lm.ptr, lm.word, contexts[h - 1], token) < 0:
-            steps += 1
-    return steps
+def _unseen_step(lm: LanguageArrays, contexts: np.ndarray, n_ctx: int, h: int, token: int) -> int:
+    """1 when ``token`` is not a kept successor of all the history the model looks at (the last
+    ``h`` tokens, of which ``n_ctx`` have stored context entries ``contexts``), else 0: one step
+    of a candidate's ``backoff_steps``, counted as the beam makes the step."""
+    return 1 if n_ctx < h or find_entry(lm.ptr, lm.word, contexts[h - 1], token) < 0 else 0
 
 
 @numba.njit(cache=True, inline="always")
@@ -300,10 +288,12 @@ def _insert(
     logps: np.ndarray,
     ends: np.ndarray,
     totals: np.ndarray,
+    backs: np.ndarray,
     n: int,
     seq: np.ndarray,
     logp: float,
     end: float,
+    back: int,
 ) -> int:
     """Insert a finished candidate into a list kept sorted by total (capacity: its length)."""
     k = totals.shape[0]
@@ -318,11 +308,13 @@ def _insert(
         logps[pos] = logps[pos - 1]
         ends[pos] = ends[pos - 1]
         totals[pos] = totals[pos - 1]
+        backs[pos] = backs[pos - 1]
         pos -= 1
     seqs[pos] = seq
     logps[pos] = logp
     ends[pos] = end
     totals[pos] = total
+    backs[pos] = back
     return n
 
 
@@ -360,19 +352,23 @@ def generate_ids(
     st_seq = np.full((cap, slots), -1, dtype=np.int64)
     st_len = np.zeros(cap, dtype=np.int64)
     st_logp = np.zeros(cap, dtype=np.float64)
+    st_back = np.zeros(cap, dtype=np.int32)  # steps so far not seen after their full context
     nx_seq = np.full((cap, slots), -1, dtype=np.int64)
     nx_len = np.zeros(cap, dtype=np.int64)
     nx_logp = np.zeros(cap, dtype=np.float64)
+    nx_back = np.zeros(cap, dtype=np.int32)
     # finished candidates: the shortest ones and the longer ones, each list sorted by total
     short_seq = np.full((k, slots), -1, dtype=np.int64)
     short_logp = np.zeros(k, dtype=np.float64)
     short_end = np.zeros(k, dtype=np.float64)
     short_total = np.full(k, -np.inf)
+    short_back = np.zeros(k, dtype=np.int32)
     n_short = 0
     fin_seq = np.full((k, slots), -1, dtype=np.int64)
     fin_logp = np.zeros(k, dtype=np.float64)
     fin_end = np.zeros(k, dtype=np.float64)
     fin_total = np.full(k, -np.inf)
+    fin_back = np.zeros(k, dtype=np.int32)
     n_fin = 0
 
     h = _history(base, st_seq[0], 0, width, hist)
@@ -386,6 +382,7 @@ def generate_ids(
             st_seq[i, 0] = words[i]
             st_len[i] = 1
             st_logp[i] = math.log(probs[i])
+            st_back[i] = _unseen_step(lm, contexts, n_ctx, h, words[i])
         n_states = got
     else:
         n_states = 1
@@ -402,12 +399,16 @@ def generate_ids(
             if length > 0:
                 eos = end_logprob(lm, contexts, n_ctx, tail, min_end_fraction, weight)
                 if eos > -np.inf:
+                    back = st_back[s] + _unseen_step(lm, contexts, n_ctx, h, lm.n_words + 1)
                     if length == shortest:
                         n_short = _insert(
-                            short_seq, short_logp, short_end, short_total, n_short, st_seq[s], logp, eos
-                        )
+                            short_seq, short_logp, short_end, short_total, short_back, n_short, st_seq[s],
+                            logp, eos, back,
+                        )  # fmt: skip
                     else:
-                        n_fin = _insert(fin_seq, fin_logp, fin_end, fin_total, n_fin, st_seq[s], logp, eos)
+                        n_fin = _insert(
+                            fin_seq, fin_logp, fin_end, fin_total, fin_back, n_fin, st_seq[s], logp, eos, back
+                        )
             if step == max_new or length - first_added >= max_new:
                 continue
             if n_fin == k and logp <= fin_total[k - 1]:  # a longer candidate only gets less likely
@@ -422,6 +423,7 @@ def generate_ids(
                 nx_seq[n_next, length] = words[i]
                 nx_len[n_next] = length + 1
                 nx_logp[n_next] = logp + math.log(probs[i])
+                nx_back[n_next] = st_back[s] + _unseen_step(lm, contexts, n_ctx, h, words[i])
                 n_next += 1
         if n_next == 0:
             break
@@ -431,6 +433,7 @@ def generate_ids(
             st_seq[i] = nx_seq[order[i]]
             st_len[i] = nx_len[order[i]]
             st_logp[i] = nx_logp[order[i]]
+            st_back[i] = nx_back[order[i]]
     # the reserved shortest, then the best of the rest, then all by total
     forced = min(reserve, n_short)
     pool = n_short - forced + n_fin
@@ -444,6 +447,7 @@ def generate_ids(
     out_seq = np.full((n_out, slots), -1, dtype=np.int64)
     out_logp = np.empty(n_out, dtype=np.float64)
     out_end = np.empty(n_out, dtype=np.float64)
+    out_back = np.empty(n_out, dtype=np.int32)
     for i in range(n_out):
         if i < forced:
             src = i
@@ -453,12 +457,15 @@ def generate_ids(
             out_seq[i] = short_seq[src]
             out_logp[i] = short_logp[src]
             out_end[i] = short_end[src]
+            out_back[i] = short_back[src]
         else:
             out_seq[i] = fin_seq[src - n_short]
             out_logp[i] = fin_logp[src - n_short]
             out_end[i] = fin_end[src - n_short]
+            out_back[i] = fin_back[src - n_short]
     by_total = np.argsort(-(out_logp + out_end), kind="mergesort")
     fin_seq, fin_logp, fin_end = out_seq[by_total], out_logp[by_total], out_end[by_total]
+    backoffs = out_back[by_total]
     n_fin = n_out
     n_new = np.zeros(n_fin, dtype=np.int32)
     completed = np.zeros(n_fin, dtype=np.bool_)
@@ -472,9 +479,6 @@ def generate_ids(
             n_new[i] -= 1
             completed[i] = lm.vocab_indptr[w + 1] - lm.vocab_indptr[w] > partial.shape[0]
             completed_count[i] = lm.counts[w]
-    backoffs = np.empty(n_fin, dtype=np.int32)
-    for i in range(n_fin):
-        backoffs[i] = _backoff_steps(lm, base, fin_seq[i], width, contexts, hist)
     return fin_seq[:n_fin], fin_logp[:n_fin], fin_end[:n_fin], n_new, completed, completed_count, backoffs
 
 
