@@ -50,7 +50,7 @@ import numba
 import numpy as np
 
 from indexer.caches import through_cache
-from indexer.labels import encode, prefix_range
+from indexer.labels import decode_runs, encode, prefix_range
 from indexer.language import (
     LanguageArrays,
     WordLanguageModel,
@@ -689,9 +689,8 @@ class Generator:
             self.cache_weight,
         )
         head = typed[: len(typed) - len(partial)]
-        flat, ends = spell(self.arrays.vocab_indptr, self.arrays.vocab_chars, seqs)
-        joined, ends = flat.tobytes().decode("utf-32-le"), ends.tolist()
-        texts = [head + joined[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+        spelled = decode_runs(*spell(self.arrays.vocab_indptr, self.arrays.vocab_chars, seqs))
+        texts = [head + text for text in spelled]
         if self.blocklist.patterns:
             keep = [i for i, text in enumerate(texts) if not self.blocklist.blocks(text)]
             if len(keep) < len(texts):

@@ -77,6 +77,12 @@ def gather_codepoints(
     return flat, ends
 
 
+def decode_runs(flat: np.ndarray, ends: np.ndarray) -> list[str]:
+    """Texts laid end to end as int32 code points (``ends``: where each one ends), as strings."""
+    joined, stops = flat.tobytes().decode("utf-32-le"), ends.tolist()
+    return [joined[a:b] for a, b in zip([0, *stops[:-1]], stops)]
+
+
 def encode(text: str) -> np.ndarray:
     """A string as int32 code points, the form kernels take."""
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.int32)
@@ -155,10 +161,7 @@ class LabelSet:
         )
 
     def _decode(self, ids: np.ndarray) -> list[str]:
-        flat, ends = gather_codepoints(self.indptr, self.chars, ids)
-        joined = flat.tobytes().decode("utf-32-le")
-        ends = ends.tolist()
-        return [joined[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+        return decode_runs(*gather_codepoints(self.indptr, self.chars, ids))
 
     def texts(self) -> list[str]:
         """All labels in id order."""
