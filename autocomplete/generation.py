@@ -252,14 +252,14 @@ def end_logprob(
     allowed = False
     for level in range(n_contexts, 0, -1):
         e = contexts[level - 1]
-        if find_entry(lm.ptr, lm.word, e, eos) >= 0:
+        if find_entry(lm.ptr, lm.word, e, eos, True) >= 0:
             allowed = True
             break
         if not lm.closed[e]:
             break
     if not allowed:
         return -np.inf
-    p = word_prob(lm.ptr, lm.word, lm.prob, lm.backoff, contexts, n_contexts, eos)
+    p = word_prob(lm.ptr, lm.word, lm.prob, lm.backoff, contexts, n_contexts, eos, True)
     return math.log((1.0 - cache_weight) * p)
 
 
@@ -275,11 +275,14 @@ def _history(base: np.ndarray, seq: np.ndarray, length: int, width: int, out: np
 
 
 @numba.njit(cache=True, inline="always")
-def _unseen_step(lm: LanguageArrays, contexts: np.ndarray, n_ctx: int, h: int, token: int) -> int:
+def _unseen_step(
+    lm: LanguageArrays, contexts: np.ndarray, n_ctx: int, h: int, token: int, last: bool = False
+) -> int:
     """1 when ``token`` is not a kept successor of all the history the model looks at (the last
     ``h`` tokens, of which ``n_ctx`` have stored context entries ``contexts``), else 0: one step
-    of a candidate's ``backoff_steps``, counted as the beam makes the step."""
-    return 1 if n_ctx < h or find_entry(lm.ptr, lm.word, contexts[h - 1], token) < 0 else 0
+    of a candidate's ``backoff_steps``, counted as the beam makes the step (``last``: ``token``
+    is ``</s>``)."""
+    return 1 if n_ctx < h or find_entry(lm.ptr, lm.word, contexts[h - 1], token, last) < 0 else 0
 
 
 @numba.njit(cache=True, inline="always")
@@ -399,7 +402,7 @@ def generate_ids(
             if length > 0:
                 eos = end_logprob(lm, contexts, n_ctx, tail, min_end_fraction, weight)
                 if eos > -np.inf:
-                    back = st_back[s] + _unseen_step(lm, contexts, n_ctx, h, lm.n_words + 1)
+                    back = st_back[s] + _unseen_step(lm, contexts, n_ctx, h, lm.n_words + 1, True)
                     if length == shortest:
                         n_short = _insert(
                             short_seq, short_logp, short_end, short_total, short_back, n_short, st_seq[s],
@@ -563,7 +566,7 @@ def sequence_logprobs(
             if token < 0:
                 p = math.exp(unknown_logp)
             else:
-                p = word_prob(lm.ptr, lm.word, lm.prob, lm.backoff, contexts, n_ctx, token)
+                p = word_prob(lm.ptr, lm.word, lm.prob, lm.backoff, contexts, n_ctx, token, j == ends[i])
             lp = math.log(p) if p > 0.0 else unknown_logp
             if j < ends[i]:
                 total += lp

@@ -103,10 +103,14 @@ def gallop(values: np.ndarray, lo: int, hi: int, value: int) -> int:
 
 
 @numba.njit(cache=True, inline="always")
-def find_entry(ptr: np.ndarray, word: np.ndarray, entry: int, token: int) -> int:
-    """The entry of (``entry``'s n-gram, ``token``), or -1 when that n-gram is not kept."""
+def find_entry(ptr: np.ndarray, word: np.ndarray, entry: int, token: int, last: bool = False) -> int:
+    """The entry of (``entry``'s n-gram, ``token``), or -1 when that n-gram is not kept.
+    ``last``: ``token`` is ``</s>``, the largest id, so it can only be the last of its row."""
     if token < 0:
         return -1
+    if last:
+        end = ptr[entry + 1] - 1
+        return end if end >= ptr[entry] and word[end] == token else -1
     lo = lower_bound(word, ptr[entry], ptr[entry + 1], token)
     if lo < ptr[entry + 1] and word[lo] == token:
         return lo
@@ -143,8 +147,10 @@ def word_prob(
     contexts: np.ndarray,
     n_contexts: int,
     token: int,
+    last: bool = False,
 ) -> float:
-    """Interpolated Kneser-Ney P(token | context) from the entries of :func:`context_entries`.
+    """Interpolated Kneser-Ney P(token | context) from the entries of :func:`context_entries`
+    (``last``: ``token`` is ``</s>``, see :func:`find_entry`).
 
     Takes the arrays it reads, not the whole :class:`LanguageArrays`, and is inlined: a call
     that passes arrays pays a reference count update per array, more than the lookup costs.
@@ -152,7 +158,7 @@ def word_prob(
     p = prob[token]
     for j in range(n_contexts):
         e = contexts[j]
-        f = find_entry(ptr, word, e, token)
+        f = find_entry(ptr, word, e, token, last)
         p = backoff[e] * p
         if f >= 0:
             p += prob[f]
