@@ -43,8 +43,8 @@ _SEARCH_RATIO = 8
 # fast math without reassociation: the scan adds in feature order like the search, so a node's
 # score does not depend on which of the two computed it
 @numba.njit(cache=True, fastmath={"nnan", "ninf", "nsz", "arcp", "contract", "afn"})
-def _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, bits, node):  # type: ignore[no-untyped-def]
-    """l3-hinge of the dot product of node ``node``'s weight column with the query.
+def _node_score(start, end, w_idx, w_val, q_idx, q_val, dense, bits):  # type: ignore[no-untyped-def]
+    """l3-hinge of the dot product of a node's weight column ``[start, end)`` with the query.
 
     A short column is scanned against the scattered query: a bit per feature in ``bits`` (small
     enough to stay in the first cache level) says which of its weights to read and multiply with
@@ -53,8 +53,6 @@ def _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, bits, node):  # type: 
     galloping from the previous hit (the query's few features are far apart in a long column,
     so the hits are too). Both add the same products in feature order.
     """
-    start = w_ptr[node]
-    end = w_ptr[node + 1]
     acc = np.float32(0.0)
     if end - start <= _SEARCH_RATIO * q_idx.shape[0]:
         for p in range(start, end):
@@ -78,14 +76,15 @@ def _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, bits, node):  # type: 
 
 
 @numba.njit(cache=True)
-def _holds_match(node, lo, hi, check, label_order, node_lo, node_hi, mark, stamp):  # type: ignore[no-untyped-def]
-    """Whether inner node ``node`` holds a label of ``[lo, hi)``: by ``check`` 0 every node does,
-    1 its ``mark`` entry says so, 2 its labels are scanned until one matches."""
+def _holds_match(node, first, end, lo, hi, check, label_order, mark, stamp):  # type: ignore[no-untyped-def]
+    """Whether inner node ``node`` (its labels ``label_order[first:end]``) holds a label of
+    ``[lo, hi)``: by ``check`` 0 every node does, 1 its ``mark`` entry says so, 2 its labels are
+    scanned until one matches."""
     if check == _CHECK_NONE:
         return True
     if check == _CHECK_MARK:
         return mark[node] == stamp
-    for i in range(node_lo[node], node_hi[node]):
+    for i in range(first, end):
         label = label_order[i]
         if label >= lo and label < hi:
             return True
@@ -159,23 +158,28 @@ def _insert_top(top_labels, top_scores, n_top, label, score):  # type: ignore[no
     return n_top
 
 
+# the columns of FlatTree.nodes: what the search reads of a node, side by side in one row (32 bytes,
+# two siblings to a cache line) rather than in six arrays, six cache misses a node on a cold cache
+_CHILD_START, _CHILD_END, _LABEL, _FIRST, _END, _W_START, _W_END = range(7)
+_NODE_COLUMNS = 8
+
+
 class FlatTree(NamedTuple):
     """One model's tree and node weights as the arrays the kernel reads (see docs/architecture.md).
 
-    ``w_ptr``/``w_idx``/``w_val``: CSC weights (sorted row indices), one column per node; the
-    rest are ``indexer.tree.HybridTree``'s arrays; ``trie_depth`` the number of trie layers.
+    ``nodes`` (int32, n_nodes x 8): per node its children ``[child_ptr[v], child_ptr[v + 1])``,
+    its label (-1 for an inner node), its labels' span ``[node_lo, node_hi)`` of ``label_order``
+    and its weight column ``[w_ptr[v], w_ptr[v + 1])`` of ``w_idx``/``w_val`` (CSC weights,
+    sorted row indices); the rest are ``indexer.tree.HybridTree``'s arrays; ``trie_depth`` the
+    number of trie layers.
     """
 
-    w_ptr: np.ndarray
+    nodes: np.ndarray
     w_idx: np.ndarray
     w_val: np.ndarray
-    child_ptr: np.ndarray
     parent: np.ndarray
     node_layer: np.ndarray
-    node_label: np.ndarray
     label_node: np.ndarray
-    node_lo: np.ndarray
-    node_hi: np.ndarray
     label_order: np.ndarray
     trie_depth: int
 
@@ -204,15 +208,14 @@ def beam_search(tree, q_idx, q_val, lo, hi, prefix_len, beam, k, dense, bits, ma
         bits[q_idx[i] >> 6] |= np.uint64(1) << np.uint64(q_idx[i] & 63)
     # unpacked once: helpers in the loops below take plain arrays (handing them the tuple, or moving the
     # child expansion into a helper or a single loop, measured 1.7-2.8x slower on aol1k)
-    w_ptr, w_idx, w_val, child_ptr, parent, node_layer, node_label, label_node = tree[:8]
-    node_lo, node_hi, label_order, trie_depth = tree[8:]
+    nodes, w_idx, w_val, parent, node_layer, label_node, label_order, trie_depth = tree
 
     start = label_node[lo]
     start_layer = min(prefix_len, trie_depth)
     while node_layer[start] > start_layer:
         start = parent[start]
     check = _CHECK_NONE
-    n_start = node_hi[start] - node_lo[start]
+    n_start = nodes[start, _END] - nodes[start, _FIRST]
     if prefix_len > trie_depth and hi - lo < n_start:
         check = _CHECK_SCAN if (hi - lo) * _SCAN_SHARE >= n_start else _CHECK_MARK
     if check == _CHECK_MARK:  # stamp the inner nodes between the start and a matching label
@@ -232,8 +235,8 @@ def beam_search(tree, q_idx, q_val, lo, hi, prefix_len, beam, k, dense, bits, ma
     n_pending = 0
 
     if prefix_len == 0 and trie_depth >= 1:  # the first trie layer has no scorers: start at all of it
-        n_cur = child_ptr[start + 1] - child_ptr[start]
-        cur_nodes = np.arange(child_ptr[start], child_ptr[start + 1]).astype(np.int64)
+        n_cur = nodes[start, _CHILD_END] - nodes[start, _CHILD_START]
+        cur_nodes = np.arange(nodes[start, _CHILD_START], nodes[start, _CHILD_END]).astype(np.int64)
     else:
         n_cur = 1
         cur_nodes = np.full(1, start, dtype=np.int64)
@@ -241,20 +244,23 @@ def beam_search(tree, q_idx, q_val, lo, hi, prefix_len, beam, k, dense, bits, ma
     while n_cur > 0:  # one layer per pass
         width = 0
         for b in range(n_cur):
-            width += child_ptr[cur_nodes[b] + 1] - child_ptr[cur_nodes[b]]
+            width += nodes[cur_nodes[b], _CHILD_END] - nodes[cur_nodes[b], _CHILD_START]
         next_nodes = np.empty(width, dtype=np.int64)
         next_scores = np.empty(width, dtype=np.float32)
         m = 0
         for b in range(n_cur):
             v = cur_nodes[b]
-            for c in range(child_ptr[v], child_ptr[v + 1]):
-                label = node_label[c]
+            for c in range(nodes[v, _CHILD_START], nodes[v, _CHILD_END]):
+                row = nodes[c]
+                label = row[_LABEL]
                 if label >= 0:
                     if label < lo or label >= hi:
                         continue
-                elif not _holds_match(c, lo, hi, check, label_order, node_lo, node_hi, mark, stamp):
+                elif not _holds_match(c, row[_FIRST], row[_END], lo, hi, check, label_order, mark, stamp):
                     continue
-                score = cur_scores[b] * _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, bits, c)
+                score = cur_scores[b] * _node_score(
+                    row[_W_START], row[_W_END], w_idx, w_val, q_idx, q_val, dense, bits
+                )
                 if label >= 0:
                     n_top = _insert_top(top_labels, top_scores, n_top, label, score)
                     n_found += 1
@@ -276,14 +282,17 @@ def beam_search(tree, q_idx, q_val, lo, hi, prefix_len, beam, k, dense, bits, ma
 
     while n_found < need and n_pending > 0:  # widen: best dropped node first
         v, path_score, n_pending = _heap_pop(pending_nodes, pending_scores, n_pending)
-        for c in range(child_ptr[v], child_ptr[v + 1]):
-            label = node_label[c]
+        for c in range(nodes[v, _CHILD_START], nodes[v, _CHILD_END]):
+            row = nodes[c]
+            label = row[_LABEL]
             if label >= 0:
                 if label < lo or label >= hi:
                     continue
-            elif not _holds_match(c, lo, hi, check, label_order, node_lo, node_hi, mark, stamp):
+            elif not _holds_match(c, row[_FIRST], row[_END], lo, hi, check, label_order, mark, stamp):
                 continue
-            score = path_score * _node_score(w_ptr, w_idx, w_val, q_idx, q_val, dense, bits, c)
+            score = path_score * _node_score(
+                row[_W_START], row[_W_END], w_idx, w_val, q_idx, q_val, dense, bits
+            )
             if label >= 0:
                 n_top = _insert_top(top_labels, top_scores, n_top, label, score)
                 n_found += 1
@@ -309,6 +318,13 @@ def rerank_by_count(
         ranked[i] = np.float64(log_scores[i]) + weight * log_counts[ids[i]]
     order = np.argsort(-ranked, kind="mergesort")[:n]
     return ids[order], ranked[order], log_scores[order]
+
+
+def _aligned_rows(n: int, width: int) -> np.ndarray:
+    """Zeroed int32 rows starting on a cache line (64 bytes), so no 32-byte row straddles two."""
+    buffer = np.zeros(n * width + 16, dtype=np.int32)
+    skip = (-buffer.ctypes.data % 64) // 4
+    return buffer[skip : skip + n * width].reshape(n, width)
 
 
 def _frozen(array: Any, dtype: Any) -> np.ndarray:
@@ -367,17 +383,22 @@ class BeamSearcher:
         self.n_nodes = n_nodes
         self.n_labels = len(label_node)
         self.trie_depth = int(trie_depth)
+        if csc.nnz >= 2**31 or child_ptr[-1] >= 2**31:
+            raise ValueError(
+                f"BeamSearcher: {csc.nnz} weights or {child_ptr[-1]} children exceed 32-bit offsets"
+            )
+        nodes = _aligned_rows(n_nodes, _NODE_COLUMNS)
+        nodes[:, _CHILD_START], nodes[:, _CHILD_END] = child_ptr[:-1], child_ptr[1:]
+        nodes[:, _LABEL], nodes[:, _FIRST], nodes[:, _END] = node_label, node_lo, node_hi
+        nodes[:, _W_START], nodes[:, _W_END] = csc.indptr[:-1], csc.indptr[1:]
+        nodes.flags.writeable = False
         self.tree = FlatTree(
-            _frozen(csc.indptr, np.int64),
+            nodes,
             _frozen(csc.indices, np.int32),
             _frozen(csc.data, np.float32),
-            _frozen(child_ptr, np.int64),
             _frozen(parent, np.int32),
             _frozen(node_layer, np.int32),
-            _frozen(node_label, np.int32),
             _frozen(label_node, np.int32),
-            _frozen(node_lo, np.int32),
-            _frozen(node_hi, np.int32),
             _frozen(label_order, np.int32),
             self.trie_depth,
         )
