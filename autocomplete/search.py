@@ -383,9 +383,10 @@ class BeamSearcher:
         self.n_nodes = n_nodes
         self.n_labels = len(label_node)
         self.trie_depth = int(trie_depth)
-        if csc.nnz >= 2**31 or child_ptr[-1] >= 2**31:
+        if csc.nnz >= 2**31:  # node ids and label ids are int32 already
             raise ValueError(
-                f"BeamSearcher: {csc.nnz} weights or {child_ptr[-1]} children exceed 32-bit offsets"
+                f"BeamSearcher: {csc.nnz} weights exceed the 32-bit column offsets of the node rows; "
+                "train with fewer input features ([features] max_features)"
             )
         nodes = _aligned_rows(n_nodes, _NODE_COLUMNS)
         nodes[:, _CHILD_START], nodes[:, _CHILD_END] = child_ptr[:-1], child_ptr[1:]
