@@ -156,7 +156,14 @@ def test_typing_shows_the_servers_completions_with_the_completed_part_emphasized
 
 
 def test_every_keystroke_goes_over_the_websocket_with_increasing_seq(page, server):
-    type_and_wait(page, server, "ros")
+    # Each key waits for its frame: a key typed while one input is in flight replaces the pending
+    # one by design (the fast-typing test covers that), so a slow answer must not merge keystrokes.
+    for typed in ("r", "ro", "ros"):
+        page.locator("#q").press(typed[-1])
+        page.wait_for_function(
+            "(text) => socketTap.sent.some((frame) => frame.type === 'input' && frame.text === text)", arg=typed
+        )
+    playwright_api.expect(page.locator("[role=option]")).to_have_text(reference(server, "ros"))
     sent = page.evaluate("socketTap.sent.filter((frame) => frame.type === 'input')")
     assert [frame["text"] for frame in sent] == ["r", "ro", "ros"]
     assert [frame["seq"] for frame in sent] == sorted({frame["seq"] for frame in sent})
