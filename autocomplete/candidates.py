@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from indexer.histories import NO_PAST_QUERIES, PastQueries, past_queries
 from indexer.labels import LabelSet, encode, prefix_range
 
 
@@ -111,7 +112,10 @@ class Request:
     k: int
     lo: int
     hi: int
-    history: History = dataclasses.field(default_factory=dict)
+    history: PastQueries = dataclasses.field(default_factory=lambda: NO_PAST_QUERIES)
+
+    def __post_init__(self) -> None:
+        self.history = past_queries(self.history)  # a plain mapping is indexed once, here
 
 
 @dataclasses.dataclass(slots=True)
@@ -271,7 +275,7 @@ class CandidateChain:
 
     def request(self, typed: str, context: str, k: int, history: History = NO_HISTORY) -> Request:
         lo, hi = prefix_range(self.labels.indptr, self.labels.chars, encode(typed))
-        return Request(typed, context, k, int(lo), int(hi), history)
+        return Request(typed, context, k, int(lo), int(hi), past_queries(history))
 
     def batches(self, request: Request) -> list[CandidateBatch]:
         """What every link adds, in chain order (empty batches left out)."""

@@ -429,13 +429,13 @@ class FromHistory:
         self.n = n
 
     def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
-        typed = request.typed
-        if self.n <= 0 or not request.history:
+        history = request.history
+        if self.n <= 0 or not history:
             return None
-        texts = [q for q in request.history if q.startswith(typed)]
+        texts = history.starting_with(request.typed)
         if not texts:
             return None
-        stats = np.array([request.history[q] for q in texts], dtype=np.float64).reshape(-1, 2)
+        stats = np.array([history[q] for q in texts], dtype=np.float64).reshape(-1, 2)
         weight = stats[:, 0] / (1.0 + stats[:, 1])
         order = np.argsort(-weight, kind="stable")[: self.n]
         texts = [texts[i] for i in order.tolist()]

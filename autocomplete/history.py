@@ -27,6 +27,7 @@ from typing import Literal
 
 from autocomplete.candidates import NO_HISTORY, History
 from autocomplete.config import ServeConfig
+from indexer.histories import PastQueries
 from sessions.guard import Submit
 from sessions.history import Entry, GuardedHistoryStore
 from sessions.users import UserKeys
@@ -49,7 +50,7 @@ NOBODY = Identity(None)
 
 def as_history(entries: dict[str, tuple[int, float]], now: float) -> History:
     """The completer's view: query -> (times submitted, days since it was last submitted)."""
-    return {query: (count, max(0.0, (now - last) / DAY)) for query, (count, last) in entries.items()}
+    return PastQueries({q: (count, max(0.0, (now - last) / DAY)) for q, (count, last) in entries.items()})
 
 
 class Histories:

@@ -208,8 +208,9 @@ class LearnedRanker:
     @staticmethod
     def _fill_history(X: np.ndarray, texts: list[str], request: Request) -> None:
         """The person's count and recency of every candidate they submitted before."""
-        history = request.history
-        hit = [i for i, t in enumerate(texts) if t in history]
+        history, typed = request.history, request.typed
+        own = set(history.starting_with(typed))  # all a candidate that starts with the typed text can be
+        hit = [i for i, t in enumerate(texts) if (t in own if t.startswith(typed) else t in history)]
         if hit:
             stats = np.array([history[texts[i]] for i in hit], dtype=np.float64)
             X[hit, Feature.HISTORY_LOG_COUNT] = np.log1p(stats[:, 0])

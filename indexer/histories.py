@@ -10,13 +10,65 @@ The ranker learns from these on the late training sessions, and ``eval --history
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from indexer.querylog import Session
 
-History = dict[str, tuple[int, float]]
 _DAY = 86400.0
+
+
+class PastQueries(Mapping[str, tuple[int, float]]):
+    """A person's history as a keystroke reads it: past query -> (times submitted, days since
+    last), in the order given (oldest first), and :meth:`starting_with` a typed text found by
+    bisecting the queries kept sorted, instead of testing each of them at every keystroke.
+
+    Built once per change of the history (a server builds it when a submit or a read changes its
+    view; the evaluation when it replays the log), not per keystroke."""
+
+    __slots__ = ("_stats", "_sorted", "_position")
+
+    def __init__(self, stats: Mapping[str, tuple[int, float]]) -> None:
+        self._stats = dict(stats)
+        self._position = {query: i for i, query in enumerate(self._stats)}
+        self._sorted = sorted(self._stats)
+
+    def __getitem__(self, query: str) -> tuple[int, float]:
+        return self._stats[query]
+
+    def __contains__(self, query: object) -> bool:
+        return query in self._stats
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stats)
+
+    def __len__(self) -> int:
+        return len(self._stats)
+
+    def __repr__(self) -> str:
+        return f"PastQueries({len(self._stats)} queries)"
+
+    def starting_with(self, prefix: str) -> list[str]:
+        """The past queries that start with ``prefix``, in the order given."""
+        ordered = self._sorted
+        found = []
+        for i in range(bisect_left(ordered, prefix), len(ordered)):
+            if not ordered[i].startswith(prefix):
+                break
+            found.append(ordered[i])
+        return sorted(found, key=self._position.__getitem__) if len(found) > 1 else found
+
+
+History = PastQueries
+NO_PAST_QUERIES = PastQueries({})
+
+
+def past_queries(history: Mapping[str, tuple[int, float]]) -> PastQueries:
+    """``history`` as :class:`PastQueries`, indexed now if it is a plain mapping."""
+    if isinstance(history, PastQueries):
+        return history
+    return PastQueries(history) if history else NO_PAST_QUERIES
 
 
 def histories_before(
@@ -38,7 +90,8 @@ def histories_before(
             snapshots: list[History] = []
             for j, query in enumerate(session.queries):
                 if i >= 0 and j > 0:
-                    snapshots.append({q: (int(c), (start - last) / _DAY) for q, (c, last) in known.items()})
+                    stats = {q: (int(c), (start - last) / _DAY) for q, (c, last) in known.items()}
+                    snapshots.append(PastQueries(stats))
                 entry = known.pop(query, None)
                 known[query] = [1.0, start] if entry is None else [entry[0] + 1.0, start]
                 if len(known) > max_queries:

@@ -23,7 +23,7 @@ import numpy as np
 from indexer.config import TrainConfig
 from indexer.cooccurrence import PairCounts
 from indexer.errors import ConfigError
-from indexer.histories import History, histories_before
+from indexer.histories import NO_PAST_QUERIES, History, histories_before
 from indexer.labels import LabelSet
 from indexer.language import WordLanguageModel
 from indexer.model import MpcModel, XmrModel
@@ -400,7 +400,9 @@ class _Groups:
             prefix = nxt[: rng.randint(1, len(nxt))]
             if rng.random() < params.typo_share:
                 prefix, _ = apply_typo(prefix, rng, "A")
-            asked = history if history is not None and rng.random() < params.history_share else {}
+            asked = (
+                history if history is not None and rng.random() < params.history_share else NO_PAST_QUERIES
+            )
             texts, X = rows_of(previous, prefix, asked)
             hit = np.array([t == nxt for t in texts], dtype=np.float32)
             if len(texts) > 1 and hit.any():

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from indexer.histories import histories_before
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.histories import NO_PAST_QUERIES, PastQueries, histories_before, past_queries
 from indexer.querylog import Session
 
 DAY = 86400.0
@@ -26,3 +29,21 @@ def test_a_history_keeps_the_last_distinct_queries_only():
     (history,) = histories_before(prior, [Session("ann", 100.0, ("a", "b"))], max_queries=10)
     assert len(history) == 10
     assert "query 49" in history and "query 0" not in history
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.text(alphabet="ab é", min_size=0, max_size=5), max_size=30, unique=True),
+    st.text(alphabet="ab é", max_size=3),
+)
+def test_the_queries_starting_with_a_text_are_found_in_the_order_given(queries, prefix):
+    history = PastQueries({q: (1, float(i)) for i, q in enumerate(queries)})
+    assert history.starting_with(prefix) == [q for q in queries if q.startswith(prefix)]
+    assert list(history) == queries and len(history) == len(queries)
+
+
+def test_a_plain_mapping_becomes_past_queries_once():
+    history = past_queries({"red shoes": (2, 1.0)})
+    assert isinstance(history, PastQueries) and past_queries(history) is history
+    assert history["red shoes"] == (2, 1.0) and "red" not in history
+    assert past_queries({}) is NO_PAST_QUERIES and not NO_PAST_QUERIES

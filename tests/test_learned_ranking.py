@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,3 +73,15 @@ def test_spelling_variants_are_one_candidate_in_their_most_popular_spelling():
     found.features[:, Feature.LOG_COUNT] = np.log1p([2, 1, 9, 0])
     texts, _, _, _, _ = ranker.features(Request("house", "", 10, 0, 3), [found])
     assert texts == ["house plants", "house music"]
+
+
+def test_a_candidate_the_person_submitted_gets_their_count_and_recency_exact_or_corrected():
+    ranker = LearnedRanker(LABELS, None, None)
+    history = {"rose garden": (3, 1.0), "roses": (1, 0.0), "tulips": (5, 0.0)}
+    found = batch(["rose garden", "rose bush"], Source.EXACT, [1, 0])
+    corrected = batch(["roses"], Source.FUZZY, [2])
+    for typed in ("rose", "rise"):  # what the person typed starts every candidate, or none
+        texts, _, X, _, _ = ranker.features(Request(typed, "", 10, 0, 3, history), [found, corrected])
+        assert texts == ["rose garden", "rose bush", "roses"]
+        assert X[:, Feature.HISTORY_LOG_COUNT].tolist() == pytest.approx([np.log1p(3), 0.0, np.log1p(1)])
+        assert X[:, Feature.HISTORY_RECENCY].tolist() == pytest.approx([0.5, 0.0, 1.0])
