@@ -3,7 +3,9 @@
 The labels are sorted by code point (:class:`~indexer.labels.LabelSet`), so they form an implicit
 character trie: a node is ``(depth, lo, hi)``, the labels ``[lo, hi)`` sharing their first
 ``depth`` code points (the node's string), and its children are the runs of equal code points at
-position ``depth`` inside ``[lo, hi)``, found by galloping search. No trie is stored.
+position ``depth`` inside ``[lo, hi)``. Only the top levels' runs are stored (:func:`trie_top`,
+built at load: 14,000 runs for 60,000 labels), where nodes are wide and galloping over their labels
+reads memory far apart; deeper, the runs are found by galloping search.
 
 :func:`fuzzy_walk` walks that trie depth first carrying one row of the optimal string alignment
 (restricted Damerau-Levenshtein: substitution, insertion, deletion and transposition of two
@@ -86,12 +88,66 @@ def _run_end(indptr: np.ndarray, chars: np.ndarray, start: int, hi: int, depth: 
 
 
 _FAR = 1 << 20  # a distance past any budget
+TOP_DEPTH = 4  # the trie levels whose child runs are kept as arrays (see :func:`trie_top`)
+
+
+class TrieTop(NamedTuple):
+    """The child runs of the implicit trie's top levels, kept as arrays, so the walk reads a
+    wide node's children in order instead of galloping over its labels (two dependent reads of
+    memory far apart per probe, the walk's main cost at the top).
+
+    A run at depth ``d`` is a maximal block of labels, all longer than ``d``, that share their
+    first ``d + 1`` code points. ``starts[level_ptr[d]:level_ptr[d + 1]]`` are the first label
+    ids of the runs at depth ``d`` (ascending), ``points`` the code point at ``d`` of each.
+    Inside a node of depth ``d`` a run ends where the next one starts or where the node ends.
+    """
+
+    starts: np.ndarray  # int64
+    points: np.ndarray  # int32
+    level_ptr: np.ndarray  # int64 (depth + 1,)
+
+
+@numba.njit(cache=True)
+def _run_starts(indptr: np.ndarray, chars: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    n = indptr.shape[0] - 1
+    starts = np.empty(n, dtype=np.int64)
+    points = np.empty(n, dtype=np.int32)
+    found = 0
+    for i in range(n):
+        a = indptr[i]
+        if indptr[i + 1] - a <= depth:
+            continue
+        new = i == 0 or indptr[i] - indptr[i - 1] <= depth
+        if not new:
+            b = indptr[i - 1]
+            for j in range(depth + 1):
+                if chars[a + j] != chars[b + j]:
+                    new = True
+                    break
+        if new:
+            starts[found] = i
+            points[found] = chars[a + depth]
+            found += 1
+    return starts[:found].copy(), points[:found].copy()
+
+
+def trie_top(indptr: np.ndarray, chars: np.ndarray, depth: int = TOP_DEPTH) -> TrieTop:
+    """The :class:`TrieTop` of the sorted labels ``indptr``/``chars``, ``depth`` levels deep
+    (0: none, every node's children found by galloping)."""
+    levels = [_run_starts(indptr, chars, d) for d in range(depth)]
+    sizes = [len(s) for s, _ in levels]
+    return TrieTop(
+        np.concatenate([s for s, _ in levels]) if levels else np.empty(0, dtype=np.int64),
+        np.concatenate([p for _, p in levels]) if levels else np.empty(0, dtype=np.int32),
+        np.concatenate(([0], np.cumsum(sizes))).astype(np.int64),
+    )
 
 
 @numba.njit(cache=True)
 def _walk(
     indptr: np.ndarray,
     chars: np.ndarray,
+    top_runs: TrieTop,
     typed: np.ndarray,
     budget: int,
     penalty: int,
@@ -119,11 +175,16 @@ def _walk(
     budgets = np.empty(max_depth, dtype=np.int64)
     last = np.empty(max_depth, dtype=np.int64)  # the node string's last code point
     rep = np.empty(max_depth, dtype=np.int64)  # the row of the nearest reported node on the path
+    run = np.empty(max_depth, dtype=np.int64)  # at a depth of ``top_runs``: the cursor's run
+    starts, points, level_ptr = top_runs
+    indexed = level_ptr.shape[0] - 1
     for j in range(m + 1):
         rows[0, j] = j
     los[0], his[0], cursor[0], budgets[0], last[0], rep[0] = root_lo, root_hi, root_lo, budget, -1, -1
     if root_lo < root_hi and indptr[root_lo + 1] == indptr[root_lo]:
         cursor[0] = root_lo + 1  # the empty label has no child
+    if indexed > 0:
+        run[0] = np.searchsorted(starts[level_ptr[0] : level_ptr[1]], cursor[0])
     top = 0
     while top >= 0:
         p = cursor[top]
@@ -131,8 +192,14 @@ def _walk(
         if p >= hi:
             top -= 1
             continue
-        c = chars[indptr[p] + top]
-        e = _run_end(indptr, chars, p, hi, top, c)
+        if top < indexed:
+            r = level_ptr[top] + run[top]
+            c = points[r]
+            e = starts[r + 1] if r + 1 < level_ptr[top + 1] and starts[r + 1] < hi else hi
+            run[top] += 1
+        else:
+            c = chars[indptr[p] + top]
+            e = _run_end(indptr, chars, p, hi, top, c)
         cursor[top] = e
         if top == 0 and p == skip_lo:
             continue
@@ -198,6 +265,9 @@ def _walk(
                     c,
                     reported,
                 )
+                if k < indexed:
+                    level = starts[level_ptr[k] : level_ptr[k + 1]]
+                    run[k] = np.searchsorted(level, first)
                 top = k
     return visited, 0, out, n_out
 
@@ -221,6 +291,7 @@ def _covered(out: np.ndarray, n_out: int) -> int:
 def _tiers(
     indptr: np.ndarray,
     chars: np.ndarray,
+    top_runs: TrieTop,
     typed: np.ndarray,
     max_distance: int,
     penalty: int,
@@ -242,7 +313,7 @@ def _tiers(
     truncated = 0
     while True:
         visited, truncated, out, n_out = _walk(
-            indptr, chars, typed, budget, penalty, root_lo, root_hi, skip_lo, min_record, max_nodes,
+            indptr, chars, top_runs, typed, budget, penalty, root_lo, root_hi, skip_lo, min_record, max_nodes,
             visited, out, n_out,
         )  # fmt: skip
         if truncated == 1 or budget >= max_distance:
@@ -257,6 +328,7 @@ def _tiers(
 def fuzzy_walk(
     indptr: np.ndarray,
     chars: np.ndarray,
+    top_runs: TrieTop,
     typed: np.ndarray,
     max_distance: int,
     first_char_exact: bool,
@@ -267,7 +339,8 @@ def fuzzy_walk(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, bool]:
     """The label ranges whose common prefix is within ``max_distance`` edits of ``typed``.
 
-    ``indptr``/``chars``: the sorted labels' code point CSR; ``typed``: int32 code points.
+    ``indptr``/``chars``: the sorted labels' code point CSR, ``top_runs`` its :func:`trie_top`;
+    ``typed``: int32 code points.
     Returns ``lo``, ``hi`` (int64), ``cost``, ``matched_len`` (int32), sorted by cost then ``lo``
     and cut to ``max_ranges``; the nodes visited; whether the node bound cut the walk short.
     ``enough_labels > 0``: look for matches two edits away only when fewer labels than that are
@@ -288,16 +361,42 @@ def fuzzy_walk(
     elif first_char_exact:
         lo, hi = prefix_range(indptr, chars, typed[:1])
         visited, truncated, out, n_out = _tiers(
-            indptr, chars, typed, max_distance, 0, lo, hi, -1, enough_labels, max_nodes, visited, out, n_out
+            indptr,
+            chars,
+            top_runs,
+            typed,
+            max_distance,
+            0,
+            lo,
+            hi,
+            -1,
+            enough_labels,
+            max_nodes,
+            visited,
+            out,
+            n_out,
         )
         if n_out == 0 and truncated == 0:
             visited, truncated, out, n_out = _tiers(
-                indptr, chars, typed, max_distance, first_char_penalty, 0, n, lo if lo < hi else -1,
+                indptr, chars, top_runs, typed, max_distance, first_char_penalty, 0, n, lo if lo < hi else -1,
                 enough_labels, max_nodes, visited, out, n_out,
             )  # fmt: skip
     else:
         visited, truncated, out, n_out = _tiers(
-            indptr, chars, typed, max_distance, 0, 0, n, -1, enough_labels, max_nodes, visited, out, n_out
+            indptr,
+            chars,
+            top_runs,
+            typed,
+            max_distance,
+            0,
+            0,
+            n,
+            -1,
+            enough_labels,
+            max_nodes,
+            visited,
+            out,
+            n_out,
         )
     rows = out[:n_out][out[:n_out, 2] >= 0]
     order = np.argsort(rows[:, 2] * (n + 1) + rows[:, 0], kind="mergesort")[:max_ranges]
@@ -312,12 +411,15 @@ def fuzzy_walk(
     return lo_out, hi_out, cost_out, len_out, min(visited, max_nodes), truncated == 1
 
 
-def fuzzy_ranges(indptr: np.ndarray, chars: np.ndarray, typed: str, params: FuzzyParams) -> FuzzyRanges:
+def fuzzy_ranges(
+    indptr: np.ndarray, chars: np.ndarray, top_runs: TrieTop, typed: str, params: FuzzyParams
+) -> FuzzyRanges:
     """:func:`fuzzy_walk` for an already normalized typed text, with the distance from ``params``."""
     points = encode(typed)
     lo, hi, cost, matched_len, visited, truncated = fuzzy_walk(
         indptr,
         chars,
+        top_runs,
         points,
         params.max_distance(points.shape[0]),
         params.first_char_exact,
@@ -440,12 +542,14 @@ def top_in_ranges(
     return ids, seg_cost[where].astype(np.int32), seg_len[where].astype(np.int32)
 
 
-def warm_up(indptr: np.ndarray, chars: np.ndarray, table: np.ndarray, counts: np.ndarray) -> None:
+def warm_up(
+    indptr: np.ndarray, chars: np.ndarray, top_runs: TrieTop, table: np.ndarray, counts: np.ndarray
+) -> None:
     """Compile the kernels for these very arrays (memory-mapped ones are read-only, a type of
     their own to numba) before the first request: a walk with each pass and a top-k pick, by cost
     as :class:`~autocomplete.generators.FuzzyPrefix` asks for it."""
     params = FuzzyParams()
     first = chr(int(chars[0])) if chars.shape[0] else "a"
     for typed in ("", first + "bcdefghij", "\x00bcd"):
-        r = fuzzy_ranges(indptr, chars, typed, params)
+        r = fuzzy_ranges(indptr, chars, top_runs, typed, params)
         top_in_ranges(table, counts, r.lo, r.hi, r.cost, r.matched_len, 10, True)

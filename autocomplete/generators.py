@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from autocomplete.candidates import CandidateBatch, Feature, Request, Source, concatenate, empty_features
-from autocomplete.fuzzy import fuzzy_ranges, top_in_ranges
+from autocomplete.fuzzy import fuzzy_ranges, top_in_ranges, trie_top
 from autocomplete.fuzzy import warm_up as fuzzy_warm_up
 from autocomplete.generation import Candidates, Generator
 from autocomplete.search import BeamSearcher, rerank_by_count
@@ -324,6 +324,7 @@ class FuzzyPrefix:
     def __init__(self, popularity: PopularityIndex, params: FuzzyParams) -> None:
         self.popularity = popularity
         self.params = params
+        self.top_runs = trie_top(popularity.labels.indptr, popularity.labels.chars)
         self.asked = 0
         self.walks = 0
         self._nothing_within: dict[str, int] = {}  # text -> edits within which no label prefix is
@@ -350,7 +351,7 @@ class FuzzyPrefix:
             self._keep_nothing(tail, edits)
             return None
         self.walks += 1
-        ranges = fuzzy_ranges(labels.indptr, labels.chars, tail, p)
+        ranges = fuzzy_ranges(labels.indptr, labels.chars, self.top_runs, tail, p)
         if not len(ranges.lo):
             if not ranges.truncated:  # the whole trie within ``edits`` was seen: nothing there
                 self._keep_nothing(tail, edits)
@@ -376,7 +377,7 @@ class FuzzyPrefix:
 
     def warm_up(self) -> None:
         labels = self.popularity.labels
-        fuzzy_warm_up(labels.indptr, labels.chars, self.popularity.table, labels.counts)
+        fuzzy_warm_up(labels.indptr, labels.chars, self.top_runs, self.popularity.table, labels.counts)
         self.asked = self.walks = 0
 
 

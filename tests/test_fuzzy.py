@@ -3,7 +3,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autocomplete.fuzzy import FuzzyParams, fuzzy_ranges, fuzzy_walk, top_in_ranges, warm_up
+from autocomplete.fuzzy import (
+    TOP_DEPTH,
+    FuzzyParams,
+    fuzzy_ranges,
+    fuzzy_walk,
+    top_in_ranges,
+    trie_top,
+    warm_up,
+)
 from indexer.labels import LabelSet, encode, prefix_range
 from indexer.popularity import build_sparse_table
 from tests.edit_distance import osa_distance
@@ -48,8 +56,9 @@ def per_label(label_set, result):
     return out
 
 
-def walk(label_set, typed, params):
-    return fuzzy_ranges(label_set.indptr, label_set.chars, typed, params)
+def walk(label_set, typed, params, depth=TOP_DEPTH):
+    top_runs = trie_top(label_set.indptr, label_set.chars, depth)
+    return fuzzy_ranges(label_set.indptr, label_set.chars, top_runs, typed, params)
 
 
 @st.composite
@@ -83,17 +92,40 @@ def labels_and_typed(draw):
     extra=st.integers(0, 3),
     first_char_exact=st.booleans(),
     enough=st.sampled_from([0, 0, 1, 3]),
+    depth=st.sampled_from([0, 1, 2, TOP_DEPTH, 8]),
 )
-def test_the_trie_walk_finds_what_a_brute_force_scan_finds(case, one_typo, extra, first_char_exact, enough):
+def test_the_trie_walk_finds_what_a_brute_force_scan_finds(
+    case, one_typo, extra, first_char_exact, enough, depth
+):
+    """Whatever depth of the trie's top is kept as arrays (0: none, 8: past most labels)."""
     labels, typed = case
     params = FuzzyParams(
         one_typo=one_typo, two_typos=one_typo + extra, first_char_exact=first_char_exact, enough_labels=enough
     )
     label_set = LabelSet(labels)
-    result = walk(label_set, typed, params)
+    result = walk(label_set, typed, params, depth)
     expected = brute_force(labels, typed, params.max_distance(len(typed)), first_char_exact, enough=enough)
     assert per_label(label_set, result) == expected
     assert not result.truncated and result.nodes_visited <= params.max_nodes
+    galloped = walk(label_set, typed, params, 0)  # the same ranges, and as many nodes visited
+    assert all(np.array_equal(a, b) for a, b in zip(result, galloped))
+
+
+@settings(max_examples=200, deadline=None)
+@given(labels=LABELS, depth=st.integers(0, 6))
+def test_the_trie_tops_runs_are_the_blocks_of_labels_sharing_a_prefix(labels, depth):
+    label_set = LabelSet(labels)
+    texts = label_set.texts()
+    top = trie_top(label_set.indptr, label_set.chars, depth)
+    for d in range(depth):
+        starts = top.starts[top.level_ptr[d] : top.level_ptr[d + 1]].tolist()
+        expected = [
+            i for i, t in enumerate(texts) if len(t) > d and (i == 0 or texts[i - 1][: d + 1] != t[: d + 1])
+        ]
+        assert starts == expected
+        assert top.points[top.level_ptr[d] : top.level_ptr[d + 1]].tolist() == [
+            ord(texts[i][d]) for i in starts
+        ]
 
 
 @settings(max_examples=200, deadline=None)
@@ -103,8 +135,9 @@ def test_reported_ranges_are_whole_trie_nodes_sorted_and_never_nested_at_equal_o
 ):
     label_set = LabelSet(labels)
     texts = label_set.texts()
+    top_runs = trie_top(label_set.indptr, label_set.chars)
     lo, hi, cost, length, _, _ = fuzzy_walk(
-        label_set.indptr, label_set.chars, encode(typed), distance, True, 1, 10**6, 10**6
+        label_set.indptr, label_set.chars, top_runs, encode(typed), distance, True, 1, 10**6, 10**6
     )
     keys = list(zip(cost.tolist(), lo.tolist()))
     assert keys == sorted(keys)
@@ -275,10 +308,11 @@ def test_after_warm_up_a_request_on_memory_mapped_labels_compiles_nothing(tmp_pa
     LabelSet(["rose bush", "roses"], [2, 1]).save(tmp_path)
     loaded = LabelSet.load(tmp_path)
     table = build_sparse_table(np.asarray(loaded.counts))
-    warm_up(loaded.indptr, loaded.chars, table, loaded.counts)
+    top_runs = trie_top(loaded.indptr, loaded.chars)
+    warm_up(loaded.indptr, loaded.chars, top_runs, table, loaded.counts)
     kernels = (fuzzy_walk, top_in_ranges)
     compiled = [len(kernel.signatures) for kernel in kernels]
-    r = fuzzy_ranges(loaded.indptr, loaded.chars, "rosse", FuzzyParams())
+    r = fuzzy_ranges(loaded.indptr, loaded.chars, top_runs, "rosse", FuzzyParams())
     ids, _, _ = top_in_ranges(table, loaded.counts, r.lo, r.hi, r.cost, r.matched_len, 10, True)
     assert sorted(loaded.text(i) for i in ids) == ["rose bush", "roses"]
     assert [len(kernel.signatures) for kernel in kernels] == compiled

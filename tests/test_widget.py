@@ -161,7 +161,8 @@ def test_every_keystroke_goes_over_the_websocket_with_increasing_seq(page, serve
     for typed in ("r", "ro", "ros"):
         page.locator("#q").press(typed[-1])
         page.wait_for_function(
-            "(text) => socketTap.sent.some((frame) => frame.type === 'input' && frame.text === text)", arg=typed
+            "(text) => socketTap.sent.some((frame) => frame.type === 'input' && frame.text === text)",
+            arg=typed,
         )
     playwright_api.expect(page.locator("[role=option]")).to_have_text(reference(server, "ros"))
     sent = page.evaluate("socketTap.sent.filter((frame) => frame.type === 'input')")
