@@ -433,13 +433,12 @@ class FromHistory:
         history = request.history
         if self.n <= 0 or not history:
             return None
-        texts = history.starting_with(request.typed)
-        if not texts:
+        lo, hi = history.span(request.typed)
+        if lo == hi:
             return None
-        stats = np.array([history[q] for q in texts], dtype=np.float64).reshape(-1, 2)
-        weight = stats[:, 0] / (1.0 + stats[:, 1])
-        order = np.argsort(-weight, kind="stable")[: self.n]
-        texts = [texts[i] for i in order.tolist()]
+        weight = history.counts[lo:hi] / (1.0 + history.days[lo:hi])
+        order = np.lexsort((history.position[lo:hi], -weight))[: self.n]  # ties: the older first
+        texts = [history.sorted_queries[lo + i] for i in order.tolist()]
         ids = np.fromiter((self.labels.id_of(t) for t in texts), dtype=np.int64, count=len(texts))
         features = empty_features(len(texts), Source.HISTORY)
         return CandidateBatch(texts, [Source.HISTORY] * len(texts), weight[order], features, ids)

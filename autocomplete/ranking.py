@@ -209,12 +209,17 @@ class LearnedRanker:
     def _fill_history(X: np.ndarray, texts: list[str], request: Request) -> None:
         """The person's count and recency of every candidate they submitted before."""
         history, typed = request.history, request.typed
-        own = set(history.starting_with(typed))  # all a candidate that starts with the typed text can be
-        hit = [i for i, t in enumerate(texts) if (t in own if t.startswith(typed) else t in history)]
-        if hit:
-            stats = np.array([history[texts[i]] for i in hit], dtype=np.float64)
-            X[hit, Feature.HISTORY_LOG_COUNT] = np.log1p(stats[:, 0])
-            X[hit, Feature.HISTORY_RECENCY] = 1.0 / (1.0 + stats[:, 1])
+        lo, hi = history.span(typed)  # all that a candidate starting with the typed text can be
+        own = {query: lo + i for i, query in enumerate(history.sorted_queries[lo:hi])}
+        rows, found = [], []
+        for i, text in enumerate(texts):
+            at = own.get(text, -1) if text.startswith(typed) else history.find(text)
+            if at >= 0:
+                rows.append(i)
+                found.append(at)
+        if rows:
+            X[rows, Feature.HISTORY_LOG_COUNT] = np.log1p(history.counts[found])
+            X[rows, Feature.HISTORY_RECENCY] = 1.0 / (1.0 + history.days[found])
 
     def prepare(self, context: str) -> None:
         if self.context is not None:

@@ -14,50 +14,74 @@ from bisect import bisect_left
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 
+import numpy as np
+
 from indexer.querylog import Session
 
 _DAY = 86400.0
+_MAX_POINT = 0x10FFFF
 
 
 class PastQueries(Mapping[str, tuple[int, float]]):
     """A person's history as a keystroke reads it: past query -> (times submitted, days since
-    last), in the order given (oldest first), and :meth:`starting_with` a typed text found by
-    bisecting the queries kept sorted, instead of testing each of them at every keystroke.
+    last), in the order given (oldest first). The queries are also kept sorted, with their counts,
+    days and given positions as arrays in that order, so the ones that start with a typed text are
+    a :meth:`span` found by bisection instead of a test of every query at every keystroke.
 
     Built once per change of the history (a server builds it when a submit or a read changes its
     view; the evaluation when it replays the log), not per keystroke."""
 
-    __slots__ = ("_stats", "_sorted", "_position")
+    __slots__ = ("_given", "_index", "sorted_queries", "counts", "days", "position")
 
     def __init__(self, stats: Mapping[str, tuple[int, float]]) -> None:
-        self._stats = dict(stats)
-        self._position = {query: i for i, query in enumerate(self._stats)}
-        self._sorted = sorted(self._stats)
+        given = list(stats)
+        order = sorted(range(len(given)), key=given.__getitem__)
+        self._given = given
+        self.sorted_queries = [given[i] for i in order]
+        self._index = {query: i for i, query in enumerate(self.sorted_queries)}
+        values = [stats[query] for query in self.sorted_queries]
+        self.counts = np.array([v[0] for v in values], dtype=np.float64)
+        self.days = np.array([v[1] for v in values], dtype=np.float64)
+        self.position = np.array(order, dtype=np.int64)
 
     def __getitem__(self, query: str) -> tuple[int, float]:
-        return self._stats[query]
+        i = self._index[query]
+        return int(self.counts[i]), float(self.days[i])
 
     def __contains__(self, query: object) -> bool:
-        return query in self._stats
+        return query in self._index
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._stats)
+        return iter(self._given)
 
     def __len__(self) -> int:
-        return len(self._stats)
+        return len(self._given)
 
     def __repr__(self) -> str:
-        return f"PastQueries({len(self._stats)} queries)"
+        return f"PastQueries({len(self._given)} queries)"
+
+    def find(self, query: str) -> int:
+        """The position of ``query`` among :attr:`sorted_queries`, -1 if it is not one."""
+        return self._index.get(query, -1)
+
+    def span(self, prefix: str) -> tuple[int, int]:
+        """``(lo, hi)``: :attr:`sorted_queries` ``[lo:hi]`` are those that start with ``prefix``."""
+        ordered = self.sorted_queries
+        lo = bisect_left(ordered, prefix)
+        if not prefix:
+            return lo, len(ordered)
+        last = ord(prefix[-1])
+        if last < _MAX_POINT:  # the first text past every one that starts with the prefix
+            return lo, bisect_left(ordered, prefix[:-1] + chr(last + 1), lo)
+        hi = lo
+        while hi < len(ordered) and ordered[hi].startswith(prefix):
+            hi += 1
+        return lo, hi
 
     def starting_with(self, prefix: str) -> list[str]:
         """The past queries that start with ``prefix``, in the order given."""
-        ordered = self._sorted
-        found = []
-        for i in range(bisect_left(ordered, prefix), len(ordered)):
-            if not ordered[i].startswith(prefix):
-                break
-            found.append(ordered[i])
-        return sorted(found, key=self._position.__getitem__) if len(found) > 1 else found
+        lo, hi = self.span(prefix)
+        return [self.sorted_queries[lo + i] for i in np.argsort(self.position[lo:hi]).tolist()]
 
 
 History = PastQueries
