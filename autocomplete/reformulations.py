@@ -169,10 +169,8 @@ class Reformulations:
         if not texts and not made:
             return None
         texts += [m[0] for m in made]
-        features = empty_features(len(texts), Source.REFORMULATED)
-        features[: len(rows), Feature.REFORM_DROPPED] = kept.dropped[rows]
-        features[len(rows) :, Feature.REFORM_DROPPED] = [m[1] for m in made]
-        features[len(rows) :, Feature.REFORM_ADDED] = [m[2] for m in made]
+        dropped = np.concatenate((kept.dropped[rows], np.array([m[1] for m in made], dtype=np.float32)))
+        added = np.array([0] * len(rows) + [m[2] for m in made], dtype=np.float32)
         if self.generator is not None:
             done = typed.rsplit(" ", 1)[0] if " " in typed else ""
             asked = [m[0] for m in made] + ([done] if done else [])
@@ -180,14 +178,16 @@ class Reformulations:
             typed_logp = logp[-1] if done else 0.0
             logp = np.concatenate((kept.logp[rows], logp[: len(made)]))
             end = np.concatenate((kept.end[rows], end[: len(made)]))
-            features[:, Feature.LM_LOGPROB] = logp - typed_logp
-            features[:, Feature.LM_END_LOGPROB] = end
             scores = logp + end
         else:
             scores = -np.arange(len(texts), dtype=np.float64)
         order = np.argsort(-scores, kind="stable")[: self.n]
-        features = features[order]
-        features[:, Feature.SOURCE_RANK] = 1.0 / (1.0 + np.arange(len(order)))
+        features = empty_features(len(order), Source.REFORMULATED)  # SOURCE_RANK: by this order
+        features[:, Feature.REFORM_DROPPED] = dropped[order]
+        features[:, Feature.REFORM_ADDED] = added[order]
+        if self.generator is not None:
+            features[:, Feature.LM_LOGPROB] = logp[order] - typed_logp
+            features[:, Feature.LM_END_LOGPROB] = end[order]
         return CandidateBatch(
             [texts[i] for i in order.tolist()],
             [Source.REFORMULATED] * len(order),
