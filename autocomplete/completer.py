@@ -175,7 +175,7 @@ def xmr_chain(model: XmrModel, learned: bool, live: LiveView | None = None) -> C
             min_end_fraction=lang.min_end_fraction,
             cache_weight=lang.cache_weight,
         )
-        generators.append(Generated(generator, lang.candidates, lang.context_candidates))
+        generators.append(Generated(generator, lang.candidates, lang.context_candidates, model.labels))
     generators.append(Reformulations(generator, ctx.reformulations, ctx.reformulation_words))
     if live is not None:
         generators.append(LiveLabels(live, model.labels, live.params.candidates, model.language_))

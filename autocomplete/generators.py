@@ -246,17 +246,20 @@ class Generated:
     generator's ``cache_weight``), marked ``LM_CACHED``, when the typed text ends a word or its
     unfinished word starts a word of the previous query."""
 
-    def __init__(self, generator: Generator, limit: int, context_limit: int = 0) -> None:
+    def __init__(
+        self, generator: Generator, limit: int, context_limit: int = 0, labels: LabelSet | None = None
+    ) -> None:
         self.generator = generator
         self.limit = limit
         self.context_limit = context_limit if generator.cache_weight > 0.0 else 0
-        self._plain: dict[str, Candidates] = {}
+        self.labels = labels
+        # typed text -> its batch without the previous query (read-only downstream) and its texts
+        self._plain: dict[str, tuple[CandidateBatch | None, frozenset[str]]] = {}
 
     def generate(self, request: Request, found: Sequence[CandidateBatch]) -> CandidateBatch | None:
         if self.limit <= 0 or not request.typed.strip():
             return None
-        made = through_cache(self._plain, [request.typed], self._generate_plain, _PLAIN_KEPT)[0]
-        plain = self._batch(made, cached=False)
+        plain, known = through_cache(self._plain, [request.typed], self._generate_plain, _PLAIN_KEPT)[0]
         if not request.context or self.context_limit <= 0:
             return plain
         partial = request.typed.rsplit(" ", 1)[-1]
@@ -265,14 +268,21 @@ class Generated:
         made = self.generator.generate(
             request.typed, self.limit + self.context_limit, previous=request.context
         )
-        known = set(plain.texts) if plain is not None else set()
         keep = [i for i, text in enumerate(made.text) if text not in known][: self.context_limit]
         cached = self._batch(made, cached=True, rows=keep)
         parts = [b for b in (plain, cached) if b is not None]
         return concatenate(parts) if parts else None
 
-    def _generate_plain(self, typed: list[str]) -> list[Candidates]:
-        return [self.generator.generate(t, self.limit) for t in typed]
+    def _generate_plain(self, typed: list[str]) -> list[tuple[CandidateBatch | None, frozenset[str]]]:
+        """Each typed text's batch, with the label ids of the generated texts that are logged
+        queries (found once here, not by the ranker at every keystroke that asks again)."""
+        out = []
+        for text in typed:
+            batch = self._batch(self.generator.generate(text, self.limit), cached=False)
+            if batch is not None and self.labels is not None:
+                batch.label_ids = np.fromiter(map(self.labels.id_of, batch.texts), np.int64, len(batch))
+            out.append((batch, frozenset(batch.texts) if batch is not None else frozenset()))
+        return out
 
     @staticmethod
     def _batch(made: Candidates, cached: bool, rows: list[int] | None = None) -> CandidateBatch | None:

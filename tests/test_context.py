@@ -139,3 +139,15 @@ def test_a_typed_text_seen_before_gets_the_same_completions_without_running_the_
     again = generated.generate(request("indoor p", "cheap flights"), [])  # another person, same text
     assert runs == [] and again.texts == first.texts
     np.testing.assert_array_equal(again.features, first.features)
+
+
+def test_a_generated_text_that_is_a_logged_query_carries_its_label_id():
+    from autocomplete.generation import Generator
+    from autocomplete.generators import Generated
+    from indexer.language import WordLanguageModel
+
+    generator = Generator(WordLanguageModel(order=3).fit(["green tea", "green tea cups", "gas prices"] * 3))
+    batch = Generated(generator, 5, labels=LABELS).generate(request("g", ""), [])
+    ids = dict(zip(batch.texts, batch.label_ids.tolist()))
+    assert ids["green tea"] == LABELS.id_of("green tea") and ids["gas prices"] == LABELS.id_of("gas prices")
+    assert ids["green tea cups"] == -1  # made, no logged query
