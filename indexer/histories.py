@@ -78,11 +78,6 @@ class PastQueries(Mapping[str, tuple[int, float]]):
             hi += 1
         return lo, hi
 
-    def starting_with(self, prefix: str) -> list[str]:
-        """The past queries that start with ``prefix``, in the order given."""
-        lo, hi = self.span(prefix)
-        return [self.sorted_queries[lo + i] for i in np.argsort(self.position[lo:hi]).tolist()]
-
 
 History = PastQueries
 NO_PAST_QUERIES = PastQueries({})
