@@ -358,46 +358,19 @@ def fuzzy_walk(
         if n > 0:
             out[0, 0], out[0, 1], out[0, 2], out[0, 3] = 0, n, 0, 0
             n_out = 1
-    elif first_char_exact:
-        lo, hi = prefix_range(indptr, chars, typed[:1])
+    else:
+        lo, hi = 0, n
+        if first_char_exact:
+            lo, hi = prefix_range(indptr, chars, typed[:1])
         visited, truncated, out, n_out = _tiers(
-            indptr,
-            chars,
-            top_runs,
-            typed,
-            max_distance,
-            0,
-            lo,
-            hi,
-            -1,
-            enough_labels,
-            max_nodes,
-            visited,
-            out,
-            n_out,
-        )
-        if n_out == 0 and truncated == 0:
+            indptr, chars, top_runs, typed, max_distance, 0, lo, hi, -1, enough_labels, max_nodes, visited,
+            out, n_out,
+        )  # fmt: skip
+        if first_char_exact and n_out == 0 and truncated == 0:
             visited, truncated, out, n_out = _tiers(
                 indptr, chars, top_runs, typed, max_distance, first_char_penalty, 0, n, lo if lo < hi else -1,
                 enough_labels, max_nodes, visited, out, n_out,
             )  # fmt: skip
-    else:
-        visited, truncated, out, n_out = _tiers(
-            indptr,
-            chars,
-            top_runs,
-            typed,
-            max_distance,
-            0,
-            0,
-            n,
-            -1,
-            enough_labels,
-            max_nodes,
-            visited,
-            out,
-            n_out,
-        )
     rows = out[:n_out][out[:n_out, 2] >= 0]
     order = np.argsort(rows[:, 2] * (n + 1) + rows[:, 0], kind="mergesort")[:max_ranges]
     r = order.shape[0]
