@@ -448,6 +448,26 @@ def test_a_forged_or_another_persons_user_key_reads_and_deletes_nothing(mpc_mode
         client.close()
 
 
+def test_the_persons_past_query_completes_their_prefix_until_they_delete_it(demo_model: Path) -> None:
+    """The learned chain in a real server: a query only this person submitted (no logged query
+    starts with it) comes back for its first characters, and never once the history is deleted."""
+    mine = "zanzibar quilting club"
+
+    def shown(ws, text: str) -> list[str]:
+        answer = ws_ask(ws, {"type": "input", "seq": next(seq), "text": text, "k": 10})
+        return [item["text"] for item in answer["items"]]
+
+    seq = iter(range(1, 100))
+    with ServerProcess(demo_model, env=history_env()) as server:
+        with as_user(server, ALICE) as ws:
+            assert mine not in shown(ws, "zanz")
+            ws_ask(ws, {"type": "submit", "text": mine, "idempotency_key": "submit-key-0"})
+        with as_user(server, ALICE) as ws, as_user(server, BOB) as other:
+            assert mine in shown(ws, "zanz") and mine not in shown(other, "zanz")
+            assert http_delete(server, "/v1/history", ALICE)["forgotten"] is True
+            assert mine not in shown(ws, "zanz")
+
+
 @pytest.mark.redis
 def test_a_deleted_history_never_appears_again(mpc_model: Path) -> None:
     shared_redis_or_skip()
