@@ -208,16 +208,11 @@ class LearnedRanker:
     @staticmethod
     def _fill_history(X: np.ndarray, texts: list[str], request: Request) -> None:
         """The person's count and recency of every candidate they submitted before."""
-        history, typed = request.history, request.typed
-        lo, hi = history.span(typed)  # all that a candidate starting with the typed text can be
-        own = {query: lo + i for i, query in enumerate(history.sorted_queries[lo:hi])}
-        rows, found = [], []
-        for i, text in enumerate(texts):
-            at = own.get(text, -1) if text.startswith(typed) else history.find(text)
-            if at >= 0:
-                rows.append(i)
-                found.append(at)
-        if rows:
+        history = request.history
+        at = history.positions(texts)
+        rows = np.flatnonzero(at >= 0)
+        if len(rows):
+            found = at[rows]
             X[rows, Feature.HISTORY_LOG_COUNT] = np.log1p(history.counts[found])
             X[rows, Feature.HISTORY_RECENCY] = 1.0 / (1.0 + history.days[found])
 

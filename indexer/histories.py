@@ -13,6 +13,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -63,6 +64,10 @@ class PastQueries(Mapping[str, tuple[int, float]]):
     def find(self, query: str) -> int:
         """The position of ``query`` among :attr:`sorted_queries`, -1 if it is not one."""
         return self._index.get(query, -1)
+
+    def positions(self, queries: Sequence[str]) -> np.ndarray:
+        """:meth:`find` of every query, as one int64 array."""
+        return np.fromiter(map(self._index.get, queries, repeat(-1)), dtype=np.int64, count=len(queries))
 
     def span(self, prefix: str) -> tuple[int, int]:
         """``(lo, hi)``: :attr:`sorted_queries` ``[lo:hi]`` are those that start with ``prefix``."""
