@@ -118,12 +118,16 @@ class Request:
         self.history = past_queries(self.history)  # a plain mapping is indexed once, here
 
 
+NOT_A_LABEL = -2  # a label id: the generator looked the text up, and it is no logged query
+
+
 @dataclasses.dataclass(slots=True)
 class CandidateBatch:
     """What one generator adds: ``texts[i]`` with ``sources[i]``, ``scores[i]``, ``features[i]``,
-    ``label_ids[i]`` (the logged query's label id, -1 for a text the generator made) and, for
-    a text that does not start with the typed text, ``matched[i]``: how many of its leading
-    characters correspond to what was typed (-1: it starts with the typed text)."""
+    ``label_ids[i]`` (the logged query's label id; for a text the generator made, -1, or
+    :data:`NOT_A_LABEL` when it looked the text up already) and, for a text that does not start
+    with the typed text, ``matched[i]``: how many of its leading characters correspond to what was
+    typed (-1: it starts with the typed text)."""
 
     texts: list[str]
     sources: list[Source]

@@ -176,7 +176,7 @@ def xmr_chain(model: XmrModel, learned: bool, live: LiveView | None = None) -> C
             cache_weight=lang.cache_weight,
         )
         generators.append(Generated(generator, lang.candidates, lang.context_candidates, model.labels))
-    generators.append(Reformulations(generator, ctx.reformulations, ctx.reformulation_words))
+    generators.append(Reformulations(generator, ctx.reformulations, ctx.reformulation_words, model.labels))
     if live is not None:
         generators.append(LiveLabels(live, model.labels, live.params.candidates, model.language_))
     generators.append(FuzzyPrefix(model.popularity_, model.fuzzy))

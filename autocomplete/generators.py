@@ -22,7 +22,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from autocomplete.candidates import CandidateBatch, Feature, Request, Source, concatenate, empty_features
+from autocomplete.candidates import (
+    NOT_A_LABEL,
+    CandidateBatch,
+    Feature,
+    Request,
+    Source,
+    concatenate,
+    empty_features,
+)
 from autocomplete.fuzzy import fuzzy_ranges, top_in_ranges, trie_top
 from autocomplete.fuzzy import warm_up as fuzzy_warm_up
 from autocomplete.generation import Candidates, Generator
@@ -280,7 +288,8 @@ class Generated:
         for text in typed:
             batch = self._batch(self.generator.generate(text, self.limit), cached=False)
             if batch is not None and self.labels is not None:
-                batch.label_ids = np.fromiter(map(self.labels.id_of, batch.texts), np.int64, len(batch))
+                ids = np.fromiter(map(self.labels.id_of, batch.texts), np.int64, len(batch))
+                batch.label_ids = np.where(ids < 0, NOT_A_LABEL, ids)
             out.append((batch, frozenset(batch.texts) if batch is not None else frozenset()))
         return out
 

@@ -178,7 +178,7 @@ class LearnedRanker:
                     joined.matched_or_default() < 0, joined.features[:, Feature.LOG_COUNT], -np.inf
                 )
                 texts = _most_popular_spelling(texts, slot, joined.texts, counts)
-        made = np.flatnonzero(ids < 0).tolist()
+        made = np.flatnonzero(ids == -1).tolist()  # not looked up by the link that made them
         if made and request.lo == request.hi:  # no label starts with the typed text: a text that does is none
             typed = request.typed
             made = [i for i in made if not texts[i].startswith(typed)]

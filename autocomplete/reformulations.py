@@ -26,9 +26,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from autocomplete.candidates import CandidateBatch, Feature, Request, Source, empty_features
+from autocomplete.candidates import NOT_A_LABEL, CandidateBatch, Feature, Request, Source, empty_features
 from autocomplete.generation import Generator
 from indexer.caches import through_cache
+from indexer.labels import LabelSet
 
 MAX_WORDS = 8  # a longer previous query is edited in its first 8 words only (spans grow as n^2)
 
@@ -111,6 +112,7 @@ class _Drops(NamedTuple):
     dropped: np.ndarray  # float32
     logp: np.ndarray  # float64, log P(words | <s>); zeros without a language model
     end: np.ndarray  # float64, log P(</s> | words)
+    label_ids: np.ndarray  # int64: label ids, NOT_A_LABEL (-1 without a label set)
 
 
 _DROPS_KEPT = 1024  # previous queries whose scored drops a worker keeps
@@ -119,12 +121,17 @@ _DROPS_KEPT = 1024  # previous queries whose scored drops a worker keeps
 class Reformulations:
     """Up to ``n`` one-edit reformulations of the previous query that start with the typed text,
     the likeliest first under the word language model (``generator``; None: drops only, in the
-    order found). ``words``: completions of an unfinished word tried for replace / insert."""
+    order found). ``words``: completions of an unfinished word tried for replace / insert.
+    ``labels``: the drops that are logged queries are found once per previous query, not by the
+    ranker at every keystroke."""
 
-    def __init__(self, generator: Generator | None, n: int = 10, words: int = 3) -> None:
+    def __init__(
+        self, generator: Generator | None, n: int = 10, words: int = 3, labels: LabelSet | None = None
+    ) -> None:
         self.generator = generator
         self.n = n
         self.words = words
+        self.labels = labels
         self._drops: dict[str, _Drops] = {}
 
     def _complete(self, done: list[str], partial: str, exclude: str) -> list[tuple[str, float]]:
@@ -147,7 +154,12 @@ class Reformulations:
                 logp, end = self.generator.score(texts)
             else:
                 logp = end = np.zeros(len(texts))
-            out.append(_Drops(texts, dropped, logp, end))
+            if self.labels is not None:
+                ids = np.fromiter(map(self.labels.id_of, texts), dtype=np.int64, count=len(texts))
+                ids[ids < 0] = NOT_A_LABEL
+            else:
+                ids = np.full(len(texts), -1, dtype=np.int64)
+            out.append(_Drops(texts, dropped, logp, end, ids))
         return out
 
     def _blocked(self, text: str) -> bool:
@@ -171,6 +183,7 @@ class Reformulations:
         texts += [m[0] for m in made]
         dropped = np.concatenate((kept.dropped[rows], np.array([m[1] for m in made], dtype=np.float32)))
         added = np.array([0] * len(rows) + [m[2] for m in made], dtype=np.float32)
+        label_ids = np.concatenate((kept.label_ids[rows], np.full(len(made), -1, dtype=np.int64)))
         if self.generator is not None:
             done = typed.rsplit(" ", 1)[0] if " " in typed else ""
             asked = [m[0] for m in made] + ([done] if done else [])
@@ -193,7 +206,7 @@ class Reformulations:
             [Source.REFORMULATED] * len(order),
             scores[order],
             features,
-            np.full(len(order), -1),
+            label_ids[order],
         )
 
     def warm_up(self) -> None:

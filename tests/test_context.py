@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autocomplete.candidates import Feature, Request, Source, empty_features
+from autocomplete.candidates import NOT_A_LABEL, Feature, Request, Source, empty_features
 from autocomplete.context import ContextWords, SharedWords, most_counted
 from autocomplete.generators import FromHistory
 from indexer.labels import LabelSet, encode, prefix_range
@@ -150,4 +150,4 @@ def test_a_generated_text_that_is_a_logged_query_carries_its_label_id():
     batch = Generated(generator, 5, labels=LABELS).generate(request("g", ""), [])
     ids = dict(zip(batch.texts, batch.label_ids.tolist()))
     assert ids["green tea"] == LABELS.id_of("green tea") and ids["gas prices"] == LABELS.id_of("gas prices")
-    assert ids["green tea cups"] == -1  # made, no logged query
+    assert ids["green tea cups"] == NOT_A_LABEL  # made, no logged query: the ranker need not look

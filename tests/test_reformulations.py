@@ -5,9 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autocomplete.candidates import Feature, Request, Source
+from autocomplete.candidates import NOT_A_LABEL, Feature, Request, Source
 from autocomplete.generation import Generator
 from autocomplete.reformulations import Reformulations, edits
+from indexer.labels import LabelSet
 from indexer.language import WordLanguageModel
 
 PREVIOUS = "cheap flights to paris"
@@ -55,6 +56,19 @@ def test_the_link_ranks_edits_by_the_language_model_and_marks_them():
     assert batch.features[0, Feature.REFORM_ADDED] == 1 and batch.features[0, Feature.REFORM_DROPPED] == 1
     assert (batch.features[:, Feature.LM_LOGPROB] < 0).all()
     assert list(batch.scores) == sorted(batch.scores, reverse=True)
+
+
+def test_a_drop_that_is_a_logged_query_carries_its_label_id_and_the_others_say_they_are_none():
+    labels = LabelSet(["flights to paris", "paris"], [4, 9])
+    batch = Reformulations(None, n=10, labels=labels).generate(Request("f", PREVIOUS, 10, 0, 1), [])
+    ids = dict(zip(batch.texts, batch.label_ids.tolist()))
+    assert ids == {
+        "flights": NOT_A_LABEL,
+        "flights to": NOT_A_LABEL,
+        "flights to paris": labels.id_of("flights to paris"),
+    }
+    without = Reformulations(None, n=10).generate(Request("f", PREVIOUS, 10, 0, 1), [])
+    assert without.label_ids.tolist() == [-1, -1, -1]  # left to the ranking step to look up
 
 
 def test_nothing_without_a_previous_query_or_typed_text():
