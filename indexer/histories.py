@@ -61,12 +61,8 @@ class PastQueries(Mapping[str, tuple[int, float]]):
     def __repr__(self) -> str:
         return f"PastQueries({len(self._given)} queries)"
 
-    def find(self, query: str) -> int:
-        """The position of ``query`` among :attr:`sorted_queries`, -1 if it is not one."""
-        return self._index.get(query, -1)
-
     def positions(self, queries: Sequence[str]) -> np.ndarray:
-        """:meth:`find` of every query, as one int64 array."""
+        """The position of each of ``queries`` among :attr:`sorted_queries` (-1: not one), int64."""
         return np.fromiter(map(self._index.get, queries, repeat(-1)), dtype=np.int64, count=len(queries))
 
     def span(self, prefix: str) -> tuple[int, int]:

@@ -43,6 +43,8 @@ def test_the_queries_starting_with_a_text_are_one_span_of_the_sorted_ones(querie
     assert [queries[p] for p in history.position[lo:hi]] == history.sorted_queries[lo:hi]
     assert history.counts[lo:hi].tolist() == [history[q][0] for q in history.sorted_queries[lo:hi]]
     assert list(history) == queries and len(history) == len(queries)
+    at = history.positions([*queries, prefix + "\x00"])
+    assert [history.sorted_queries[p] for p in at[:-1]] == queries and at[-1] == -1
 
 
 def test_a_plain_mapping_becomes_past_queries_once():
