@@ -459,6 +459,7 @@ class FromHistory:
         order = np.lexsort((history.position[lo:hi], -weight))[: self.n]  # ties: the older first
         texts = [history.sorted_queries[lo + i] for i in order.tolist()]
         ids = np.fromiter((self.labels.id_of(t) for t in texts), dtype=np.int64, count=len(texts))
+        ids[ids < 0] = NOT_A_LABEL  # looked up: the ranker keeps no copy of a personal query
         features = empty_features(len(texts), Source.HISTORY)
         return CandidateBatch(texts, [Source.HISTORY] * len(texts), weight[order], features, ids)
 

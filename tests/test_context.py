@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from autocomplete.candidates import NOT_A_LABEL, Feature, Request, Source, empty_features
 from autocomplete.context import ContextWords, SharedWords, most_counted
 from autocomplete.generators import FromHistory
+from autocomplete.ranking import LearnedRanker
 from indexer.labels import LabelSet, encode, prefix_range
 from indexer.wordlinks import WordLinks
 
@@ -106,8 +107,11 @@ def test_history_proposes_the_persons_queries_of_the_prefix_most_used_and_recent
     history = {"green tea": (1, 30.0), "garden tools": (4, 1.0), "pizza": (9, 0.0), "gift ideas": (2, 0.0)}
     batch = FromHistory(LABELS, n=10).generate(request("g", "", history), [])
     assert batch.texts == ["garden tools", "gift ideas", "green tea"]
-    assert batch.label_ids.tolist() == [LABELS.id_of("garden tools"), -1, LABELS.id_of("green tea")]
+    assert batch.label_ids.tolist() == [LABELS.id_of("garden tools"), NOT_A_LABEL, LABELS.id_of("green tea")]
     assert FromHistory(LABELS, n=10).generate(request("g", ""), []) is None
+    ranker = LearnedRanker(LABELS, None, None)
+    assert "gift ideas" in [r[0] for r in ranker.rank(request("g", "", history), [batch])]
+    assert "gift ideas" not in ranker._made_ids  # a personal query is not kept by the worker's ranker
 
 
 def test_after_a_previous_query_its_words_come_back_in_generated_completions():
