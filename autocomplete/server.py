@@ -94,6 +94,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         _redact_uvicorn_logs()
+        asyncio.get_running_loop().set_exception_handler(nameless_background_errors)
         metrics = ServiceMetrics()
         source = Path(model) if model is not None else None
         seen = signature(source) if source is not None else None
@@ -539,6 +540,14 @@ def _redact_uvicorn_logs() -> None:
         log = logging.getLogger(name)
         if not any(isinstance(f, _RedactQueryStrings) for f in log.filters):
             log.addFilter(_RedactQueryStrings())
+
+
+def nameless_background_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The event loop's handler of errors no code awaited (a background task's, a callback's):
+    logged by the exception's type only. asyncio's own report prints the exception's message, its
+    traceback and the task or callback with its arguments, which can hold a query or a user key."""
+    exc = context.get("exception")
+    logger.error("an error no code awaited: %s", type(exc).__name__ if exc is not None else "no exception")
 
 
 def app_from_environment() -> Starlette:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +16,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from autocomplete.completer import load_completer
 from autocomplete.config import ServeConfig
-from autocomplete.server import create_app
+from autocomplete.server import create_app, nameless_background_errors
 from sessions.base import SessionStoreError, is_session_id
 from sessions.ids import SessionIds
 from sessions.memory import MemorySessionStore
@@ -527,3 +529,21 @@ def test_a_submitted_rank_outside_the_answer_is_a_clear_error(mpc_model):
         response = client.post("/v1/submit", json={"text": "rose", "rank": 99})
     assert response.status_code == 400 and response.json()["code"] == "bad_field"
     assert "rank" in response.json()["message"]
+
+
+def test_an_error_no_code_awaited_is_logged_by_its_type_never_its_message(caplog):
+    async def fails() -> None:
+        raise ValueError("zanzibar hose for alice")
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.set_exception_handler(nameless_background_errors)
+        task = loop.create_task(fails())
+        loop.run_until_complete(asyncio.wait([task]))
+        del task
+        with caplog.at_level(logging.ERROR):
+            gc.collect()  # a task whose exception nobody retrieved reports it when it is freed
+    finally:
+        loop.close()
+    assert "ValueError" in caplog.text
+    assert "zanzibar" not in caplog.text and "alice" not in caplog.text and "Traceback" not in caplog.text
