@@ -121,6 +121,13 @@ class Request:
 NOT_A_LABEL = -2  # a label id: the generator looked the text up, and it is no logged query
 
 
+def looked_up(labels: LabelSet, texts: Sequence[str]) -> np.ndarray:
+    """The label id of each text, :data:`NOT_A_LABEL` for a text that is none (int64)."""
+    ids = np.fromiter(map(labels.id_of, texts), dtype=np.int64, count=len(texts))
+    ids[ids < 0] = NOT_A_LABEL
+    return ids
+
+
 @dataclasses.dataclass(slots=True)
 class CandidateBatch:
     """What one generator adds: ``texts[i]`` with ``sources[i]``, ``scores[i]``, ``features[i]``,

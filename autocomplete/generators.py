@@ -23,13 +23,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from autocomplete.candidates import (
-    NOT_A_LABEL,
     CandidateBatch,
     Feature,
     Request,
     Source,
     concatenate,
     empty_features,
+    looked_up,
 )
 from autocomplete.fuzzy import fuzzy_ranges, top_in_ranges, trie_top
 from autocomplete.fuzzy import warm_up as fuzzy_warm_up
@@ -288,8 +288,7 @@ class Generated:
         for text in typed:
             batch = self._batch(self.generator.generate(text, self.limit), cached=False)
             if batch is not None and self.labels is not None:
-                ids = np.fromiter(map(self.labels.id_of, batch.texts), np.int64, len(batch))
-                batch.label_ids = np.where(ids < 0, NOT_A_LABEL, ids)
+                batch.label_ids = looked_up(self.labels, batch.texts)
             out.append((batch, frozenset(batch.texts) if batch is not None else frozenset()))
         return out
 
@@ -458,8 +457,7 @@ class FromHistory:
         weight = history.counts[lo:hi] / (1.0 + history.days[lo:hi])
         order = np.lexsort((history.position[lo:hi], -weight))[: self.n]  # ties: the older first
         texts = [history.sorted_queries[lo + i] for i in order.tolist()]
-        ids = np.fromiter((self.labels.id_of(t) for t in texts), dtype=np.int64, count=len(texts))
-        ids[ids < 0] = NOT_A_LABEL  # looked up: the ranker keeps no copy of a personal query
+        ids = looked_up(self.labels, texts)  # so the ranker keeps no copy of a personal query
         features = empty_features(len(texts), Source.HISTORY)
         return CandidateBatch(texts, [Source.HISTORY] * len(texts), weight[order], features, ids)
 

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from autocomplete.candidates import NOT_A_LABEL, CandidateBatch, Feature, Request, Source, empty_features
+from autocomplete.candidates import CandidateBatch, Feature, Request, Source, empty_features, looked_up
 from autocomplete.generation import Generator
 from indexer.caches import through_cache
 from indexer.labels import LabelSet
@@ -155,8 +155,7 @@ class Reformulations:
             else:
                 logp = end = np.zeros(len(texts))
             if self.labels is not None:
-                ids = np.fromiter(map(self.labels.id_of, texts), dtype=np.int64, count=len(texts))
-                ids[ids < 0] = NOT_A_LABEL
+                ids = looked_up(self.labels, texts)
             else:
                 ids = np.full(len(texts), -1, dtype=np.int64)
             out.append(_Drops(texts, dropped, logp, end, ids))
