@@ -1,3 +1,4 @@
+import gc
 import random
 
 import numpy as np
@@ -9,6 +10,7 @@ from autocomplete.evaluation.metrics import (
     bootstrap_ci,
     evaluate,
     evaluate_keystrokes,
+    measure_latency,
     score_answers,
     score_keystrokes,
     weighted_bleu,
@@ -167,6 +169,23 @@ def test_the_keystroke_pass_stops_typing_a_query_once_it_is_accepted():
     assert report["saved_at_5"] == pytest.approx(0.75 / 3)
     assert report["seen"]["queries"] == 2 and report["seen"]["saved_at_5"] == pytest.approx(0.375)
     assert completer.calls == report["keystrokes_scored"] == 1 + 4 + 3
+
+
+def test_latency_is_timed_with_the_heap_frozen_as_in_a_server_worker_and_the_collector_restored():
+    frozen = []
+
+    class Watching(_Table):
+        def complete(self, prefix, previous=(), k=10):
+            frozen.append(gc.get_freeze_count() > 0)
+            return super().complete(prefix, previous, k)
+
+    completer = Watching({("*", "r"): ["rose"]})
+    examples = make_examples(Pairs(["garden"] * 3, ["rose"] * 3, ["u"] * 3), "sampled", 0)
+    gc.unfreeze()  # a process whose heap nobody froze (a server test in this worker may have)
+    report = measure_latency(completer.complete, examples, 5, warmup=2, calls=4, prepare=completer.prepare)
+    assert report["calls"] == 4 and report["p99"] > 0
+    assert frozen == [False, False, True, True, True, True]  # the warm-up is not timed, not frozen
+    assert gc.get_freeze_count() == 0
 
 
 def test_the_keystroke_pass_agrees_with_scoring_every_keystroke():

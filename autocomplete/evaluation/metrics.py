@@ -18,6 +18,7 @@ and by prefix length, plus empty answers and single-query latency. Beside them:
 from __future__ import annotations
 
 import functools
+import gc
 import time
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from tqdm import tqdm
 
 from autocomplete.completer import Completer
 from autocomplete.evaluation.protocols import BUCKETS, Examples, bucket
+from autocomplete.holder import freeze_heap
 from indexer.histories import History
 from indexer.querylog import Pairs
 
@@ -365,7 +367,10 @@ def measure_latency(
     """Single-query latency: one call at a time over the examples, after a warm-up. With
     ``prepare``, each timed keystroke comes after its previous query was prepared (untimed), as
     the server prepares it when the query is submitted; without, every timed keystroke is the
-    first the completer sees of its context."""
+    first the completer sees of its context. The heap is frozen while timing, as a server worker's
+    is once its model is loaded (:func:`~autocomplete.holder.freeze_heap`): otherwise a full
+    cyclic collection over the libraries and the model (one in a few thousand keystrokes, about
+    0.2 s) would fall on a timed keystroke the server never has."""
     n = len(examples)
     if n == 0 or calls <= 0:
         return latency_summary([])
@@ -374,15 +379,21 @@ def measure_latency(
         ask(complete, examples.prefix[j], [examples.previous[j]], k, examples.history_of(j))
     timings = np.empty(calls)
     clock = time.perf_counter_ns
-    for i in range(calls):
-        j = (i * 7919) % n  # a fixed stride, so the timed inputs spread over the whole split
-        prev = [examples.previous[j]] if examples.previous[j] else []
-        history = examples.history_of(j)
-        if prepare is not None:
-            prepare(prev)
-        t0 = clock()
-        ask(complete, examples.prefix[j], prev, k, history)
-        timings[i] = clock() - t0
+    thawed = gc.get_freeze_count() == 0
+    freeze_heap()
+    try:
+        for i in range(calls):
+            j = (i * 7919) % n  # a fixed stride, so the timed inputs spread over the whole split
+            prev = [examples.previous[j]] if examples.previous[j] else []
+            history = examples.history_of(j)
+            if prepare is not None:
+                prepare(prev)
+            t0 = clock()
+            ask(complete, examples.prefix[j], prev, k, history)
+            timings[i] = clock() - t0
+    finally:
+        if thawed:  # a heap frozen before stays frozen
+            gc.unfreeze()
     return latency_summary(timings / 1e9)
 
 
