@@ -1,5 +1,5 @@
 from autocomplete.completer import Completion
-from bench.personal import first_characters, short_prefix_gain
+from bench.personal import first_characters, markdown_table, short_prefix_gain
 from indexer.querylog import Pairs
 
 PAIRS = Pairs(
@@ -33,3 +33,20 @@ def test_short_prefix_gain_averages_each_pair_once_and_bootstraps_over_pairs():
     assert report["gain"] == (1.0 + 0.75 + 0 + 0) / 4
     lo, hi = report["ci95"]
     assert 0.0 <= lo < report["gain"] < hi <= 1.0
+
+
+def test_the_table_quotes_the_side_by_side_latency_of_the_shipped_chain():
+    timed = {"p50": 0.5, "p99": 0.95, "calls": 6000}
+    report = {
+        "split": "test",
+        "log": "synthetic.tsv",
+        "rows": [],
+        "latency_side_by_side": {
+            "system": "+reformulations",
+            "with history": timed,
+            "without history": {**timed, "p99": 0.875},
+        },
+    }
+    text = markdown_table(report)
+    assert "with history p50 0.500, p99 0.950 ms; without history p50 0.500, p99 0.875 ms" in text
+    assert "6,000 each" in text

@@ -10,6 +10,7 @@ from autocomplete.evaluation.metrics import (
     bootstrap_ci,
     evaluate,
     evaluate_keystrokes,
+    interleaved_latency,
     measure_latency,
     score_answers,
     score_keystrokes,
@@ -186,6 +187,26 @@ def test_latency_is_timed_with_the_heap_frozen_as_in_a_server_worker_and_the_col
     assert report["calls"] == 4 and report["p99"] > 0
     assert frozen == [False, False, True, True, True, True]  # the warm-up is not timed, not frozen
     assert gc.get_freeze_count() == 0
+
+
+def test_side_by_side_latency_times_each_set_in_turn_in_blocks_so_all_see_the_same_machine():
+    asked = []
+
+    class Recording(_Table):
+        def complete(self, prefix, previous=(), k=10):
+            asked.append(prefix)
+            return super().complete(prefix, previous, k)
+
+    completer = Recording({})
+    sets = {
+        "with": make_examples(Pairs(["garden"] * 3, ["apple"] * 3, ["u"] * 3), "sampled", 0),
+        "without": make_examples(Pairs(["garden"] * 3, ["beans"] * 3, ["u"] * 3), "sampled", 0),
+        "empty": make_examples(Pairs([], [], []), "sampled", 0),
+    }
+    report = interleaved_latency(completer.complete, sets, 5, warmup=1, calls=5, block=2)
+    firsts = "".join(prefix[0] for prefix in asked)
+    assert firsts == "ab" + "aabb" + "aabb" + "ab"  # the warm-ups, then blocks of two in turn
+    assert report["with"]["calls"] == report["without"]["calls"] == 5 and report["empty"]["calls"] == 0
 
 
 def test_the_keystroke_pass_agrees_with_scoring_every_keystroke():

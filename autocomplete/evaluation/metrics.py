@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import gc
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -371,30 +371,52 @@ def measure_latency(
     is once its model is loaded (:func:`~autocomplete.holder.freeze_heap`): otherwise a full
     cyclic collection over the libraries and the model (one in a few thousand keystrokes, about
     0.2 s) would fall on a timed keystroke the server never has."""
-    n = len(examples)
-    if n == 0 or calls <= 0:
-        return latency_summary([])
-    for i in range(warmup):
-        j = i % n
-        ask(complete, examples.prefix[j], [examples.previous[j]], k, examples.history_of(j))
-    timings = np.empty(calls)
+    return interleaved_latency(complete, {"": examples}, k, warmup, calls, prepare)[""]
+
+
+def interleaved_latency(
+    complete: Callable[..., object],
+    sets: Mapping[str, Examples],
+    k: int,
+    warmup: int,
+    calls: int,
+    prepare: Callable[[list[str]], None] | None = None,
+    block: int = 100,
+) -> dict[str, dict[str, float | None]]:
+    """:func:`measure_latency` of each named set of examples (``calls`` each), side by side:
+    blocks of ``block`` calls of every set in turn, so that all see the same machine (on a shared
+    one its speed drifts by a third within minutes, which separate runs would take for a difference)."""
+    live = {name: examples for name, examples in sets.items() if len(examples)}
+    out: dict[str, dict[str, float | None]] = {name: latency_summary([]) for name in sets}
+    if not live or calls <= 0:
+        return out
+    for examples in live.values():
+        n = len(examples)
+        for i in range(warmup):
+            j = i % n
+            ask(complete, examples.prefix[j], [examples.previous[j]], k, examples.history_of(j))
+    timings = {name: np.empty(calls) for name in live}
     clock = time.perf_counter_ns
     thawed = gc.get_freeze_count() == 0
     freeze_heap()
     try:
-        for i in range(calls):
-            j = (i * 7919) % n  # a fixed stride, so the timed inputs spread over the whole split
-            prev = [examples.previous[j]] if examples.previous[j] else []
-            history = examples.history_of(j)
-            if prepare is not None:
-                prepare(prev)
-            t0 = clock()
-            ask(complete, examples.prefix[j], prev, k, history)
-            timings[i] = clock() - t0
+        for first in range(0, calls, block):
+            for name, examples in live.items():
+                n, row = len(examples), timings[name]
+                for i in range(first, min(first + block, calls)):
+                    j = (i * 7919) % n  # a fixed stride, so the timed inputs spread over the whole split
+                    prev = [examples.previous[j]] if examples.previous[j] else []
+                    history = examples.history_of(j)
+                    if prepare is not None:
+                        prepare(prev)
+                    t0 = clock()
+                    ask(complete, examples.prefix[j], prev, k, history)
+                    row[i] = clock() - t0
     finally:
         if thawed:  # a heap frozen before stays frozen
             gc.unfreeze()
-    return latency_summary(timings / 1e9)
+    out.update({name: latency_summary(row / 1e9) for name, row in timings.items()})
+    return out
 
 
 def latency_summary(seconds: Sequence[float] | np.ndarray) -> dict[str, float | None]:
