@@ -201,12 +201,14 @@ def markdown_table(report: dict) -> str:
     side = report.get("latency_side_by_side")
     if side:
         timed = [name for name in ("with history", "without history") if side[name]["calls"]]
-        figures = "; ".join(f"{name} p50 {side[name]['p50']:.3f}, p99 {side[name]['p99']:.3f} ms" for name in timed)
+        figures = "; ".join(
+            f"{name} p50 {side[name]['p50']:.3f}, p99 {side[name]['p99']:.3f} ms" for name in timed
+        )
         lines += [
             "",
-            f"One keystroke of `{side['system']}` in-process, the two timed side by side (blocks of 100 calls "
-            f"in turn, {side[timed[0]]['calls']:,} each, prepared as the server prepares a submitted query): "
-            f"{figures}. The p99 column above times each row alone, minutes apart.",
+            f"One keystroke of `{side['system']}` in-process, the two timed side by side (blocks of 100 "
+            f"calls in turn, {side[timed[0]]['calls']:,} each, prepared as the server prepares a submitted "
+            f"query): {figures}. The p99 column above times each row alone, minutes apart.",
         ]
     return "\n".join(lines) + "\n"
 
