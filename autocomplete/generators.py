@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 
 from autocomplete.candidates import (
@@ -454,12 +455,24 @@ class FromHistory:
         lo, hi = history.span(request.typed)
         if lo == hi:
             return None
-        weight = history.counts[lo:hi] / (1.0 + history.days[lo:hi])
-        order = np.lexsort((history.position[lo:hi], -weight))[: self.n]  # ties: the older first
+        order, weight = most_weighted(history.counts, history.days, history.position, lo, hi, self.n)
         texts = [history.sorted_queries[lo + i] for i in order.tolist()]
         ids = looked_up(self.labels, texts)  # so the ranker keeps no copy of a personal query
         features = empty_features(len(texts), Source.HISTORY)
-        return CandidateBatch(texts, [Source.HISTORY] * len(texts), weight[order], features, ids)
+        return CandidateBatch(texts, [Source.HISTORY] * len(texts), weight, features, ids)
 
     def warm_up(self) -> None:
-        return None
+        one = np.ones(1)
+        most_weighted(one, one, np.zeros(1, dtype=np.int64), 0, 1, 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def most_weighted(
+    counts: np.ndarray, days: np.ndarray, position: np.ndarray, lo: int, hi: int, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` past queries of ``[lo, hi)`` with the highest ``count / (1 + days)``, ties the
+    older (lower ``position``) first: their offsets from ``lo`` and weights."""
+    weight = counts[lo:hi] / (1.0 + days[lo:hi])
+    by_age = np.argsort(position[lo:hi], kind="mergesort")
+    order = by_age[np.argsort(-weight[by_age], kind="mergesort")][:n]
+    return order, weight[order]

@@ -113,6 +113,20 @@ def fill_common(
         X[i, ECHO] = 1.0 if added == 0 else 0.0
 
 
+HISTORY_LOG_COUNT, HISTORY_RECENCY = int(Feature.HISTORY_LOG_COUNT), int(Feature.HISTORY_RECENCY)
+
+
+@numba.njit(cache=True, nogil=True)
+def fill_history(X: np.ndarray, at: np.ndarray, counts: np.ndarray, days: np.ndarray) -> None:
+    """The person's count and recency of every candidate ``i`` they submitted before: their
+    past query ``at[i]`` (-1: never submitted)."""
+    for i in range(at.shape[0]):
+        p = at[i]
+        if p >= 0:
+            X[i, HISTORY_LOG_COUNT] = np.log1p(counts[p])
+            X[i, HISTORY_RECENCY] = 1.0 / (1.0 + days[p])
+
+
 _NO_PAIRS = (np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32))
 freeze(*_NO_PAIRS)
 _MADE_CACHE = 1 << 16  # generated texts whose label id (or -1) is kept
@@ -196,25 +210,15 @@ class LearnedRanker:
         fill_common(
             X, ids, self._log_counts, followed, counts, lengths, len(request.typed), bool(request.context)
         )
-        if request.history:
-            self._fill_history(X, texts, request)
+        history = request.history
+        if history:
+            fill_history(X, history.positions(texts), history.counts, history.days)
         if self.context is not None and request.context:
             self.context.fill(X, texts, ids, request.context)
         if self.live is not None:
             self.live.fill(texts, X)
         matched = joined.matched_or_default()[first]
         return texts, [joined.sources[i] for i in rows], X, joined.scores[first], matched
-
-    @staticmethod
-    def _fill_history(X: np.ndarray, texts: list[str], request: Request) -> None:
-        """The person's count and recency of every candidate they submitted before."""
-        history = request.history
-        at = history.positions(texts)
-        rows = np.flatnonzero(at >= 0)
-        if len(rows):
-            found = at[rows]
-            X[rows, Feature.HISTORY_LOG_COUNT] = np.log1p(history.counts[found])
-            X[rows, Feature.HISTORY_RECENCY] = 1.0 / (1.0 + history.days[found])
 
     def prepare(self, context: str) -> None:
         if self.context is not None:
@@ -227,6 +231,7 @@ class LearnedRanker:
         X, ids, _ = merge_rows(ids, 1, np.zeros((1, N_FEATURES), dtype=np.float32), ids)
         followed, counts = self._no_pairs
         fill_common(X, ids, self._log_counts, followed, counts, ids.copy(), 1, True)
+        fill_history(X, ids, np.ones(1), np.ones(1))
         if self.context is not None:
             self.context.warm_up()
         if self.model is not None:

@@ -114,6 +114,14 @@ def test_history_proposes_the_persons_queries_of_the_prefix_most_used_and_recent
     assert "gift ideas" not in ranker._made_ids  # a personal query is not kept by the worker's ranker
 
 
+def test_history_ties_go_to_the_older_query_and_only_the_n_best_are_proposed():
+    history = {"gnome": (2, 1.0), "garden tools": (1, 0.0), "goat": (3, 2.0), "gift ideas": (4, 3.0)}
+    # weights 1, 1, 1, 1: in the order the person first used them ("gnome" oldest)
+    batch = FromHistory(LABELS, n=3).generate(request("g", "", history), [])
+    assert batch.texts == ["gnome", "garden tools", "goat"]
+    assert batch.scores.tolist() == [1.0, 1.0, 1.0]
+
+
 def test_after_a_previous_query_its_words_come_back_in_generated_completions():
     from autocomplete.generation import Generator
     from autocomplete.generators import Generated
