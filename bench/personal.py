@@ -18,8 +18,9 @@ earlier queries, training period included; :func:`autocomplete.evaluation.protoc
 and without it; the context gain (same model, previous query withheld, history kept) comes with its
 paired bootstrap 95% CI overall and by prefix length. The sampled protocol has few examples of
 1-2 characters (about 200 on a split of ``aol1k-dev``), so the gain there is also measured on the
-keystroke protocol's 1- and 2-character prefixes of every pair, bootstrapped over pairs. On the
-new users' examples only context that generalizes over people can gain anything. Writes
+keystroke protocol's 1- and 2-character prefixes of every pair, bootstrapped over pairs, beside
+the most any reranking of the shipped chain's candidates could gain there (:func:`pool_ceiling`).
+On the new users' examples only context that generalizes over people can gain anything. Writes
 ``personal.json`` and ``personal.md``; aggregates only, never a query.
 """
 
@@ -29,12 +30,13 @@ import argparse
 import json
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from autocomplete.candidates import NO_HISTORY
 from autocomplete.completer import Completer, candidate_rows, load_completer
 from autocomplete.evaluation.metrics import (
     answer_all,
@@ -47,6 +49,7 @@ from autocomplete.evaluation.metrics import (
 from autocomplete.evaluation.protocols import BUCKETS, Examples, make_examples, pair_histories
 from indexer.config import load_train_config
 from indexer.histories import History
+from indexer.model import XmrModel, load_model
 from indexer.pipeline import build_model
 from indexer.querylog import Pairs, is_new_user, read_query_log
 
@@ -127,6 +130,16 @@ def main(argv: list[str] | None = None) -> int:
                     params.bootstrap_resamples,
                     params.seed,
                 )
+                if name == names[-1] and not with_history:
+                    metrics["every_short_prefix_ceiling"] = pool_ceiling(
+                        candidate_rows(_xmr(folder)),
+                        completer,
+                        short_bare,
+                        seen,
+                        params.k,
+                        params.bootstrap_resamples,
+                        params.seed,
+                    )
                 report["rows"].append({"system": name, "users": group, "history": with_history, **metrics})
             if not new and name == names[-1]:  # the cost of the history, with machine drift cancelled
                 side = interleaved_latency(
@@ -169,6 +182,49 @@ def short_prefix_gain(completer: Completer, examples: Examples, k: int, resample
     }
 
 
+def pool_ceiling(
+    rows_of: Callable[..., tuple[list[str], np.ndarray]],
+    completer: Completer,
+    examples: Examples,
+    seen: Callable[[str], bool],
+    k: int,
+    resamples: int,
+    seed: int,
+) -> dict:
+    """The most any reranking of the chain's candidates could gain from the previous query on
+    ``examples``: each next query ranked first whenever it is among the candidates asked with the
+    previous query (``rows_of``, the chain's pool before ranking), against the answers without it;
+    per pair, with its bootstrap 95% CI. Also the shares of next queries that are logged queries
+    (``seen``) and that are in the pool at all."""
+    asked = zip(examples.previous, examples.prefix, examples.target)
+    pooled = np.array(
+        [
+            target in rows_of(prev, prefix, examples.history_of(j) or NO_HISTORY)[0]
+            for j, (prev, prefix, target) in enumerate(asked)
+        ],
+        dtype=np.float64,
+    )
+    blind = per_example(examples, answer_all(completer, examples, k, False), k)["rr"]
+    pair = np.asarray(examples.pair_ids())
+    sizes = np.bincount(pair).astype(np.float64)
+    per_pair = np.bincount(pair, weights=pooled - blind)[sizes > 0] / sizes[sizes > 0]
+    lo, hi = bootstrap_ci(per_pair, resamples, seed)
+    return {
+        "examples": len(examples),
+        "next_is_logged": float(np.mean([seen(t) for t in examples.target])),
+        "in_pool": float(pooled.mean()),
+        "gain": float(per_pair.mean()),
+        "ci95": [lo, hi],
+    }
+
+
+def _xmr(folder: Path) -> XmrModel:
+    model = load_model(folder)
+    if not isinstance(model, XmrModel):
+        raise TypeError(f"{folder}: bench.personal compares XMR chains, not {type(model).__name__}")
+    return model
+
+
 def _ci(gain: dict) -> str:
     lo, hi = gain["ci95"]
     return f"{gain['gain']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
@@ -198,6 +254,17 @@ def markdown_table(report: dict) -> str:
             f"{r['strict_mrr']:.4f} | {r['mrr']:.4f} | {r['seen']['mrr']:.4f} | {r['unseen']['mrr']:.4f} | "
             f"{_ci(g)} | {_ci(short)} | {every} | {by_length} | {'-' if p99 is None else f'{p99:.3f}'} |"
         )
+    for r in report["rows"]:
+        if "every_short_prefix_ceiling" in r:
+            c = r["every_short_prefix_ceiling"]
+            lines += [
+                "",
+                f"{r['users'].capitalize()}, `{r['system']}`, every 1-2 character prefix "
+                f"({c['examples']:,}): the next query is a logged query in {c['next_is_logged']:.1%} and "
+                f"among the chain's candidates (asked with the previous query) in {c['in_pool']:.1%}; "
+                "ranking it first "
+                f"whenever it is there would gain {_ci(c)}, the most any reranking of these candidates can.",
+            ]
     side = report.get("latency_side_by_side")
     if side:
         timed = [name for name in ("with history", "without history") if side[name]["calls"]]
