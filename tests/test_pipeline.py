@@ -110,6 +110,4 @@ def test_generators_fit_in_a_second_process_equal_those_fit_in_this_one(syntheti
     for name in WordLinks.ARRAYS:
         np.testing.assert_array_equal(getattr(here.links, f"{name}_"), getattr(there.links, f"{name}_"))
     for name in WordLanguageModel.ARRAYS:
-        np.testing.assert_array_equal(
-            getattr(here.language, f"{name}_"), getattr(there.language, f"{name}_")
-        )
+        np.testing.assert_array_equal(getattr(here.language, f"{name}_"), getattr(there.language, f"{name}_"))
