@@ -170,9 +170,14 @@ def short_prefix_gain(completer: Completer, examples: Examples, k: int, resample
     from a bootstrap over pairs, since a pair's two prefixes are not independent."""
     rr = per_example(examples, answer_all(completer, examples, k, True), k)["rr"]
     blind = per_example(examples, answer_all(completer, examples, k, False), k)["rr"]
+    return _gain_over_pairs(examples, rr - blind, resamples, seed)
+
+
+def _gain_over_pairs(examples: Examples, gains: np.ndarray, resamples: int, seed: int) -> dict:
+    """The mean of per-example ``gains`` averaged per pair first, with its bootstrap 95% CI over pairs."""
     pair = np.asarray(examples.pair_ids())
     sizes = np.bincount(pair).astype(np.float64)
-    per_pair = np.bincount(pair, weights=rr - blind)[sizes > 0] / sizes[sizes > 0]
+    per_pair = np.bincount(pair, weights=gains)[sizes > 0] / sizes[sizes > 0]
     lo, hi = bootstrap_ci(per_pair, resamples, seed)
     return {
         "examples": len(examples),
@@ -205,16 +210,10 @@ def pool_ceiling(
         dtype=np.float64,
     )
     blind = per_example(examples, answer_all(completer, examples, k, False), k)["rr"]
-    pair = np.asarray(examples.pair_ids())
-    sizes = np.bincount(pair).astype(np.float64)
-    per_pair = np.bincount(pair, weights=pooled - blind)[sizes > 0] / sizes[sizes > 0]
-    lo, hi = bootstrap_ci(per_pair, resamples, seed)
     return {
-        "examples": len(examples),
+        **_gain_over_pairs(examples, pooled - blind, resamples, seed),
         "next_is_logged": float(np.mean([seen(t) for t in examples.target])),
         "in_pool": float(pooled.mean()),
-        "gain": float(per_pair.mean()),
-        "ci95": [lo, hi],
     }
 
 
